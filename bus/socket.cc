@@ -1,0 +1,352 @@
+#include "bus/socket.h"
+
+#include <cstring>
+#include <zmq.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace dfs::bus {
+namespace {
+
+Status FromZmq(const zmq::error_t& e, std::string_view what) {
+  int err = e.num();
+  std::string m = fmt::format("{}: {}", what, e.what());
+  switch (err) {
+    case EHOSTUNREACH: return Status::Unavailable(m);
+    case EAGAIN: return Status::Busy(m);
+    case EADDRINUSE: return Status::Busy(m);
+    case EINVAL:
+    case EPROTONOSUPPORT: return Status::InvalidArgument(m);
+    default: return Status::IOError(m);
+  }
+}
+
+zmq::socket_type ToZmq(SocketType t) {
+  switch (t) {
+    case SocketType::kRouter: return zmq::socket_type::router;
+    case SocketType::kDealer: return zmq::socket_type::dealer;
+    case SocketType::kPub: return zmq::socket_type::pub;
+    case SocketType::kSub: return zmq::socket_type::sub;
+  }
+  return zmq::socket_type::dealer;
+}
+
+}  // namespace
+
+// ---- Context ---------------------------------------------------------------
+
+struct Context::Impl {
+  zmq::context_t ctx;
+};
+
+Context::Context(int io_threads) : impl_(std::make_unique<Impl>()) {
+  impl_->ctx.set(zmq::ctxopt::io_threads, io_threads);
+  // Plenty for a master with many nodes and clients; the default is 1024.
+  impl_->ctx.set(zmq::ctxopt::max_sockets, 65536);
+}
+Context::~Context() = default;
+
+// ---- Frame -----------------------------------------------------------------
+
+struct Frame::Impl {
+  zmq::message_t msg;
+};
+
+Frame::Frame() : impl_(std::make_unique<Impl>()) {}
+Frame::~Frame() = default;
+Frame::Frame(Frame&&) noexcept = default;
+Frame& Frame::operator=(Frame&&) noexcept = default;
+
+Frame Frame::Copy(std::span<const std::byte> bytes) {
+  Frame f;
+  f.impl_->msg.rebuild(bytes.data(), bytes.size());
+  return f;
+}
+Frame Frame::Copy(std::string_view bytes) { return Copy(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
+Frame Frame::Allocate(size_t size) {
+  Frame f;
+  f.impl_->msg.rebuild(size);
+  return f;
+}
+Frame Frame::Share() const {
+  Frame f;
+  f.impl_->msg.copy(impl_->msg);
+  return f;
+}
+size_t Frame::size() const { return impl_->msg.size(); }
+const std::byte* Frame::data() const { return static_cast<const std::byte*>(impl_->msg.data()); }
+std::byte* Frame::data() { return static_cast<std::byte*>(impl_->msg.data()); }
+std::string_view Frame::view() const { return {static_cast<const char*>(impl_->msg.data()), impl_->msg.size()}; }
+
+// ---- Socket ----------------------------------------------------------------
+
+struct Socket::Impl {
+  zmq::socket_t sock;
+  SocketType type;
+  std::string endpoint;
+};
+
+Socket::Socket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Socket::~Socket() = default;
+Socket::Socket(Socket&&) noexcept = default;
+Socket& Socket::operator=(Socket&&) noexcept = default;
+
+Result<Socket> Socket::Create(Context& ctx, SocketType type, const SocketOptions& o) {
+  try {
+    auto impl = std::make_unique<Impl>(Impl{zmq::socket_t(ctx.impl_->ctx, ToZmq(type)), type, ""});
+    zmq::socket_t& s = impl->sock;
+    s.set(zmq::sockopt::maxmsgsize, o.max_message_size);
+    s.set(zmq::sockopt::linger, o.linger_ms);
+    s.set(zmq::sockopt::heartbeat_ivl, o.zmtp_heartbeat_ivl_ms);
+    s.set(zmq::sockopt::heartbeat_timeout, o.zmtp_heartbeat_timeout_ms);
+    s.set(zmq::sockopt::heartbeat_ttl, o.zmtp_heartbeat_timeout_ms);
+    s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
+    s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
+    s.set(zmq::sockopt::sndhwm, o.send_hwm);
+    s.set(zmq::sockopt::rcvhwm, o.receive_hwm);
+    if (type == SocketType::kRouter) {
+      s.set(zmq::sockopt::router_mandatory, o.router_mandatory);
+      s.set(zmq::sockopt::router_handover, o.router_handover);
+    }
+    if (!o.routing_id.empty()) s.set(zmq::sockopt::routing_id, o.routing_id);
+    if (o.curve) {
+      if (o.curve_server) {
+        s.set(zmq::sockopt::curve_server, true);
+        s.set(zmq::sockopt::curve_secretkey, o.curve->secret_key);
+      } else {
+        s.set(zmq::sockopt::curve_serverkey, o.curve->server_key);
+        s.set(zmq::sockopt::curve_publickey, o.curve->public_key);
+        s.set(zmq::sockopt::curve_secretkey, o.curve->secret_key);
+      }
+    }
+    return Socket(std::move(impl));
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "create socket");
+  }
+}
+
+Status Socket::Bind(const std::string& endpoint) {
+  try {
+    impl_->sock.bind(endpoint);
+    impl_->endpoint = impl_->sock.get(zmq::sockopt::last_endpoint);
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "bind " + endpoint);
+  }
+}
+
+Status Socket::Connect(const std::string& endpoint) {
+  try {
+    impl_->sock.connect(endpoint);
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "connect " + endpoint);
+  }
+}
+
+std::string Socket::endpoint() const { return impl_->endpoint; }
+SocketType Socket::type() const { return impl_->type; }
+
+namespace {
+
+zmq::message_t Serialize(const msg::Envelope& env) {
+  zmq::message_t m(env.ByteSizeLong());
+  env.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(m.data()));
+  return m;
+}
+
+}  // namespace
+
+Status Socket::Send(Message message) {
+  auto& env = message.envelope;
+  env.set_protocol_major(kProtocolMajor);
+  env.set_protocol_minor(kProtocolMinor);
+  try {
+    auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    if (impl_->type == SocketType::kRouter) {
+      if (message.route.empty()) return Status::InvalidArgument("ROUTER send without a route");
+      if (!impl_->sock.send(zmq::buffer(message.route), more)) {
+        return Status::Busy("send queue to peer is full");
+      }
+    }
+    // After the first frame of a multipart message is accepted, ZeroMQ accepts
+    // the rest: the message is queued atomically.
+    bool last = message.payload.empty();
+    if (!impl_->sock.send(Serialize(env), last ? zmq::send_flags::dontwait : more)) {
+      return Status::Busy("send queue is full");
+    }
+    for (size_t i = 0; i < message.payload.size(); ++i) {
+      bool final = i + 1 == message.payload.size();
+      (void)impl_->sock.send(message.payload[i].impl_->msg, final ? zmq::send_flags::dontwait : more);
+    }
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "send");
+  }
+}
+
+Status Socket::Publish(std::string_view topic, msg::Envelope envelope) {
+  envelope.set_protocol_major(kProtocolMajor);
+  envelope.set_protocol_minor(kProtocolMinor);
+  try {
+    // PUB never blocks: a slow subscriber past its HWM loses messages, which
+    // the event sequence number makes visible.
+    (void)impl_->sock.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    (void)impl_->sock.send(Serialize(envelope), zmq::send_flags::none);
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "publish");
+  }
+}
+
+Status Socket::Subscribe(std::string_view prefix) {
+  try {
+    impl_->sock.set(zmq::sockopt::subscribe, prefix);
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "subscribe");
+  }
+}
+
+Result<std::optional<Message>> Socket::TryReceive() {
+  try {
+    std::vector<zmq::message_t> frames;
+    zmq::message_t first;
+    if (!impl_->sock.recv(first, zmq::recv_flags::dontwait)) return std::optional<Message>();
+    bool more = first.more();
+    frames.push_back(std::move(first));
+    // The rest of a multipart message is already queued. Read every part,
+    // even past the limit, so the next receive starts on a message boundary.
+    size_t dropped = 0;
+    while (more) {
+      zmq::message_t part;
+      (void)impl_->sock.recv(part, zmq::recv_flags::none);
+      more = part.more();
+      if (frames.size() < kMaxPayloadFrames + 2) {
+        frames.push_back(std::move(part));
+      } else {
+        ++dropped;
+      }
+    }
+
+    Message out;
+    size_t i = 0;
+    if (impl_->type == SocketType::kRouter || impl_->type == SocketType::kSub) {
+      out.route = frames[0].to_string();
+      i = 1;
+    }
+    if (i >= frames.size()) {
+      out.defect = Status::ProtocolError("message has no header frame");
+      return std::optional<Message>(std::move(out));
+    }
+    if (!out.envelope.ParseFromArray(frames[i].data(), static_cast<int>(frames[i].size()))) {
+      out.envelope.Clear();
+      out.defect = Status::ProtocolError(
+          fmt::format("malformed header frame ({} bytes is not an envelope)", frames[i].size()));
+      return std::optional<Message>(std::move(out));
+    }
+    if (out.envelope.protocol_major() != kProtocolMajor) {
+      out.defect = Status(Code::kUnsupportedVersion,
+                          fmt::format("unsupported protocol version {}.{} (this peer speaks {}.{})",
+                                      out.envelope.protocol_major(), out.envelope.protocol_minor(),
+                                      kProtocolMajor, kProtocolMinor));
+      return std::optional<Message>(std::move(out));
+    }
+    if (dropped > 0 || frames.size() - i - 1 > kMaxPayloadFrames) {
+      out.defect = Status::ProtocolError(
+          fmt::format("too many frames in one message (limit {})", kMaxPayloadFrames));
+      return std::optional<Message>(std::move(out));
+    }
+    for (++i; i < frames.size(); ++i) {
+      Frame f;
+      f.impl_->msg = std::move(frames[i]);
+      out.payload.push_back(std::move(f));
+    }
+    return std::optional<Message>(std::move(out));
+  } catch (const zmq::error_t& e) {
+    return FromZmq(e, "receive");
+  }
+}
+
+Result<std::optional<Message>> Socket::Receive(std::chrono::milliseconds timeout) {
+  auto r = TryReceive();
+  if (!r || *r) return r;
+  try {
+    zmq::pollitem_t item{impl_->sock.handle(), 0, ZMQ_POLLIN, 0};
+    int n = zmq::poll(&item, 1, timeout);
+    if (n == 0) return std::optional<Message>();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return std::optional<Message>();
+    return FromZmq(e, "poll");
+  }
+  return TryReceive();
+}
+
+// ---- Poller ----------------------------------------------------------------
+
+struct Poller::Impl {
+  std::vector<zmq::pollitem_t> items;
+};
+
+Poller::Poller() : impl_(std::make_unique<Impl>()) {}
+Poller::~Poller() = default;
+
+size_t Poller::Add(Socket& socket) {
+  impl_->items.push_back({socket.impl_->sock.handle(), 0, ZMQ_POLLIN, 0});
+  return impl_->items.size() - 1;
+}
+
+size_t Poller::AddFd(int fd) {
+  impl_->items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+  return impl_->items.size() - 1;
+}
+
+Result<int> Poller::Wait(std::chrono::milliseconds timeout) {
+  for (auto& item : impl_->items) item.revents = 0;
+  try {
+    return zmq::poll(impl_->items.data(), impl_->items.size(), timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    return FromZmq(e, "poll");
+  }
+}
+
+bool Poller::Readable(size_t index) const {
+  return index < impl_->items.size() && (impl_->items[index].revents & ZMQ_POLLIN) != 0;
+}
+
+// ---- Status and replies ----------------------------------------------------
+
+msg::Status ToProto(const Status& status) {
+  msg::Status out;
+  out.set_code(static_cast<msg::Status::Code>(status.code()));
+  out.set_message(status.message());
+  return out;
+}
+
+Status FromProto(const msg::Status& status) {
+  int code = status.code();
+  if (code < 0 || code > static_cast<int>(Code::kInternal)) {
+    return Status::ProtocolError(fmt::format("unknown status code {}: {}", code, status.message()));
+  }
+  return Status(static_cast<Code>(code), status.message());
+}
+
+Status Reply(Socket& socket, const Message& request, msg::Envelope reply, std::vector<Frame> payload) {
+  Message m;
+  m.route = request.route;
+  reply.set_request_id(request.envelope.request_id());
+  reply.set_client_id(request.envelope.client_id());
+  m.envelope = std::move(reply);
+  m.payload = std::move(payload);
+  return socket.Send(std::move(m));
+}
+
+Status ReplyError(Socket& socket, const Message& request, const Status& error) {
+  msg::Envelope reply;
+  *reply.mutable_error() = ToProto(error);
+  return Reply(socket, request, std::move(reply));
+}
+
+}  // namespace dfs::bus

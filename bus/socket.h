@@ -1,0 +1,181 @@
+// The bus: the only code in dfs that touches ZeroMQ. Everything above it sees
+// Sockets that send and receive Messages (a protobuf Envelope plus raw
+// payload frames), a Poller, and Status instead of exceptions.
+//
+// Thread-safety: a Context is thread-safe; a Socket and a Poller belong to the
+// thread that created them (ZeroMQ sockets must never be shared, libzmq#3200).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "envelope.pb.h"
+
+namespace dfs::bus {
+
+inline constexpr uint32_t kProtocolMajor = 1;
+inline constexpr uint32_t kProtocolMinor = 0;
+
+// Most raw frames one message may carry after its envelope. Data messages
+// carry one frame each (issue 4); a peer that sends more is refused.
+inline constexpr size_t kMaxPayloadFrames = 16;
+
+// One per process; owns ZeroMQ's I/O threads.
+class Context {
+ public:
+  explicit Context(int io_threads = 1);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+ private:
+  friend class Socket;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// CURVE keys, Z85 text (40 chars). A server sets public+secret; a client sets
+// its own pair and the server's public key.
+struct CurveKeys {
+  std::string public_key;
+  std::string secret_key;
+  std::string server_key;  // clients only
+};
+
+struct SocketOptions {
+  // Largest single frame accepted: a bigger one makes libzmq drop the peer's
+  // connection before buffering it. Control traffic is small; 16 MiB still
+  // covers a 1 MiB data frame with margin and a large listing.
+  int64_t max_message_size = 16 << 20;
+  // Unsent messages are dropped this long after close, so stopping never hangs
+  // on a dead peer.
+  int linger_ms = 200;
+  // ZMTP heartbeats: a silent TCP peer is detected and its connection dropped
+  // (and a DEALER reconnects) even when no application message is due.
+  int zmtp_heartbeat_ivl_ms = 1000;
+  int zmtp_heartbeat_timeout_ms = 3000;
+  int reconnect_ivl_ms = 100;
+  int reconnect_ivl_max_ms = 1000;
+  int send_hwm = 10000;
+  int receive_hwm = 10000;
+  // ROUTER: an unroutable reply is an error, not a silent drop.
+  bool router_mandatory = true;
+  // ROUTER: a reconnecting peer with the same routing id takes over.
+  bool router_handover = false;
+  // DEALER: a fixed routing id (else ZeroMQ makes one up).
+  std::string routing_id;
+  std::optional<CurveKeys> curve;
+  bool curve_server = false;
+};
+
+enum class SocketType { kRouter, kDealer, kPub, kSub };
+
+// Bulk bytes beside the envelope. Moves without copying; Share() adds a
+// reference to the same buffer (ZeroMQ refcounts large messages).
+class Frame {
+ public:
+  Frame();
+  ~Frame();
+  Frame(Frame&&) noexcept;
+  Frame& operator=(Frame&&) noexcept;
+
+  static Frame Copy(std::span<const std::byte> bytes);
+  static Frame Copy(std::string_view bytes);
+  // An uninitialised buffer of `size` bytes to fill through data().
+  static Frame Allocate(size_t size);
+
+  Frame Share() const;
+  size_t size() const;
+  const std::byte* data() const;
+  std::byte* data();
+  std::string_view view() const;
+
+ private:
+  friend class Socket;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct Message {
+  // ROUTER: the peer's routing id (set on receive, required on send).
+  // SUB: the topic. Empty otherwise.
+  std::string route;
+  msg::Envelope envelope;
+  std::vector<Frame> payload;
+  // Receive only. Not OK when the message was malformed (no header, header
+  // not a valid Envelope, another protocol major, too many frames). `route`
+  // and, when the header parsed, `envelope.request_id` are still set so a
+  // server can answer with an error.
+  Status defect;
+};
+
+class Socket {
+ public:
+  static Result<Socket> Create(Context& ctx, SocketType type, const SocketOptions& options);
+  ~Socket();
+  Socket(Socket&&) noexcept;
+  Socket& operator=(Socket&&) noexcept;
+
+  // "tcp://127.0.0.1:0" binds any free port; endpoint() tells which.
+  Status Bind(const std::string& endpoint);
+  Status Connect(const std::string& endpoint);
+  // The last bound endpoint, "tcp://127.0.0.1:41234".
+  std::string endpoint() const;
+  SocketType type() const;
+
+  // Stamps the protocol version and sends [route][envelope][payload…].
+  // Never blocks: a full queue is Busy, an unroutable ROUTER peer Unavailable.
+  Status Send(Message message);
+  // PUB: [topic][envelope].
+  Status Publish(std::string_view topic, msg::Envelope envelope);
+  // SUB: receive topics starting with `prefix` ("" for all).
+  Status Subscribe(std::string_view prefix);
+
+  // A queued message, or nullopt when none is. Never blocks.
+  Result<std::optional<Message>> TryReceive();
+  // Waits up to `timeout` for a message.
+  Result<std::optional<Message>> Receive(std::chrono::milliseconds timeout);
+
+ private:
+  friend class Poller;
+  struct Impl;
+  explicit Socket(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Waits until sockets or plain file descriptors (a signalfd) are readable.
+class Poller {
+ public:
+  Poller();
+  ~Poller();
+  // Returns the index to ask Readable() about. The socket must outlive the poller.
+  size_t Add(Socket& socket);
+  size_t AddFd(int fd);
+  // Waits up to `timeout` (negative: forever). Returns how many are readable.
+  Result<int> Wait(std::chrono::milliseconds timeout);
+  bool Readable(size_t index) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Envelope status <-> dfs::Status.
+msg::Status ToProto(const Status& status);
+Status FromProto(const msg::Status& status);
+
+// Server-side helpers: answer `request` on `socket` (route, request id and
+// client id copied over).
+Status Reply(Socket& socket, const Message& request, msg::Envelope reply,
+             std::vector<Frame> payload = {});
+Status ReplyError(Socket& socket, const Message& request, const Status& error);
+
+}  // namespace dfs::bus

@@ -1,0 +1,33 @@
+// dfs-cli's commands. Each Register* adds subcommands to the app and returns
+// nothing; a command's callback stores its exit status in `Context::exit_code`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "client/cli/output.h"
+#include "client/dfs_client.h"
+
+namespace dfs::cli {
+
+struct Context {
+  std::string master_flag;
+  double timeout_s = 1.5;
+  Output out;
+  int exit_code = 0;
+
+  // Connects on first use; prints the error and sets exit_code 1 on failure.
+  client::Client* Connect();
+  // Prints `status` (one line) and sets exit_code 1.
+  void Fail(const Status& status);
+
+ private:
+  std::unique_ptr<client::Client> client_;
+};
+
+void RegisterClusterCommands(CLI::App& app, Context& ctx);
+
+}  // namespace dfs::cli

@@ -1,0 +1,25 @@
+#include "client/cli/commands.h"
+
+namespace dfs::cli {
+
+client::Client* Context::Connect() {
+  if (client_) return client_.get();
+  client::ClientOptions o;
+  o.master = client::DefaultMaster(master_flag);
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  o.name = "dfs-cli";
+  auto c = client::Client::Connect(o);
+  if (!c) {
+    Fail(c.error());
+    return nullptr;
+  }
+  client_ = std::move(*c);
+  return client_.get();
+}
+
+void Context::Fail(const Status& status) {
+  PrintError(status.message());
+  exit_code = 1;
+}
+
+}  // namespace dfs::cli

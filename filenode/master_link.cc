@@ -1,0 +1,191 @@
+#include "filenode/master_link.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace dfs::filenode {
+namespace {
+
+// How long to wait for hello and register replies before starting over.
+constexpr std::chrono::milliseconds kReplyTimeout{1000};
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{1000};
+
+}  // namespace
+
+MasterLink::MasterLink(bus::Context& ctx, Config config, std::function<msg::NodeStats()> stats)
+    : ctx_(ctx), config_(std::move(config)), stats_(std::move(stats)) {}
+
+MasterLink::~MasterLink() = default;
+
+std::vector<bus::Socket*> MasterLink::sockets() {
+  std::vector<bus::Socket*> out;
+  if (hello_socket_) out.push_back(hello_socket_.get());
+  if (control_socket_) out.push_back(control_socket_.get());
+  return out;
+}
+
+Status MasterLink::SendOn(bus::Socket& socket, msg::Envelope env) {
+  env.set_request_id(next_request_id_++);
+  awaited_request_id_ = env.request_id();
+  bus::Message m;
+  m.envelope = std::move(env);
+  return socket.Send(std::move(m));
+}
+
+void MasterLink::Reset(Clock::time_point now, std::string_view why) {
+  if (state_ == State::kRegistered || !logged_unreachable_) {
+    spdlog::warn("master {}: {}; reconnecting", HostPort(config_.master.host, config_.master.port), why);
+    logged_unreachable_ = true;
+  }
+  hello_socket_.reset();
+  control_socket_.reset();
+  state_ = State::kNeedHello;
+  next_wake_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+}
+
+void MasterLink::StartHello(Clock::time_point now) {
+  bus::SocketOptions o;
+  auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
+  if (!s) return Reset(now, s.error().message());
+  hello_socket_ = std::make_unique<bus::Socket>(std::move(*s));
+  if (auto c = hello_socket_->Connect(TcpEndpoint(config_.master.host, config_.master.port)); !c.ok()) {
+    return Reset(now, c.message());
+  }
+  msg::Envelope env;
+  env.mutable_hello_request()->set_peer_name("dfs-node " + config_.node_id);
+  if (auto st = SendOn(*hello_socket_, std::move(env)); !st.ok()) return Reset(now, st.message());
+  state_ = State::kAwaitHello;
+  deadline_ = now + kReplyTimeout;
+}
+
+void MasterLink::SendRegister(Clock::time_point now) {
+  msg::Envelope env;
+  auto* r = env.mutable_register_node_request();
+  r->set_node_id(config_.node_id);
+  r->set_incarnation(config_.incarnation);
+  r->set_address(config_.data_address);
+  *r->mutable_stats() = stats_();
+  if (auto st = SendOn(*control_socket_, std::move(env)); !st.ok()) return Reset(now, st.message());
+  state_ = State::kAwaitRegister;
+  deadline_ = now + kReplyTimeout;
+}
+
+void MasterLink::SendHeartbeat(Clock::time_point now) {
+  msg::Envelope env;
+  auto* h = env.mutable_heartbeat_request();
+  h->set_node_id(config_.node_id);
+  h->set_incarnation(config_.incarnation);
+  *h->mutable_stats() = stats_();
+  if (auto st = SendOn(*control_socket_, std::move(env)); !st.ok()) {
+    // A full queue means the master is not reading; silence detection handles it.
+    SPDLOG_DEBUG("heartbeat not sent: {}", st.ToString());
+  }
+  next_heartbeat_ = now + config_.heartbeat_interval;
+}
+
+void MasterLink::HandleHelloSocket(Clock::time_point now) {
+  while (hello_socket_) {
+    auto r = hello_socket_->TryReceive();
+    if (!r) return Reset(now, r.error().message());
+    if (!*r) return;
+    bus::Message& m = **r;
+    if (state_ != State::kAwaitHello || m.envelope.request_id() != awaited_request_id_) continue;
+    if (!m.defect.ok()) return Reset(now, m.defect.message());
+    if (m.envelope.has_error()) return Reset(now, bus::FromProto(m.envelope.error()).message());
+    if (!m.envelope.has_hello_response()) return Reset(now, "unexpected reply to hello");
+    const auto& hello = m.envelope.hello_response();
+    if (master_incarnation_ != 0 && master_incarnation_ != hello.incarnation()) {
+      spdlog::info("master restarted (new incarnation)");
+    }
+    master_incarnation_ = hello.incarnation();
+    hello_socket_.reset();
+    bus::SocketOptions o;
+    // Full chunk reports (issue 4) are large single messages.
+    o.max_message_size = 256 << 20;
+    auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
+    if (!s) return Reset(now, s.error().message());
+    control_socket_ = std::make_unique<bus::Socket>(std::move(*s));
+    auto endpoint = TcpEndpoint(config_.master.host, static_cast<uint16_t>(hello.node_port()));
+    if (auto c = control_socket_->Connect(endpoint); !c.ok()) return Reset(now, c.message());
+    return SendRegister(now);
+  }
+}
+
+void MasterLink::HandleControlSocket(Clock::time_point now) {
+  while (control_socket_) {
+    auto r = control_socket_->TryReceive();
+    if (!r) return Reset(now, r.error().message());
+    if (!*r) return;
+    bus::Message& m = **r;
+    last_heard_ = now;
+    if (!m.defect.ok()) {
+      spdlog::warn("bad message from master: {}", m.defect.message());
+      continue;
+    }
+    if (m.envelope.has_error()) {
+      Status s = bus::FromProto(m.envelope.error());
+      if (state_ == State::kAwaitRegister) return Reset(now, "register refused: " + s.message());
+      spdlog::warn("master answered with an error: {}", s.message());
+      continue;
+    }
+    switch (m.envelope.body_case()) {
+      case msg::Envelope::kRegisterNodeResponse: {
+        if (state_ != State::kAwaitRegister) break;
+        const auto& reg = m.envelope.register_node_response();
+        if (reg.heartbeat_interval_ms() > 0) {
+          config_.heartbeat_interval = std::chrono::milliseconds(reg.heartbeat_interval_ms());
+        }
+        state_ = State::kRegistered;
+        backoff_ = kMinBackoff;
+        logged_unreachable_ = false;
+        next_heartbeat_ = now + config_.heartbeat_interval;
+        spdlog::info("registered with master {} as node={}",
+                     HostPort(config_.master.host, config_.master.port), config_.node_id);
+        break;
+      }
+      case msg::Envelope::kHeartbeatResponse:
+        if (state_ == State::kRegistered && m.envelope.heartbeat_response().needs_register()) {
+          spdlog::info("master asks node={} to register again", config_.node_id);
+          SendRegister(now);
+        }
+        break;
+      default:
+        SPDLOG_DEBUG("ignoring message type {} from master", static_cast<int>(m.envelope.body_case()));
+    }
+  }
+}
+
+void MasterLink::Service(Clock::time_point now) {
+  HandleHelloSocket(now);
+  HandleControlSocket(now);
+  const auto silent_limit = config_.heartbeat_interval * config_.silent_intervals;
+  switch (state_) {
+    case State::kNeedHello:
+      if (now >= next_wake_) StartHello(now);
+      break;
+    case State::kAwaitHello:
+      if (now >= deadline_) Reset(now, "no answer to hello");
+      break;
+    case State::kAwaitRegister:
+      if (now >= deadline_) Reset(now, "no answer to register");
+      break;
+    case State::kRegistered:
+      if (now - last_heard_ > silent_limit) {
+        Reset(now, "silent for " + std::to_string(silent_limit.count()) + " ms");
+      } else if (now >= next_heartbeat_) {
+        SendHeartbeat(now);
+      }
+      break;
+  }
+  switch (state_) {
+    case State::kNeedHello: break;  // next_wake_ set by Reset
+    case State::kAwaitHello:
+    case State::kAwaitRegister: next_wake_ = deadline_; break;
+    case State::kRegistered: next_wake_ = std::min(next_heartbeat_, last_heard_ + silent_limit); break;
+  }
+}
+
+}  // namespace dfs::filenode

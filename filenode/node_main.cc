@@ -1,0 +1,57 @@
+// dfs-node: flags in, NodeServer out.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/flags.h"
+#include "common/logging.h"
+#include "common/net.h"
+#include "common/signals.h"
+#include "filenode/node_server.h"
+
+int main(int argc, char** argv) {
+  dfs::filenode::NodeOptions o;
+  std::string capacity;
+  CLI::App app{"dfs-node: stores chunks of a dfs cluster on local disk"};
+  app.add_option("--dir", o.dir, "data folder (chunks, node.id, node.addr)")->required();
+  app.add_option("--master", o.master, "the master's HOST:PORT")->required();
+  app.add_option("--bind", o.bind, "address to bind")->capture_default_str();
+  app.add_option("--port", o.port, "data port; 0 picks a free one")->capture_default_str();
+  app.add_option("--advertise", o.advertise, "host others dial (default: --bind)");
+  app.add_option("--capacity", capacity, "bytes to offer (default: the disk's size)")->check(dfs::SizeFlag());
+  app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
+  if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
+  if (!capacity.empty()) o.capacity = *dfs::ParseSize(capacity);
+  if (auto m = dfs::ParseHostPort(o.master, 5550); !m) {
+    std::fprintf(stderr, "dfs-node: --master: %s\n", m.error().message().c_str());
+    return 2;
+  }
+  if (!dfs::IsLoopbackHost(o.bind) && !o.insecure) {
+    std::fprintf(stderr,
+                 "dfs-node: refusing to bind %s without CURVE keys; use a loopback address or --insecure\n",
+                 o.bind.c_str());
+    return 2;
+  }
+  if (auto s = dfs::InitLogging("node", o.log_level); !s.ok()) {
+    std::fprintf(stderr, "dfs-node: %s\n", s.message().c_str());
+    return 2;
+  }
+  auto signals = dfs::ShutdownSignals::Install();
+  if (!signals) {
+    std::fprintf(stderr, "dfs-node: %s\n", signals.error().message().c_str());
+    return 1;
+  }
+  dfs::filenode::NodeServer server(o);
+  if (auto s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "dfs-node: %s\n", s.message().c_str());
+    return 1;
+  }
+  if (auto s = server.Run(signals->fd()); !s.ok()) {
+    spdlog::critical("node failed: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("node stopped");
+  return 0;
+}

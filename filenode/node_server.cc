@@ -1,0 +1,117 @@
+#include "filenode/node_server.h"
+
+#include <algorithm>
+
+#include <boost/filesystem/operations.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/net.h"
+#include "common/random_id.h"
+#include "common/units.h"
+#include "filenode/node_identity.h"
+
+namespace dfs::filenode {
+
+NodeServer::NodeServer(NodeOptions options) : options_(std::move(options)), incarnation_(RandomU64()) {}
+NodeServer::~NodeServer() = default;
+
+Status NodeServer::Start() {
+  DFS_ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(options_.dir, "dfs-node"));
+  lock_.emplace(std::move(lock));
+  DFS_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(options_.dir));
+  DFS_ASSIGN_OR_RETURN(HostAndPort master, ParseHostPort(options_.master, 5550));
+
+  context_ = std::make_unique<bus::Context>();
+  bus::SocketOptions data;
+  DFS_ASSIGN_OR_RETURN(bus::Socket s, bus::Socket::Create(*context_, bus::SocketType::kRouter, data));
+  DFS_RETURN_IF_ERROR(s.Bind(TcpEndpoint(options_.bind, options_.port)));
+  DFS_ASSIGN_OR_RETURN(uint16_t port, PortOfEndpoint(s.endpoint()));
+  data_socket_ = std::make_unique<bus::Socket>(std::move(s));
+  data_address_ = HostPort(options_.advertise.empty() ? options_.bind : options_.advertise, port);
+  DFS_RETURN_IF_ERROR(WriteFileDurably(options_.dir + "/node.addr", data_address_ + "\n"));
+
+  MasterLink::Config lc;
+  lc.master = master;
+  lc.node_id = node_id_;
+  lc.incarnation = incarnation_;
+  lc.data_address = data_address_;
+  lc.heartbeat_interval = options_.heartbeat_interval;
+  lc.silent_intervals = options_.master_silent_intervals;
+  link_ = std::make_unique<MasterLink>(*context_, lc, [this] { return Stats(); });
+  spdlog::info("node={} up data={} master={} dir={}", node_id_, data_address_, options_.master, options_.dir);
+  return Status::OK();
+}
+
+msg::NodeStats NodeServer::Stats() const {
+  msg::NodeStats st;
+  boost::system::error_code ec;
+  auto space = boost::filesystem::space(options_.dir, ec);
+  uint64_t used = 0;  // chunk bytes; the chunk store arrives with issue 4
+  uint64_t fs_capacity = ec ? 0 : space.capacity;
+  uint64_t fs_available = ec ? 0 : space.available;
+  if (ec) spdlog::warn("cannot read free space of {}: {}", options_.dir, ec.message());
+  uint64_t capacity = options_.capacity ? options_.capacity : fs_capacity;
+  uint64_t left = capacity > used ? capacity - used : 0;
+  st.set_capacity(capacity);
+  st.set_used(used);
+  st.set_available(std::min(fs_available, left));
+  st.set_chunks(0);
+  return st;
+}
+
+Status NodeServer::Run(int stop_fd) {
+  using Clock = std::chrono::steady_clock;
+  for (;;) {
+    auto now = Clock::now();
+    link_->Service(now);
+    // The link's sockets change when it reconnects, so the poll set is
+    // rebuilt each turn; it is three or four entries.
+    bus::Poller poller;
+    const size_t stop_idx = poller.AddFd(stop_fd);
+    const size_t data_idx = poller.Add(*data_socket_);
+    for (bus::Socket* s : link_->sockets()) poller.Add(*s);
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(link_->NextWake() - Clock::now());
+    timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
+    DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));
+    (void)ready;
+    if (poller.Readable(stop_idx)) {
+      spdlog::info("node={} stopping on signal", node_id_);
+      return Status::OK();
+    }
+    if (poller.Readable(data_idx)) {
+      for (int i = 0; i < 256; ++i) {
+        auto m = data_socket_->TryReceive();
+        if (!m) {
+          spdlog::error("data port receive failed: {}", m.error().ToString());
+          break;
+        }
+        if (!*m) break;
+        HandleData(**m);
+      }
+    }
+  }
+}
+
+void NodeServer::HandleData(bus::Message& m) {
+  if (!m.defect.ok()) {
+    if (auto n = defect_log_.Allow()) {
+      spdlog::warn("refused message on data port: {} ({} similar)", m.defect.message(), n - 1);
+    }
+    IgnoreError(bus::ReplyError(*data_socket_, m, m.defect));  // the sender may be gone
+    return;
+  }
+  msg::Envelope reply;
+  switch (m.envelope.body_case()) {
+    case msg::Envelope::kHelloRequest:
+      // A ping: tells a client (or a test) that the data port serves.
+      reply.mutable_hello_response()->set_incarnation(incarnation_);
+      break;
+    default:
+      *reply.mutable_error() = bus::ToProto(Status::ProtocolError(fmt::format(
+          "node data port does not serve request type {}", static_cast<int>(m.envelope.body_case()))));
+  }
+  IgnoreError(bus::Reply(*data_socket_, m, std::move(reply)));  // the requester retries
+}
+
+}  // namespace dfs::filenode

@@ -1,0 +1,44 @@
+// dfs-node's server: locks its folder, binds the data ROUTER, keeps the link
+// to the master, and serves until told to stop. One thread owns every socket.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bus/socket.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "filenode/master_link.h"
+#include "filenode/options.h"
+
+namespace dfs::filenode {
+
+class NodeServer {
+ public:
+  explicit NodeServer(NodeOptions options);
+  ~NodeServer();
+
+  // Locks the folder, loads the id, binds the data port, writes DIR/node.addr.
+  Status Start();
+  Status Run(int stop_fd);
+
+  const std::string& node_id() const { return node_id_; }
+  const std::string& data_address() const { return data_address_; }
+
+ private:
+  void HandleData(bus::Message& m);
+  msg::NodeStats Stats() const;
+
+  NodeOptions options_;
+  std::optional<DirLock> lock_;
+  std::string node_id_;
+  uint64_t incarnation_ = 0;
+  std::unique_ptr<bus::Context> context_;
+  std::unique_ptr<bus::Socket> data_socket_;
+  std::unique_ptr<MasterLink> link_;
+  std::string data_address_;
+  LogRateLimiter defect_log_;
+};
+
+}  // namespace dfs::filenode

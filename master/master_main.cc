@@ -1,0 +1,69 @@
+// dfs-master: flags in, MasterServer out.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/flags.h"
+#include "common/logging.h"
+#include "common/net.h"
+#include "common/signals.h"
+#include "common/units.h"
+#include "master/master_server.h"
+
+int main(int argc, char** argv) {
+  dfs::master::MasterOptions o;
+  std::string chunk_size = "64M", dead_after = "5s";
+  CLI::App app{"dfs-master: the namespace and chunk map of a dfs cluster"};
+  app.add_option("--dir", o.dir, "data folder (journal, checkpoint, master.addr)")->required();
+  app.add_option("--bind", o.bind, "address to bind")->capture_default_str();
+  app.add_option("--port", o.port, "client port; 0 picks free ports for all three")->capture_default_str();
+  app.add_option("--event-port", o.event_port, "event PUB port (default PORT+1)");
+  app.add_option("--node-port", o.node_port, "node control port (default PORT+2)");
+  app.add_option("--replication", o.replication, "default replication factor")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  app.add_option("--chunk-size", chunk_size, "default chunk size")->check(dfs::SizeFlag())->capture_default_str();
+  app.add_option("--dead-after", dead_after, "a node silent this long is dead")
+      ->check(dfs::DurationFlag())
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
+  if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-master")) return *rc;
+  o.chunk_size = *dfs::ParseSize(chunk_size);
+  o.dead_after = *dfs::ParseDuration(dead_after);
+  if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 4 * dfs::kGiB) {
+    std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 4G\n");
+    return 2;
+  }
+  if (o.dead_after < std::chrono::milliseconds(500)) {
+    std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");
+    return 2;
+  }
+  if (!dfs::IsLoopbackHost(o.bind) && !o.insecure) {
+    std::fprintf(stderr,
+                 "dfs-master: refusing to bind %s without CURVE keys; use a loopback address or --insecure\n",
+                 o.bind.c_str());
+    return 2;
+  }
+  if (auto s = dfs::InitLogging("master", o.log_level); !s.ok()) {
+    std::fprintf(stderr, "dfs-master: %s\n", s.message().c_str());
+    return 2;
+  }
+  auto signals = dfs::ShutdownSignals::Install();
+  if (!signals) {
+    std::fprintf(stderr, "dfs-master: %s\n", signals.error().message().c_str());
+    return 1;
+  }
+  dfs::master::MasterServer server(o);
+  if (auto s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "dfs-master: %s\n", s.message().c_str());
+    return 1;
+  }
+  if (auto s = server.Run(signals->fd()); !s.ok()) {
+    spdlog::critical("master failed: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("master stopped");
+  return 0;
+}

@@ -1,0 +1,58 @@
+// dfs-master's server: binds the client ROUTER, the event PUB and the node
+// ROUTER, and runs one thread that owns every piece of metadata, driven by a
+// poll loop whose timeout is the next deadline (zguide mdbroker).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bus/socket.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "master/node_registry.h"
+#include "master/options.h"
+
+namespace dfs::master {
+
+class MasterServer {
+ public:
+  explicit MasterServer(MasterOptions options);
+  ~MasterServer();
+
+  // Locks the folder, binds every socket, writes DIR/master.addr.
+  Status Start();
+  // Serves until `stop_fd` is readable (a signalfd). Returns why it stopped.
+  Status Run(int stop_fd);
+
+  // "HOST:PORT" of the client port, once started.
+  const std::string& client_address() const { return client_address_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void HandleClient(bus::Message& m);
+  void HandleNode(bus::Message& m);
+  void SweepNodes(Clock::time_point now);
+  void PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node);
+  void ReplyOrLog(bus::Socket& socket, const bus::Message& request, msg::Envelope reply);
+  void RefuseDefect(bus::Socket& socket, const bus::Message& m, std::string_view port_name);
+
+  MasterOptions options_;
+  std::optional<DirLock> lock_;
+  std::unique_ptr<bus::Context> context_;
+  std::unique_ptr<bus::Socket> client_socket_;
+  std::unique_ptr<bus::Socket> event_socket_;
+  std::unique_ptr<bus::Socket> node_socket_;
+  uint16_t event_port_ = 0;
+  uint16_t node_port_ = 0;
+  std::string client_address_;
+  uint64_t incarnation_ = 0;
+  uint64_t event_sequence_ = 0;
+  NodeRegistry registry_;
+  LogRateLimiter defect_log_;
+  LogRateLimiter send_fail_log_;
+};
+
+}  // namespace dfs::master

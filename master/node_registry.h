@@ -1,0 +1,67 @@
+// The master's registry of file nodes: who is registered, where their data
+// port is, their last reported load, and whether they are alive. Pure logic,
+// driven by the caller's clock; the server feeds it messages and publishes
+// what it returns.
+//
+// A node that misses heartbeats for dead_after is dead. Its session is then
+// over: a heartbeat from it is answered "register again", and the new
+// registration (a full chunk report, from issue 4 on) makes it alive. This is
+// how HDFS and GFS treat a returning datanode: the master may have repaired
+// around it, so it must say again what it holds.
+//
+// Not thread-safe: owned by the master's metadata thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "envelope.pb.h"
+
+namespace dfs::master {
+
+class NodeRegistry {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Node {
+    std::string id;
+    uint64_t incarnation = 0;
+    std::string address;
+    std::string route;  // bus routing id of its control connection
+    msg::NodeStats stats;
+    bool alive = false;
+    Clock::time_point last_heartbeat;
+  };
+
+  enum class Change {
+    kNone,       // a known, live node registered again (same process)
+    kUp,         // new, or back from dead
+    kRestarted,  // alive, but a new process (incarnation changed)
+  };
+
+  explicit NodeRegistry(Clock::duration dead_after) : dead_after_(dead_after) {}
+
+  Change Register(const msg::RegisterNodeRequest& req, const std::string& route, Clock::time_point now);
+  // False when the node must register again (unknown, dead, or another incarnation).
+  bool Heartbeat(const msg::HeartbeatRequest& req, const std::string& route, Clock::time_point now);
+  // Marks silent nodes dead; returns the ids that just died.
+  std::vector<std::string> Sweep(Clock::time_point now);
+  // When the next live node would die if it stays silent.
+  std::optional<Clock::time_point> NextDeadline() const;
+
+  const Node* Find(const std::string& id) const;
+  msg::NodeInfo Info(const Node& node, Clock::time_point now) const;
+  // Every node, alive and dead, sorted by id.
+  std::vector<msg::NodeInfo> List(Clock::time_point now) const;
+  size_t alive_count() const;
+  Clock::duration dead_after() const { return dead_after_; }
+
+ private:
+  Clock::duration dead_after_;
+  std::map<std::string, Node> nodes_;
+};
+
+}  // namespace dfs::master

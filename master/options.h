@@ -1,0 +1,32 @@
+// Everything dfs-master can be told, with its defaults in one place.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/units.h"
+
+namespace dfs::master {
+
+struct MasterOptions {
+  std::string dir;
+  std::string bind = "127.0.0.1";
+  // 0 picks a free port; event and node ports then default to free ports too.
+  uint16_t port = 5550;
+  // 0 with a fixed --port means PORT+1 / PORT+2 (DESIGN.md).
+  uint16_t event_port = 0;
+  uint16_t node_port = 0;
+  uint32_t replication = 3;
+  uint64_t chunk_size = 64 * kMiB;
+  // Five missed 1 s heartbeats: long enough to ride out a GC-free hiccup or a
+  // busy fsync, short enough that repair starts within seconds.
+  std::chrono::milliseconds dead_after{5000};
+  // Told to nodes in the register reply.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::string log_level = "info";
+  // Allow binding a non-loopback address without CURVE keys.
+  bool insecure = false;
+};
+
+}  // namespace dfs::master
