@@ -59,6 +59,10 @@ Status MasterServer::Start() {
                                         node_router, node_socket_));
 
   client_address_ = HostPort(options_.bind, client_port);
+  DFS_RETURN_IF_ERROR(WriteFileDurably(
+      options_.dir + "/master.ports",
+      fmt::format("client={}\nevents={}\nnodes={}\n", client_port, event_port_, node_port_)));
+  // Written last: its presence means every port is bound.
   DFS_RETURN_IF_ERROR(WriteFileDurably(options_.dir + "/master.addr", client_address_ + "\n"));
   spdlog::info("master up: clients={} events={} nodes={} dir={} replication={} chunk_size={} dead_after={}ms",
                client_address_, event_port_, node_port_, options_.dir, options_.replication,
