@@ -62,7 +62,7 @@ Result<Message> RequestClient::Call(msg::Envelope request, std::vector<Frame> pa
 
     const auto deadline = Clock::now() + policy_.attempt_timeout;
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
       DFS_ASSIGN_OR_RETURN(std::optional<Message> reply, socket_->Receive(left));
       if (!reply) break;

@@ -103,8 +103,8 @@ void MasterLink::HandleHelloSocket(Clock::time_point now) {
     master_incarnation_ = hello.incarnation();
     hello_socket_.reset();
     bus::SocketOptions o;
-    // Full chunk reports (issue 4) are large single messages.
-    o.max_message_size = 256 << 20;
+    // Matches the master's node port limit (chunk reports go in pages).
+    o.max_message_size = 64 << 20;
     auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
     if (!s) return Reset(now, s.error().message());
     control_socket_ = std::make_unique<bus::Socket>(std::move(*s));

@@ -53,8 +53,9 @@ Status MasterServer::Start() {
   DFS_ASSIGN_OR_RETURN(event_port_, bind(bus::SocketType::kPub, derived(options_.event_port, 1), pub,
                                          event_socket_));
   bus::SocketOptions node_router;
-  // A full chunk report from a node with millions of chunks is one message.
-  node_router.max_message_size = 256 << 20;
+  // Chunk reports are sent in pages (~100k chunks, a few MiB each), so 64 MiB
+  // is ample and a hostile 100 MiB frame is dropped before it is buffered.
+  node_router.max_message_size = 64 << 20;
   DFS_ASSIGN_OR_RETURN(node_port_, bind(bus::SocketType::kRouter, derived(options_.node_port, 2),
                                         node_router, node_socket_));
 

@@ -140,7 +140,7 @@ CommandResult MiniCluster::Cli(const std::vector<std::string>& args, std::chrono
                                const std::string& stdin_data) const {
   std::vector<std::string> argv{DFS_CLI_BIN, "--master", master_address_};
   argv.insert(argv.end(), args.begin(), args.end());
-  return Run(argv, timeout, {}, stdin_data);
+  return RunCommand(argv, timeout, {}, stdin_data);
 }
 
 std::string MiniCluster::NodeState(const std::string& id) const {

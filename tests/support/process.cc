@@ -115,7 +115,7 @@ void Process::Kill() {
   pid_ = -1;
 }
 
-CommandResult Run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   const std::vector<std::string>& extra_env, const std::string& stdin_data) {
   ::signal(SIGPIPE, SIG_IGN);  // a child that exits without reading stdin must not kill the test
   int out_pipe[2], err_pipe[2], in_pipe[2];

@@ -45,7 +45,7 @@ struct CommandResult {
 };
 
 // Runs `argv` to completion (killed after `timeout`), capturing its output.
-CommandResult Run(const std::vector<std::string>& argv,
+CommandResult RunCommand(const std::vector<std::string>& argv,
                   std::chrono::milliseconds timeout = std::chrono::seconds(60),
                   const std::vector<std::string>& extra_env = {}, const std::string& stdin_data = "");
 

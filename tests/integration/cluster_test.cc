@@ -1,0 +1,178 @@
+// A real master and three nodes on loopback: registration, heartbeats, death
+// and return of a node, a master restart, folder locks, and dfs-cli's
+// contract (exit codes, one-line errors, --json, DFS_MASTER).
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cluster.h"
+
+namespace dfs::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+int CountLines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(Cluster, ThreeNodesRegisterAndAreListed) {
+  MiniCluster c;
+  ASSERT_TRUE(c.Start());
+  auto r = c.Cli({"--json", "nodes"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["nodes"].size(), 3u);
+  std::set<std::string> ids;
+  for (const auto& n : doc["nodes"]) {
+    EXPECT_EQ(n["state"], "alive");
+    EXPECT_GT(n["capacity"].get<uint64_t>(), 0u);
+    EXPECT_EQ(n["used"].get<uint64_t>(), 0u);
+    EXPECT_EQ(n["chunks"].get<uint64_t>(), 0u);
+    EXPECT_TRUE(n["address"].get<std::string>().starts_with("127.0.0.1:"));
+    ids.insert(n["id"].get<std::string>());
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ids.count(c.node_id(i))) << c.node_id(i);
+
+  auto table = c.Cli({"nodes"});
+  ASSERT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("3 nodes, 3 alive"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(c.node_id(1)), std::string::npos);
+}
+
+TEST(Cluster, CapacityFlagIsReported) {
+  MiniCluster c({.nodes = 1, .node_args = {"--capacity", "10G"}});
+  ASSERT_TRUE(c.Start());
+  auto doc = nlohmann::json::parse(c.Cli({"--json", "nodes"}).out);
+  EXPECT_EQ(doc["nodes"][0]["capacity"].get<uint64_t>(), 10ull << 30);
+  EXPECT_LE(doc["nodes"][0]["available"].get<uint64_t>(), 10ull << 30);
+}
+
+TEST(Cluster, KilledNodeIsDeadThenAliveAgainUnderTheSameId) {
+  MiniCluster c({.nodes = 3, .dead_after = "2s"});
+  ASSERT_TRUE(c.Start());
+  const std::string id = c.node_id(0);
+  auto killed_at = Clock::now();
+  c.KillNode(0);
+  // dead_after (2 s) plus one heartbeat interval, plus slack for a loaded machine.
+  ASSERT_TRUE(c.WaitForNodeState(id, "dead", 6s));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at);
+  std::fprintf(stderr, "SIGKILL to dead: %lld ms (dead_after 2000 ms)\n", static_cast<long long>(took.count()));
+  EXPECT_GE(took, 1500ms) << "declared dead before dead_after";
+  EXPECT_LE(took, 3000ms + 1000ms + 1000ms);
+  EXPECT_EQ(c.AliveNodes(), 2);
+
+  ASSERT_TRUE(c.StartNode(0));
+  EXPECT_EQ(c.node_id(0), id);
+  ASSERT_TRUE(c.WaitForNodeState(id, "alive", 5s));
+  auto doc = nlohmann::json::parse(c.Cli({"--json", "nodes"}).out);
+  EXPECT_EQ(doc["nodes"].size(), 3u) << "a restarted node must not appear twice";
+}
+
+TEST(Cluster, PausedNodeIsDeadAndReturnsWhenResumed) {
+  MiniCluster c({.nodes = 2, .dead_after = "1500ms"});
+  ASSERT_TRUE(c.Start());
+  const std::string id = c.node_id(1);
+  c.node(1).Signal(SIGSTOP);
+  ASSERT_TRUE(c.WaitForNodeState(id, "dead", 6s));
+  c.node(1).Signal(SIGCONT);
+  ASSERT_TRUE(c.WaitForNodeState(id, "alive", 6s));
+}
+
+void ExpectNodesReregisterAfterMasterRestart(bool kill) {
+  MiniCluster c({.nodes = 3});
+  ASSERT_TRUE(c.Start());
+  if (kill) {
+    c.KillMaster();
+  } else {
+    ASSERT_EQ(c.StopMaster(), 0);
+  }
+  ASSERT_TRUE(c.StartMaster());
+  auto back_at = Clock::now();
+  // The new master knows no node until they register again.
+  ASSERT_TRUE(c.WaitForAliveNodes(3, 3s)) << "alive: " << c.AliveNodes();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - back_at);
+  std::fprintf(stderr, "master back to 3 nodes registered: %lld ms\n", static_cast<long long>(took.count()));
+}
+
+TEST(Cluster, NodesRegisterAgainWithin3sOfAMasterRestart) { ExpectNodesReregisterAfterMasterRestart(false); }
+TEST(Cluster, NodesRegisterAgainWithin3sOfAMasterCrash) { ExpectNodesReregisterAfterMasterRestart(true); }
+
+TEST(Cluster, SecondDaemonOnAFolderInUseIsRefused) {
+  MiniCluster c({.nodes = 1});
+  ASSERT_TRUE(c.Start());
+  struct Case {
+    std::vector<std::string> argv;
+  };
+  std::vector<Case> cases = {
+      {{DFS_NODE_BIN, "--dir", c.node_dir(0), "--master", c.master_address()}},
+      {{DFS_MASTER_BIN, "--dir", c.master_dir(), "--port", "0"}},
+      {{DFS_MASTER_BIN, "--dir", c.node_dir(0), "--port", "0"}},
+      {{DFS_NODE_BIN, "--dir", c.master_dir(), "--master", c.master_address()}},
+  };
+  for (const auto& k : cases) {
+    auto r = RunCommand(k.argv, 10s);
+    EXPECT_EQ(r.exit_code, 1) << k.argv[0] << " " << k.argv[2] << ": " << r.err;
+    EXPECT_NE(r.err.find("is in use by another process"), std::string::npos) << r.err;
+    EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  }
+  EXPECT_TRUE(c.master().running());
+  EXPECT_TRUE(c.node(0).running());
+  EXPECT_EQ(c.NodeState(c.node_id(0)), "alive");
+}
+
+TEST(Cluster, SigtermStopsEveryProcessCleanly) {
+  MiniCluster c({.nodes = 2});
+  ASSERT_TRUE(c.Start());
+  EXPECT_EQ(c.StopNode(0), 0);
+  EXPECT_EQ(c.StopNode(1), 0);
+  EXPECT_EQ(c.StopMaster(), 0);
+  auto log = MiniCluster::ReadText(c.root() + "/master.log");
+  EXPECT_NE(log.find("master stopped"), std::string::npos) << log;
+}
+
+TEST(Cli, UnreachableMasterIsOneLineAndExit1WithinSeconds) {
+  // A port nobody listens on: bind one, note it, close it.
+  MiniCluster c({.nodes = 0});
+  ASSERT_TRUE(c.StartMaster());
+  std::string addr = c.master_address();
+  c.KillMaster();
+  auto start = Clock::now();
+  auto r = RunCommand({DFS_CLI_BIN, "--master", addr, "nodes"}, 30s);
+  auto took = Clock::now() - start;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot reach the master at " + addr), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_LT(took, 6s);
+}
+
+TEST(Cli, MasterFromEnvironment) {
+  MiniCluster c({.nodes = 1});
+  ASSERT_TRUE(c.Start());
+  auto r = RunCommand({DFS_CLI_BIN, "--json", "nodes"}, 30s, {"DFS_MASTER=" + c.master_address()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["nodes"].size(), 1u);
+}
+
+TEST(Cli, UsageErrorsExit2) {
+  EXPECT_EQ(RunCommand({DFS_CLI_BIN}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_CLI_BIN, "no-such-command"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_CLI_BIN, "--bogus", "nodes"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_CLI_BIN, "--help"}).exit_code, 0);
+  EXPECT_EQ(RunCommand({DFS_MASTER_BIN}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--chunk-size", "lots"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--bind", "0.0.0.0"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_NODE_BIN, "--dir", "/tmp/x"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_NODE_BIN, "--dir", "/tmp/x", "--master", "h:99999"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace dfs::test
