@@ -9,6 +9,8 @@ find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+# Abseil for compact B-tree and flat hash containers in the master's metadata.
+find_package(absl REQUIRED)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 # xxHash is used header-only (XXH_INLINE_ALL): Debian's libxxhash.so is an
 # SSE2 build, the inlined one follows -march=native.

@@ -1,0 +1,144 @@
+// The master's namespace: a tree of directories and files in RAM, changed
+// only by Apply(record) so that live requests and journal replay run the same
+// code. Records carry every id and time they need; Apply never reads a clock.
+//
+// Memory matters here (it bounds how many files one master holds): names are
+// stored once, in the inode, and directories index their children by a
+// string_view into it, in an Abseil B-tree (about a third of std::map's
+// per-entry overhead).
+//
+// Chunks are shared between files by `cp`; the namespace counts references
+// and reports chunks whose last reference went away, so the caller can delete
+// them from the nodes.
+//
+// Not thread-safe: owned by the master's metadata thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+
+#include "common/status.h"
+#include "journal.pb.h"
+
+namespace dfs::master {
+
+struct Chunk {
+  uint64_t id = 0;
+  uint64_t size = 0;
+  uint32_t version = 0;
+  uint32_t checksum = 0;
+};
+
+struct Inode {
+  using Children = absl::btree_map<std::string_view, std::unique_ptr<Inode>>;
+
+  uint64_t id = 0;
+  Inode* parent = nullptr;
+  std::string name;
+  int64_t mtime_ms = 0;
+  int64_t ctime_ms = 0;
+  uint64_t size = 0;  // files
+  uint32_t mode = 0;
+  uint32_t owner = 0;  // index into the owner table
+  uint32_t checksum = 0;
+  uint8_t replication = 0;
+  bool is_dir = false;
+  std::unique_ptr<Children> children;  // directories only
+  std::vector<Chunk> chunks;           // files only
+
+  bool IsAncestorOf(const Inode* other) const;
+};
+
+// What a mutation did, for the reply and the caller's bookkeeping.
+struct ApplyResult {
+  const Inode* inode = nullptr;     // created/moved/installed entry
+  std::string path;                 // final path (rename, copy)
+  uint64_t files = 0, directories = 0, bytes = 0;  // removed (delete)
+  std::vector<uint64_t> freed_chunks;  // chunks no file references any more
+  bool changed = true;              // false: nothing to journal (mkdir -p of an existing dir)
+};
+
+struct UsageTotals {
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t bytes = 0;
+  uint64_t stored_bytes = 0;
+};
+
+class Namespace {
+ public:
+  Namespace();
+  ~Namespace();
+
+  // Applies one mutation. On error nothing changed.
+  Status Apply(const msg::JournalRecord& record, ApplyResult* result);
+
+  Result<const Inode*> Lookup(std::string_view path) const;
+  std::string PathOf(const Inode* inode) const;
+  const std::string& OwnerName(uint32_t owner) const;
+  // FileInfo for stat/ls; `name_only` puts the bare name in `path`.
+  void Describe(const Inode* inode, bool name_only, bool with_chunks, msg::FileInfo* out) const;
+  UsageTotals Usage(const Inode* root) const;
+
+  // Writes a version check for a file about to be written at `path`: its
+  // parent exists and is a directory, `path` is not a directory, and it
+  // exists only if `overwrite`.
+  Status CheckCreate(std::string_view path, bool overwrite) const;
+
+  // Id sources. Inode ids are journaled with the records that use them.
+  uint64_t next_inode() const { return next_inode_; }
+  uint64_t chunk_id_limit() const { return chunk_id_limit_; }
+
+  uint64_t file_count() const { return files_; }
+  uint64_t directory_count() const { return directories_; }
+  uint64_t chunk_count() const { return chunk_refs_; }
+
+  // Checkpoint: a preorder walk (parents before children), then counters.
+  Status Export(const std::function<Status(const msg::CheckpointEntry&)>& sink) const;
+  Status Import(const msg::CheckpointEntry& entry);
+
+ private:
+  struct Resolved {
+    Inode* parent = nullptr;  // the directory that holds (or would hold) the last component
+    Inode* node = nullptr;    // the entry itself, when it exists
+    std::string_view name;    // the last component
+  };
+  Result<Resolved> Resolve(std::string_view path) const;
+
+  Status ApplyMkdir(const msg::JournalRecord& r, ApplyResult* out);
+  Status ApplyDelete(const msg::JournalRecord& r, ApplyResult* out);
+  Status ApplyRename(const msg::JournalRecord& r, ApplyResult* out);
+  Status ApplyCopy(const msg::JournalRecord& r, ApplyResult* out);
+  Status ApplyInstall(const msg::JournalRecord& r, ApplyResult* out);
+
+  Inode* AddChild(Inode* dir, std::unique_ptr<Inode> child);
+  std::unique_ptr<Inode> Detach(Inode* node);
+  void Release(Inode* node, ApplyResult* out);  // counts and frees chunks of a subtree
+  void RefChunks(const std::vector<Chunk>& chunks);
+  void UnrefChunks(const std::vector<Chunk>& chunks, std::vector<uint64_t>* freed);
+  uint32_t InternOwner(const std::string& user);
+  void Touch(Inode* dir, int64_t ms);
+
+  std::unique_ptr<Inode> root_;
+  uint64_t next_inode_ = 2;  // 1 is the root
+  uint64_t chunk_id_limit_ = 1;
+  uint64_t files_ = 0;
+  uint64_t directories_ = 1;
+  uint64_t chunk_refs_ = 0;  // distinct chunks referenced
+  // Only chunks referenced more than once (cp) are here; absent means one.
+  absl::flat_hash_map<uint64_t, uint32_t> shared_chunks_;
+  std::vector<std::string> owners_;
+  absl::flat_hash_map<std::string, uint32_t> owner_index_;
+  // Chunk ids seen during Import, to rebuild the shared-chunk counts; cleared
+  // when the counters (the last checkpoint entry) arrive.
+  absl::flat_hash_map<uint64_t, uint32_t> import_seen_;
+};
+
+}  // namespace dfs::master
