@@ -22,7 +22,7 @@ PKGS=(
   libboost-filesystem-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libisal-dev libxxhash-dev nlohmann-json3-dev
+  libcli11-dev libisal-dev libxxhash-dev nlohmann-json3-dev libabsl-dev
   # tools: iperf3 (network baselines), procps (ps, pkill, pgrep for
   # debugging a cluster), python3 (helper scripts)
   iperf3 procps python3
