@@ -30,12 +30,19 @@ for tool in cmake ninja c++; do
 done
 
 BUILD_DIR="$ROOT/build/$KIND"
-echo "build.sh: configuring $KIND in ${BUILD_DIR#"$ROOT"/}"
-if ! cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
-      -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DDFS_SANITIZE="$SANITIZE" \
-      "$@"; then
-  die "cmake configure of '$KIND' failed (see the messages above; a stale $BUILD_DIR can be removed and rebuilt)"
+# Configure once; afterwards ninja re-runs cmake by itself when a CMakeLists
+# changes. (Configuring again for nothing is not free: pkg_check_modules(libzmq)
+# yields different flags on a second run, which recompiles every ZeroMQ user.)
+if [ -f "$BUILD_DIR/build.ninja" ] && [ $# -eq 0 ]; then
+  echo "build.sh: $KIND already configured in ${BUILD_DIR#"$ROOT"/}"
+else
+  echo "build.sh: configuring $KIND in ${BUILD_DIR#"$ROOT"/}"
+  if ! cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DDFS_SANITIZE="$SANITIZE" \
+        "$@"; then
+    die "cmake configure of '$KIND' failed (see the messages above; a stale $BUILD_DIR can be removed and rebuilt)"
+  fi
 fi
 
 echo "build.sh: building $KIND with -j$JOBS"
