@@ -27,11 +27,19 @@ int main(int argc, char** argv) {
   app.add_option("--dead-after", dead_after, "a node silent this long is dead")
       ->check(dfs::DurationFlag())
       ->capture_default_str();
+  std::string lease_time = "30s";
+  app.add_option("--lease-time", lease_time, "a writer silent this long loses its lease")
+      ->check(dfs::DurationFlag())
+      ->capture_default_str();
+  app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-master")) return *rc;
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
+  o.lease_time = *dfs::ParseDuration(lease_time);
   if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 4 * dfs::kGiB) {
     std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 4G\n");
     return 2;

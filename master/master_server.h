@@ -11,6 +11,7 @@
 #include "bus/socket.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "master/namespace_service.h"
 #include "master/node_registry.h"
 #include "master/options.h"
 
@@ -51,6 +52,7 @@ class MasterServer {
   uint64_t incarnation_ = 0;
   uint64_t event_sequence_ = 0;
   NodeRegistry registry_;
+  std::unique_ptr<NamespaceService> namespace_;
   LogRateLimiter defect_log_;
   LogRateLimiter send_fail_log_;
 };

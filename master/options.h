@@ -24,6 +24,12 @@ struct MasterOptions {
   std::chrono::milliseconds dead_after{5000};
   // Told to nodes in the register reply.
   std::chrono::milliseconds heartbeat_interval{1000};
+  // A writer that stops renewing for this long loses its lease: the path is
+  // free again and the chunks it allocated are released.
+  std::chrono::milliseconds lease_time{30000};
+  // A background checkpoint starts after this many journal records, which
+  // bounds the journal a restart must replay (~1 s per million records).
+  uint64_t checkpoint_every_records = 1'000'000;
   std::string log_level = "info";
   // Allow binding a non-loopback address without CURVE keys.
   bool insecure = false;

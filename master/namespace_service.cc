@@ -1,0 +1,599 @@
+#include "master/namespace_service.h"
+
+#include <signal.h>
+#include <cstdlib>
+#include <cstring>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/random_id.h"
+#include "master/checkpoint.h"
+#include "master/placement.h"
+
+namespace dfs::master {
+namespace {
+
+// Chunk ids are reserved in blocks: one journal record per million chunks.
+constexpr uint64_t kChunkIdBlock = 1 << 20;
+// Directory listings go in pages of this many entries (about 60 KiB).
+constexpr uint32_t kListPage = 1000;
+constexpr uint32_t kMaxListPage = 10000;
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool IsMutation(msg::Envelope::BodyCase c) {
+  switch (c) {
+    case msg::Envelope::kMkdirRequest:
+    case msg::Envelope::kDeleteRequest:
+    case msg::Envelope::kRenameRequest:
+    case msg::Envelope::kCopyRequest:
+    case msg::Envelope::kCreateFileRequest:
+    case msg::Envelope::kAllocateChunkRequest:
+    case msg::Envelope::kCompleteFileRequest:
+    case msg::Envelope::kAbandonFileRequest:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsQuery(msg::Envelope::BodyCase c) {
+  switch (c) {
+    case msg::Envelope::kStatRequest:
+    case msg::Envelope::kListRequest:
+    case msg::Envelope::kDiskUsageRequest:
+    case msg::Envelope::kStatFsRequest:
+    case msg::Envelope::kRenewLeaseRequest:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The answer a retry gets for a mutation replayed from the journal (its
+// original answer died with the previous master process).
+msg::Envelope ReplayedAnswer(const msg::JournalRecord& r) {
+  msg::Envelope e;
+  switch (r.op_case()) {
+    case msg::JournalRecord::kMkdir: e.mutable_mkdir_response()->mutable_info()->set_path(r.mkdir().path()); break;
+    case msg::JournalRecord::kDelete: e.mutable_delete_response(); break;
+    case msg::JournalRecord::kRename: e.mutable_rename_response()->set_path(r.rename().destination()); break;
+    case msg::JournalRecord::kCopy: e.mutable_copy_response()->mutable_info()->set_path(r.copy().destination()); break;
+    case msg::JournalRecord::kInstallFile:
+      e.mutable_complete_file_response()->mutable_info()->set_path(r.install_file().path());
+      break;
+    default: break;
+  }
+  return e;
+}
+
+}  // namespace
+
+NamespaceService::NamespaceService(Options options, const NodeRegistry& registry)
+    : options_(std::move(options)), registry_(registry), rng_(RandomU64()) {}
+
+NamespaceService::~NamespaceService() {
+  if (checkpoint_pid_ > 0) {
+    ::kill(checkpoint_pid_, SIGKILL);
+    ::waitpid(checkpoint_pid_, nullptr, 0);
+  }
+  if (journal_) IgnoreError(journal_->Stop());  // Close() reported any error already
+}
+
+Status NamespaceService::Open() {
+  if (!completions_.ok()) return Status::FromErrno(errno, "eventfd");
+  const int64_t now_ms = UnixMillis();
+  const auto now = Clock::now();
+  uint64_t offset_records = 0;
+  auto apply_checkpoint = [&](std::string_view bytes) -> Status {
+    msg::CheckpointEntry e;
+    if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Status::Corruption("checkpoint entry does not parse");
+    }
+    return ns_.Import(e);
+  };
+  auto apply_journal = [&](std::string_view bytes) -> Status {
+    ++offset_records;
+    msg::JournalRecord r;
+    if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Status::Corruption(fmt::format("journal record {} does not parse", offset_records));
+    }
+    Status s = ns_.Apply(r, nullptr);
+    if (!s.ok()) {
+      return Status::Corruption(fmt::format("journal record {} does not apply: {}", offset_records, s.message()));
+    }
+    if (r.client_id() != 0 && now_ms - r.unix_ms() < 120'000) {
+      retry_cache_.RecordDone({r.client_id(), r.request_id()}, ReplayedAnswer(r), now);
+    }
+    return Status::OK();
+  };
+  DFS_ASSIGN_OR_RETURN(RecoveryStats rs, RecoverMasterState(options_.dir, apply_checkpoint, apply_journal));
+  spdlog::info(
+      "namespace recovered: {} files, {} directories; checkpoint gen={} ({} entries), {} journal records in {} "
+      "file(s){}",
+      ns_.file_count(), ns_.directory_count(), rs.checkpoint_generation, rs.checkpoint_records, rs.journal_records,
+      rs.journals_replayed, rs.torn_tail ? fmt::format(", torn tail cut ({} bytes)", rs.dropped_bytes) : "");
+  // Ids below the reserved limit may have been handed out before a crash.
+  next_chunk_id_ = ns_.chunk_id_limit();
+  JournalWriter::Options jo;
+  jo.dir = options_.dir;
+  jo.generation = rs.journal_generation;
+  DFS_ASSIGN_OR_RETURN(journal_, JournalWriter::Open(jo));
+  checkpoint_generation_ = rs.journal_generation;
+  return Status::OK();
+}
+
+JournalStats NamespaceService::journal_stats() const { return journal_ ? journal_->stats() : JournalStats{}; }
+
+msg::JournalRecord NamespaceService::NewRecord(const bus::Message& m) const {
+  msg::JournalRecord r;
+  r.set_client_id(m.envelope.client_id());
+  r.set_request_id(m.envelope.request_id());
+  r.set_unix_ms(UnixMillis());
+  r.set_user(m.envelope.user().empty() ? "nobody" : m.envelope.user());
+  return r;
+}
+
+void NamespaceService::Answer(bus::Socket& socket, const RetryCache::Key& key, const msg::Envelope& reply) {
+  for (const std::string& route : retry_cache_.Finish(key, reply)) {
+    bus::Message out;
+    out.route = route;
+    out.envelope = reply;
+    out.envelope.set_request_id(key.request_id);
+    out.envelope.set_client_id(key.client_id);
+    Status s = socket.Send(std::move(out));
+    if (!s.ok()) SPDLOG_DEBUG("answer req={} not sent: {}", key.request_id, s.ToString());
+  }
+}
+
+void NamespaceService::AnswerError(bus::Socket& socket, const RetryCache::Key& key, const Status& error) {
+  msg::Envelope reply;
+  *reply.mutable_error() = bus::ToProto(error);
+  Answer(socket, key, reply);
+}
+
+void NamespaceService::Journal(const msg::JournalRecord& record, Pending pending) {
+  uint64_t token = next_token_++;
+  pending_.emplace(token, std::move(pending));
+  journal_->Append(record.SerializeAsString(), [this, token](Status s) { completions_.Push(token, std::move(s)); });
+}
+
+Status NamespaceService::OnCompletions(bus::Socket& socket) {
+  for (auto& [token, status] : completions_.Drain()) {
+    auto it = pending_.find(token);
+    if (it == pending_.end()) continue;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    if (status.ok()) {
+      Answer(socket, p.key, p.reply);
+    } else {
+      if (journal_failed_.ok()) {
+        journal_failed_ = status;
+        spdlog::critical("journal failed: {}; refusing further mutations", status.ToString());
+      }
+      AnswerError(socket, p.key, Status::IOError("the master's journal failed: " + status.message()));
+    }
+  }
+  return journal_failed_;
+}
+
+void NamespaceService::Mutate(bus::Socket& socket, const RetryCache::Key& key, msg::JournalRecord record,
+                              const std::function<void(const ApplyResult&, msg::Envelope&)>& fill) {
+  ApplyResult result;
+  Status s = ns_.Apply(record, &result);
+  if (!s.ok()) return AnswerError(socket, key, s);
+  msg::Envelope reply;
+  fill(result, reply);
+  ReleaseChunks(result.freed_chunks);
+  if (!result.changed) return Answer(socket, key, reply);
+  Journal(record, Pending{key, std::move(reply)});
+}
+
+void NamespaceService::ReleaseChunks(const std::vector<uint64_t>& chunks) {
+  garbage_chunks_.insert(garbage_chunks_.end(), chunks.begin(), chunks.end());
+}
+
+bool NamespaceService::Handle(bus::Socket& socket, const bus::Message& m, Clock::time_point now) {
+  auto body = m.envelope.body_case();
+  if (IsQuery(body)) {
+    HandleQuery(socket, m);
+    return true;
+  }
+  if (!IsMutation(body)) return false;
+  HandleMutation(socket, m, now);
+  return true;
+}
+
+void NamespaceService::HandleMutation(bus::Socket& socket, const bus::Message& m, Clock::time_point now) {
+  const RetryCache::Key key{m.envelope.client_id(), m.envelope.request_id()};
+  msg::Envelope cached;
+  switch (retry_cache_.Begin(key, m.route, now, &cached)) {
+    case RetryCache::Lookup::kDone:
+      cached.set_request_id(key.request_id);
+      cached.set_client_id(key.client_id);
+      IgnoreError(bus::Reply(socket, m, std::move(cached)));  // a lost answer is retried again
+      return;
+    case RetryCache::Lookup::kPending: return;  // answered with the original
+    case RetryCache::Lookup::kNew: break;
+  }
+  if (!journal_failed_.ok()) {
+    return AnswerError(socket, key, Status::IOError("the master's journal failed; restart the master"));
+  }
+  const auto& env = m.envelope;
+  switch (env.body_case()) {
+    case msg::Envelope::kMkdirRequest: {
+      auto r = NewRecord(m);
+      auto* op = r.mutable_mkdir();
+      op->set_path(env.mkdir_request().path());
+      op->set_parents(env.mkdir_request().parents());
+      op->set_mode(env.mkdir_request().mode() & 07777);
+      op->set_first_inode(ns_.next_inode());
+      return Mutate(socket, key, std::move(r), [this](const ApplyResult& a, msg::Envelope& out) {
+        ns_.Describe(a.inode, false, false, out.mutable_mkdir_response()->mutable_info());
+      });
+    }
+    case msg::Envelope::kDeleteRequest: {
+      auto r = NewRecord(m);
+      auto* op = r.mutable_delete_();
+      op->set_path(env.delete_request().path());
+      op->set_recursive(env.delete_request().recursive());
+      op->set_directory(env.delete_request().directory());
+      return Mutate(socket, key, std::move(r), [](const ApplyResult& a, msg::Envelope& out) {
+        auto* d = out.mutable_delete_response();
+        d->set_files(a.files);
+        d->set_directories(a.directories);
+        d->set_bytes(a.bytes);
+      });
+    }
+    case msg::Envelope::kRenameRequest: {
+      auto r = NewRecord(m);
+      auto* op = r.mutable_rename();
+      op->set_source(env.rename_request().source());
+      op->set_destination(env.rename_request().destination());
+      if (auto held = leases_.Holder(env.rename_request().source()); held != nullptr) {
+        return AnswerError(socket, key,
+                           Status::Busy(fmt::format("busy: {} is being written", env.rename_request().source())));
+      }
+      return Mutate(socket, key, std::move(r), [](const ApplyResult& a, msg::Envelope& out) {
+        out.mutable_rename_response()->set_path(a.path);
+      });
+    }
+    case msg::Envelope::kCopyRequest: {
+      auto r = NewRecord(m);
+      auto* op = r.mutable_copy();
+      op->set_source(env.copy_request().source());
+      op->set_destination(env.copy_request().destination());
+      op->set_inode(ns_.next_inode());
+      return Mutate(socket, key, std::move(r), [this](const ApplyResult& a, msg::Envelope& out) {
+        ns_.Describe(a.inode, false, false, out.mutable_copy_response()->mutable_info());
+      });
+    }
+    case msg::Envelope::kCreateFileRequest: return CreateFile(socket, m, key, now);
+    case msg::Envelope::kAllocateChunkRequest: return AllocateChunk(socket, m, key, now);
+    case msg::Envelope::kCompleteFileRequest: return CompleteFile(socket, m, key);
+    case msg::Envelope::kAbandonFileRequest: {
+      Lease* l = leases_.Find(env.abandon_file_request().lease_id());
+      if (l != nullptr && l->client_id == env.client_id()) {
+        Lease gone = leases_.Remove(l->id);
+        ReleaseChunks(gone.chunks);
+      }
+      msg::Envelope reply;
+      reply.mutable_abandon_file_response();
+      return Answer(socket, key, reply);
+    }
+    default: return AnswerError(socket, key, Status::Internal("unhandled mutation"));
+  }
+}
+
+void NamespaceService::CreateFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
+                                  Clock::time_point now) {
+  const auto& req = m.envelope.create_file_request();
+  if (Status s = ns_.CheckCreate(req.path(), req.overwrite()); !s.ok()) return AnswerError(socket, key, s);
+  if (const Lease* holder = leases_.Holder(req.path()); holder != nullptr) {
+    return AnswerError(socket, key,
+                       Status::Busy(fmt::format("busy: {} is being written by another client", req.path())));
+  }
+  uint32_t replication = req.replication() ? req.replication() : options_.replication;
+  if (replication > 16) return AnswerError(socket, key, Status::InvalidArgument("replication must be 1 to 16"));
+  uint64_t chunk_size = req.chunk_size() ? req.chunk_size() : options_.chunk_size;
+  if (chunk_size < 4096 || chunk_size > (4ull << 30)) {
+    return AnswerError(socket, key, Status::InvalidArgument("chunk size must be between 4K and 4G"));
+  }
+  Lease l;
+  l.id = RandomU64() | 1;
+  l.path = req.path();
+  l.client_id = m.envelope.client_id();
+  l.user = m.envelope.user();
+  l.overwrite = req.overwrite();
+  l.replication = replication;
+  l.chunk_size = chunk_size;
+  l.mode = req.mode() & 07777;
+  l.expires = now + options_.lease_time;
+  const Lease& added = leases_.Add(std::move(l));
+  msg::Envelope reply;
+  auto* r = reply.mutable_create_file_response();
+  r->set_lease_id(added.id);
+  r->set_lease_ms(static_cast<uint64_t>(options_.lease_time.count()));
+  r->set_replication(replication);
+  r->set_chunk_size(chunk_size);
+  Answer(socket, key, reply);
+}
+
+void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
+                                     Clock::time_point now) {
+  const auto& req = m.envelope.allocate_chunk_request();
+  Lease* l = leases_.Find(req.lease_id());
+  if (l == nullptr || l->client_id != m.envelope.client_id()) {
+    return AnswerError(socket, key, Status::NotFound("write lease expired or unknown; write the file again"));
+  }
+  l->expires = now + options_.lease_time;
+  std::vector<PlacementCandidate> candidates;
+  auto now_nodes = registry_.List(now);
+  for (const auto& n : now_nodes) {
+    if (n.state() != msg::NodeInfo::ALIVE) continue;
+    if (std::find(req.exclude_nodes().begin(), req.exclude_nodes().end(), n.id()) != req.exclude_nodes().end()) {
+      continue;
+    }
+    candidates.push_back({n.id(), n.address(), n.stats().capacity(), n.stats().available(),
+                          n.stats().credit_in_use(), n.stats().credit_pool()});
+  }
+  auto pipeline = ChoosePipeline(std::move(candidates), l->replication, l->chunk_size, rng_);
+  if (!pipeline) return AnswerError(socket, key, pipeline.error());
+  const uint64_t chunk_id = next_chunk_id_++;
+  l->chunks.push_back(chunk_id);
+  msg::Envelope reply;
+  auto* r = reply.mutable_allocate_chunk_response();
+  r->set_chunk_id(chunk_id);
+  r->set_version(1);
+  for (const auto& p : *pipeline) {
+    auto* na = r->add_pipeline();
+    na->set_id(p.id);
+    na->set_address(p.address);
+  }
+  if (next_chunk_id_ < ns_.chunk_id_limit()) return Answer(socket, key, reply);
+  // Out of reserved ids: reserve the next block durably before anyone uses it.
+  auto rec = NewRecord(m);
+  rec.mutable_reserve_ids()->set_chunk_id_limit(next_chunk_id_ + kChunkIdBlock);
+  if (Status s = ns_.Apply(rec, nullptr); !s.ok()) return AnswerError(socket, key, s);
+  Journal(rec, Pending{key, std::move(reply)});
+}
+
+void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key) {
+  const auto& req = m.envelope.complete_file_request();
+  Lease* l = leases_.Find(req.lease_id());
+  if (l == nullptr || l->client_id != m.envelope.client_id()) {
+    return AnswerError(socket, key, Status::NotFound("write lease expired or unknown; write the file again"));
+  }
+  uint64_t total = 0;
+  for (const auto& c : req.chunks()) {
+    if (std::find(l->chunks.begin(), l->chunks.end(), c.id()) == l->chunks.end()) {
+      return AnswerError(socket, key,
+                         Status::InvalidArgument(fmt::format("chunk {} was not allocated to this write", c.id())));
+    }
+    total += c.size();
+  }
+  if (total != req.size()) {
+    return AnswerError(socket, key,
+                       Status::InvalidArgument(fmt::format("chunk sizes add up to {}, not {}", total, req.size())));
+  }
+  Lease lease = leases_.Remove(l->id);
+  auto r = NewRecord(m);
+  r.set_user(lease.user.empty() ? r.user() : lease.user);
+  auto* op = r.mutable_install_file();
+  op->set_path(lease.path);
+  op->set_inode(ns_.next_inode());
+  op->set_mode(lease.mode);
+  op->set_replication(lease.replication);
+  op->set_size(req.size());
+  op->set_checksum(req.checksum());
+  op->set_overwrite(lease.overwrite);
+  for (const auto& c : req.chunks()) {
+    auto* ci = op->add_chunks();
+    ci->set_id(c.id());
+    ci->set_version(c.version());
+    ci->set_size(c.size());
+    ci->set_checksum(c.checksum());
+  }
+  // Chunks allocated but not part of the final version (failed pipelines).
+  std::vector<uint64_t> unused;
+  for (uint64_t id : lease.chunks) {
+    bool used = std::any_of(req.chunks().begin(), req.chunks().end(), [&](const auto& c) { return c.id() == id; });
+    if (!used) unused.push_back(id);
+  }
+  ReleaseChunks(unused);
+  Mutate(socket, key, std::move(r), [this](const ApplyResult& a, msg::Envelope& out) {
+    ns_.Describe(a.inode, false, true, out.mutable_complete_file_response()->mutable_info());
+  });
+}
+
+void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
+  const auto& env = m.envelope;
+  msg::Envelope reply;
+  Status error;
+  switch (env.body_case()) {
+    case msg::Envelope::kStatRequest: {
+      auto n = ns_.Lookup(env.stat_request().path());
+      if (!n) {
+        error = n.error();
+        break;
+      }
+      ns_.Describe(*n, false, env.stat_request().with_chunks(), reply.mutable_stat_response()->mutable_info());
+      break;
+    }
+    case msg::Envelope::kListRequest: {
+      const auto& req = env.list_request();
+      auto n = ns_.Lookup(req.path());
+      if (!n) {
+        error = n.error();
+        break;
+      }
+      auto* r = reply.mutable_list_response();
+      if (!(*n)->is_dir) {  // ls of a file lists the file, as ls does
+        ns_.Describe(*n, true, false, r->add_entries());
+        break;
+      }
+      uint32_t limit = req.limit() ? std::min(req.limit(), kMaxListPage) : kListPage;
+      const auto& children = *(*n)->children;
+      auto it = req.start_after().empty() ? children.begin() : children.upper_bound(req.start_after());
+      for (; it != children.end() && static_cast<uint32_t>(r->entries_size()) < limit; ++it) {
+        ns_.Describe(it->second.get(), true, false, r->add_entries());
+      }
+      r->set_more(it != children.end());
+      break;
+    }
+    case msg::Envelope::kDiskUsageRequest: {
+      auto n = ns_.Lookup(env.disk_usage_request().path());
+      if (!n) {
+        error = n.error();
+        break;
+      }
+      UsageTotals t = ns_.Usage(*n);
+      auto* r = reply.mutable_disk_usage_response();
+      r->set_files(t.files);
+      r->set_directories(t.directories);
+      r->set_bytes(t.bytes);
+      r->set_stored_bytes(t.stored_bytes);
+      break;
+    }
+    case msg::Envelope::kStatFsRequest: {
+      auto* r = reply.mutable_stat_fs_response();
+      for (const auto& n : registry_.List(Clock::now())) {
+        if (n.state() == msg::NodeInfo::ALIVE) {
+          r->set_nodes_alive(r->nodes_alive() + 1);
+          r->set_capacity(r->capacity() + n.stats().capacity());
+          r->set_used(r->used() + n.stats().used());
+          r->set_available(r->available() + n.stats().available());
+        } else {
+          r->set_nodes_dead(r->nodes_dead() + 1);
+        }
+      }
+      r->set_files(ns_.file_count());
+      r->set_directories(ns_.directory_count());
+      r->set_chunks(ns_.chunk_count());
+      break;
+    }
+    case msg::Envelope::kRenewLeaseRequest: {
+      auto* r = reply.mutable_renew_lease_response();
+      for (uint64_t id : env.renew_lease_request().lease_ids()) {
+        Lease* l = leases_.Find(id);
+        if (l == nullptr || l->client_id != env.client_id()) {
+          r->add_expired(id);
+        } else {
+          l->expires = Clock::now() + options_.lease_time;
+        }
+      }
+      break;
+    }
+    default: error = Status::Internal("unhandled query");
+  }
+  if (!error.ok()) {
+    IgnoreError(bus::ReplyError(socket, m, error));  // the requester retries a lost answer
+    return;
+  }
+  IgnoreError(bus::Reply(socket, m, std::move(reply)));
+}
+
+void NamespaceService::Tick(Clock::time_point now) {
+  for (uint64_t id : leases_.Expired(now)) {
+    Lease gone = leases_.Remove(id);
+    spdlog::info("lease on {} expired (client stopped renewing); {} chunk(s) released", gone.path,
+                 gone.chunks.size());
+    ReleaseChunks(gone.chunks);
+  }
+  ReapCheckpoint();
+  if (journal_ && checkpoint_pid_ < 0 &&
+      journal_->stats().records - records_at_last_checkpoint_ >= options_.checkpoint_every_records) {
+    StartCheckpoint();
+  }
+}
+
+namespace {
+
+// Fault injection (off unless set): DFS_FAULT_CRASH_DURING_CHECKPOINT=N
+// makes the checkpoint writer _exit(85) after N entries, leaving a partial
+// checkpoint.tmp, as a crash mid-write would.
+uint64_t CrashDuringCheckpointAfter() {
+  const char* v = std::getenv("DFS_FAULT_CRASH_DURING_CHECKPOINT");
+  return v != nullptr ? std::strtoull(v, nullptr, 10) : 0;
+}
+
+Status ProduceCheckpoint(const Namespace& ns, RecordSink& sink) {
+  std::string buf;
+  const uint64_t crash_after = CrashDuringCheckpointAfter();
+  uint64_t written = 0;
+  return ns.Export([&](const msg::CheckpointEntry& e) {
+    if (crash_after != 0 && ++written > crash_after) ::_exit(kFaultCrashExitCode);
+    buf.clear();
+    e.SerializeToString(&buf);
+    return sink.Add(buf);
+  });
+}
+
+}  // namespace
+
+// A forked child writes the snapshot (copy-on-write memory: the parent keeps
+// serving). The journal rotates first, in this same turn, so the snapshot is
+// exactly everything in the journals before the new generation.
+void NamespaceService::StartCheckpoint() {
+  const uint64_t gen = journal_->generation() + 1;
+  journal_->Rotate(gen, [](Status s) {
+    if (!s.ok()) spdlog::error("journal rotation failed: {}", s.ToString());
+  });
+  records_at_last_checkpoint_ = journal_->stats().records;
+  const std::string dir = options_.dir;
+  const std::string ready = JournalPath(dir, gen);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    spdlog::error("cannot fork a checkpoint writer: {}", std::strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    // Child: only this thread exists. Wait for the parent's writer to put
+    // journal.<gen> in place (InstallCheckpoint requires it), then write.
+    struct stat st;
+    for (int i = 0; i < 30000 && ::stat(ready.c_str(), &st) != 0; ++i) ::usleep(1000);
+    Status s = InstallCheckpoint(dir, gen, [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink); });
+    ::_exit(s.ok() ? 0 : 1);
+  }
+  checkpoint_pid_ = pid;
+  checkpoint_generation_ = gen;
+  spdlog::info("checkpoint gen={} started (pid {})", gen, pid);
+}
+
+void NamespaceService::ReapCheckpoint() {
+  if (checkpoint_pid_ < 0) return;
+  int ws = 0;
+  pid_t r = ::waitpid(checkpoint_pid_, &ws, WNOHANG);
+  if (r != checkpoint_pid_) return;
+  checkpoint_pid_ = -1;
+  if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+    spdlog::info("checkpoint gen={} written", checkpoint_generation_);
+  } else {
+    spdlog::error("checkpoint gen={} failed; the journals still hold everything", checkpoint_generation_);
+  }
+}
+
+Status NamespaceService::Close() {
+  if (!journal_) return Status::OK();
+  if (checkpoint_pid_ > 0) {
+    ::waitpid(checkpoint_pid_, nullptr, 0);
+    checkpoint_pid_ = -1;
+  }
+  if (!journal_failed_.ok()) return journal_->Stop();
+  const uint64_t gen = journal_->generation() + 1;
+  Status s = journal_->RotateAndWait(gen);
+  if (s.ok()) s = journal_->Stop();
+  if (s.ok()) s = InstallCheckpoint(options_.dir, gen, [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink); });
+  if (s.ok()) spdlog::info("checkpoint gen={} written on shutdown", gen);
+  return s;
+}
+
+}  // namespace dfs::master

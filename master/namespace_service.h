@@ -1,0 +1,115 @@
+// The master's namespace requests: turns client messages into journal
+// records, applies them to the Namespace, and answers each mutation only once
+// its record is durable (group commit in the JournalWriter's thread; the
+// completion comes back through a CompletionQueue the poll loop watches).
+// Also owns write leases, the retry cache, start-up recovery and checkpoints.
+//
+// A mutation is applied in memory when it arrives and acknowledged when
+// durable, so a concurrent reader may see it up to one sync (~0.2 ms) before
+// its writer is told; if the journal then fails, the master stops (see
+// JournalWriter) and the mutation may or may not survive, as with any
+// request whose answer was lost.
+//
+// Not thread-safe: driven by the master's metadata thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "bus/socket.h"
+#include "master/completion_queue.h"
+#include "master/journal.h"
+#include "master/lease_table.h"
+#include "master/namespace.h"
+#include "master/node_registry.h"
+#include "master/retry_cache.h"
+
+namespace dfs::master {
+
+class NamespaceService {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Options {
+    std::string dir;
+    uint32_t replication = 3;
+    uint64_t chunk_size = 64 << 20;
+    std::chrono::milliseconds lease_time{30000};
+    // A background checkpoint starts after this many journal records.
+    uint64_t checkpoint_every_records = 1'000'000;
+  };
+
+  NamespaceService(Options options, const NodeRegistry& registry);
+  ~NamespaceService();
+
+  // Start-up: checkpoint + journal replay, then the journal opened for append.
+  Status Open();
+  // Readable when journal completions are waiting for OnCompletions.
+  int completion_fd() const { return completions_.fd(); }
+
+  // Handles `m` if it is a namespace or write request (answering now or once
+  // durable) and returns true; false leaves it to the caller.
+  bool Handle(bus::Socket& socket, const bus::Message& m, Clock::time_point now);
+  // Sends the answers whose records became durable. An error means the
+  // journal failed and the master must stop.
+  Status OnCompletions(bus::Socket& socket);
+  // Lease expiry and checkpoint scheduling.
+  void Tick(Clock::time_point now);
+  // Flushes the journal and writes a checkpoint (clean shutdown).
+  Status Close();
+
+  const Namespace& ns() const { return ns_; }
+  JournalStats journal_stats() const;
+
+ private:
+  struct Pending {
+    RetryCache::Key key;
+    msg::Envelope reply;
+  };
+
+  // Applies `record`; on success journals it and answers `key` once durable
+  // with `reply` (filled by `fill` from the ApplyResult); on error answers now.
+  void Mutate(bus::Socket& socket, const RetryCache::Key& key, msg::JournalRecord record,
+              const std::function<void(const ApplyResult&, msg::Envelope&)>& fill);
+  void Answer(bus::Socket& socket, const RetryCache::Key& key, const msg::Envelope& reply);
+  void AnswerError(bus::Socket& socket, const RetryCache::Key& key, const Status& error);
+  void Journal(const msg::JournalRecord& record, Pending pending);
+  msg::JournalRecord NewRecord(const bus::Message& m) const;
+
+  void HandleMutation(bus::Socket& socket, const bus::Message& m, Clock::time_point now);
+  void HandleQuery(bus::Socket& socket, const bus::Message& m);
+  void CreateFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key, Clock::time_point now);
+  void AllocateChunk(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
+                     Clock::time_point now);
+  void CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key);
+  void ReleaseChunks(const std::vector<uint64_t>& chunks);
+  void StartCheckpoint();
+  void ReapCheckpoint();
+
+  Options options_;
+  const NodeRegistry& registry_;
+  Namespace ns_;
+  RetryCache retry_cache_;
+  LeaseTable leases_;
+  CompletionQueue completions_;
+  std::unique_ptr<JournalWriter> journal_;
+  uint64_t next_token_ = 1;
+  std::map<uint64_t, Pending> pending_;
+  Status journal_failed_;
+  uint64_t next_chunk_id_ = 1;
+  std::mt19937_64 rng_;
+  // Chunks no file references any more; deleted from nodes by the data path.
+  std::vector<uint64_t> garbage_chunks_;
+  // Background checkpoint (a forked child writing a snapshot).
+  pid_t checkpoint_pid_ = -1;
+  uint64_t checkpoint_generation_ = 0;
+  uint64_t records_at_last_checkpoint_ = 0;
+};
+
+}  // namespace dfs::master

@@ -1,0 +1,32 @@
+// Which nodes get a new chunk: pure code, tested on its own (Kudu's
+// placement_policy). Nodes are drawn without replacement with a weight that
+// favours free space and free credit, so the same signal that protects a
+// busy node balances load, and equal nodes share new chunks evenly.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace dfs::master {
+
+struct PlacementCandidate {
+  std::string id;
+  std::string address;
+  uint64_t capacity = 0;
+  uint64_t available = 0;
+  uint64_t credit_in_use = 0;
+  uint64_t credit_pool = 0;
+};
+
+// Picks `count` distinct nodes with at least `chunk_size` available.
+// Unavailable, naming how many are needed and how many can take it, when
+// there are too few.
+Result<std::vector<PlacementCandidate>> ChoosePipeline(std::vector<PlacementCandidate> candidates,
+                                                       uint32_t count, uint64_t chunk_size,
+                                                       std::mt19937_64& rng);
+
+}  // namespace dfs::master

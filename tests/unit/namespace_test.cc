@@ -1,0 +1,243 @@
+// The namespace as pure logic: every operation and error a user can hit,
+// replay determinism, shared chunks, and checkpoint export/import.
+#include "master/namespace.h"
+
+#include <gtest/gtest.h>
+
+#include "master/path.h"
+
+namespace dfs::master {
+namespace {
+
+class NamespaceTest : public ::testing::Test {
+ protected:
+  Status Mkdir(const std::string& path, bool parents = false) {
+    msg::JournalRecord r = Rec();
+    r.mutable_mkdir()->set_path(path);
+    r.mutable_mkdir()->set_parents(parents);
+    r.mutable_mkdir()->set_first_inode(ns_.next_inode());
+    return Apply(r);
+  }
+  Status Rm(const std::string& path, bool recursive = false, bool dir = false) {
+    msg::JournalRecord r = Rec();
+    r.mutable_delete_()->set_path(path);
+    r.mutable_delete_()->set_recursive(recursive);
+    r.mutable_delete_()->set_directory(dir);
+    return Apply(r);
+  }
+  Status Mv(const std::string& a, const std::string& b) {
+    msg::JournalRecord r = Rec();
+    r.mutable_rename()->set_source(a);
+    r.mutable_rename()->set_destination(b);
+    return Apply(r);
+  }
+  Status Cp(const std::string& a, const std::string& b) {
+    msg::JournalRecord r = Rec();
+    r.mutable_copy()->set_source(a);
+    r.mutable_copy()->set_destination(b);
+    r.mutable_copy()->set_inode(ns_.next_inode());
+    return Apply(r);
+  }
+  Status Put(const std::string& path, std::vector<uint64_t> chunk_ids, bool overwrite = false) {
+    msg::JournalRecord r = Rec();
+    auto* op = r.mutable_install_file();
+    op->set_path(path);
+    op->set_inode(ns_.next_inode());
+    op->set_replication(3);
+    op->set_overwrite(overwrite);
+    uint64_t size = 0;
+    for (uint64_t id : chunk_ids) {
+      auto* c = op->add_chunks();
+      c->set_id(id);
+      c->set_size(100);
+      size += 100;
+    }
+    op->set_size(size);
+    return Apply(r);
+  }
+  Status Apply(const msg::JournalRecord& r) {
+    last_ = ApplyResult{};
+    Status s = ns_.Apply(r, &last_);
+    if (s.ok() && last_.changed) log_.push_back(r);
+    return s;
+  }
+  msg::JournalRecord Rec() {
+    msg::JournalRecord r;
+    r.set_unix_ms(++clock_);
+    r.set_user("alice");
+    return r;
+  }
+  std::vector<std::string> Names(const std::string& dir) {
+    std::vector<std::string> out;
+    auto n = ns_.Lookup(dir);
+    EXPECT_TRUE(n);
+    for (const auto& [name, child] : *(*n)->children) out.emplace_back(name);
+    return out;
+  }
+
+  Namespace ns_;
+  ApplyResult last_;
+  std::vector<msg::JournalRecord> log_;
+  int64_t clock_ = 1000;
+};
+
+TEST_F(NamespaceTest, MkdirAndItsErrors) {
+  EXPECT_TRUE(Mkdir("/a").ok());
+  Status s = Mkdir("/a");
+  EXPECT_EQ(s.code(), Code::kAlreadyExists);
+  EXPECT_EQ(s.message(), "file exists: /a");
+  s = Mkdir("/x/y");
+  EXPECT_EQ(s.code(), Code::kNotFound);
+  EXPECT_EQ(s.message(), "no such file or directory: /x");
+  EXPECT_TRUE(Mkdir("/x/y/z", true).ok());
+  EXPECT_TRUE(Mkdir("/x/y/z", true).ok());
+  EXPECT_FALSE(last_.changed);
+  EXPECT_TRUE(Mkdir("/", true).ok());
+  EXPECT_EQ(Mkdir("/").code(), Code::kAlreadyExists);
+  ASSERT_TRUE(Put("/f", {1}).ok());
+  s = Mkdir("/f/g", true);
+  EXPECT_EQ(s.code(), Code::kNotADirectory);
+  EXPECT_EQ(s.message(), "not a directory: /f");
+  EXPECT_EQ(Mkdir("/f").code(), Code::kAlreadyExists);
+  EXPECT_EQ(ns_.directory_count(), 5u);  // / a x y z
+  EXPECT_EQ((*ns_.Lookup("/x/y"))->owner, (*ns_.Lookup("/a"))->owner);
+  EXPECT_EQ(ns_.OwnerName((*ns_.Lookup("/a"))->owner), "alice");
+}
+
+TEST_F(NamespaceTest, RemoveRules) {
+  ASSERT_TRUE(Mkdir("/d/e", true).ok());
+  ASSERT_TRUE(Put("/d/e/f", {1, 2}).ok());
+  Status s = Rm("/d", false, true);
+  EXPECT_EQ(s.code(), Code::kNotEmpty);
+  EXPECT_EQ(s.message(), "directory not empty: /d");
+  EXPECT_EQ(Rm("/d/e/f", false, true).code(), Code::kNotADirectory);
+  EXPECT_EQ(Rm("/d").code(), Code::kIsADirectory);
+  EXPECT_EQ(Rm("/").code(), Code::kInvalidArgument);
+  EXPECT_EQ(Rm("/nope").code(), Code::kNotFound);
+  ASSERT_TRUE(Rm("/d", true).ok());
+  EXPECT_EQ(last_.files, 1u);
+  EXPECT_EQ(last_.directories, 2u);
+  EXPECT_EQ(last_.bytes, 200u);
+  EXPECT_EQ(last_.freed_chunks, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(ns_.file_count(), 0u);
+  EXPECT_EQ(ns_.directory_count(), 1u);
+  EXPECT_EQ(ns_.chunk_count(), 0u);
+}
+
+TEST_F(NamespaceTest, RenameLikeMv) {
+  ASSERT_TRUE(Mkdir("/a/b", true).ok());
+  ASSERT_TRUE(Mkdir("/t").ok());
+  ASSERT_TRUE(Put("/a/f", {1}).ok());
+  ASSERT_TRUE(Mv("/a/f", "/a/g").ok());
+  EXPECT_EQ(Names("/a"), (std::vector<std::string>{"b", "g"}));
+  ASSERT_TRUE(Mv("/a/g", "/t").ok());  // into an existing directory
+  EXPECT_EQ(last_.path, "/t/g");
+  ASSERT_TRUE(Mv("/a", "/t").ok());
+  EXPECT_EQ(last_.path, "/t/a");
+  EXPECT_TRUE(ns_.Lookup("/t/a/b"));
+  Status s = Mv("/t", "/t/a/b");
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("into its own subtree"), std::string::npos) << s.message();
+  EXPECT_EQ(Mv("/t", "/t").code(), Code::kInvalidArgument);
+  EXPECT_EQ(Mv("/missing", "/x").code(), Code::kNotFound);
+  EXPECT_EQ(Mv("/t/g", "/nowhere/x").code(), Code::kNotFound);
+  // A file moved onto a file replaces it, and the replaced chunks go.
+  ASSERT_TRUE(Put("/t/h", {2}).ok());
+  ASSERT_TRUE(Mv("/t/g", "/t/h").ok());
+  EXPECT_EQ(last_.freed_chunks, std::vector<uint64_t>{2});
+  EXPECT_EQ((*ns_.Lookup("/t/h"))->chunks[0].id, 1u);
+}
+
+TEST_F(NamespaceTest, CopySharesChunksUntilTheLastReferenceGoes) {
+  ASSERT_TRUE(Put("/f", {7, 8}).ok());
+  ASSERT_TRUE(Cp("/f", "/g").ok());
+  EXPECT_EQ(ns_.chunk_count(), 2u);
+  EXPECT_EQ(Cp("/f", "/g").code(), Code::kAlreadyExists);
+  EXPECT_EQ(Cp("/missing", "/h").code(), Code::kNotFound);
+  ASSERT_TRUE(Mkdir("/d").ok());
+  EXPECT_EQ(Cp("/d", "/e").code(), Code::kIsADirectory);
+  ASSERT_TRUE(Cp("/f", "/d").ok());
+  EXPECT_EQ(last_.path, "/d/f");
+  ASSERT_TRUE(Rm("/f").ok());
+  EXPECT_TRUE(last_.freed_chunks.empty());
+  ASSERT_TRUE(Rm("/g").ok());
+  EXPECT_TRUE(last_.freed_chunks.empty());
+  // Rewriting the last copy (a new version) frees the old chunks.
+  ASSERT_TRUE(Put("/d/f", {9}, /*overwrite=*/true).ok());
+  EXPECT_EQ(last_.freed_chunks, (std::vector<uint64_t>{7, 8}));
+  EXPECT_EQ(ns_.chunk_count(), 1u);
+}
+
+TEST_F(NamespaceTest, InstallRespectsOverwriteAndDirectories) {
+  ASSERT_TRUE(Put("/f", {1}).ok());
+  Status s = Put("/f", {2});
+  EXPECT_EQ(s.code(), Code::kAlreadyExists);
+  EXPECT_NE(s.message().find("use -f"), std::string::npos);
+  ASSERT_TRUE(Mkdir("/d").ok());
+  EXPECT_EQ(Put("/d", {3}, true).code(), Code::kIsADirectory);
+  EXPECT_EQ(Put("/nope/f", {3}).code(), Code::kNotFound);
+}
+
+TEST_F(NamespaceTest, ReplayRebuildsTheSameTree) {
+  ASSERT_TRUE(Mkdir("/a/b/c", true).ok());
+  ASSERT_TRUE(Put("/a/f", {1}).ok());
+  ASSERT_TRUE(Cp("/a/f", "/a/b/f2").ok());
+  ASSERT_TRUE(Mv("/a/b", "/b").ok());
+  ASSERT_TRUE(Rm("/a/f").ok());
+  Namespace replayed;
+  for (const auto& r : log_) ASSERT_TRUE(replayed.Apply(r, nullptr).ok());
+  EXPECT_EQ(replayed.file_count(), ns_.file_count());
+  EXPECT_EQ(replayed.directory_count(), ns_.directory_count());
+  EXPECT_EQ(replayed.next_inode(), ns_.next_inode());
+  EXPECT_EQ((*replayed.Lookup("/b/f2"))->id, (*ns_.Lookup("/b/f2"))->id);
+  EXPECT_EQ((*replayed.Lookup("/b/c"))->mtime_ms, (*ns_.Lookup("/b/c"))->mtime_ms);
+}
+
+TEST_F(NamespaceTest, CheckpointRoundTripKeepsSharing) {
+  ASSERT_TRUE(Mkdir("/a/b", true).ok());
+  ASSERT_TRUE(Put("/a/b/f", {5, 6}).ok());
+  ASSERT_TRUE(Cp("/a/b/f", "/g").ok());
+  std::vector<msg::CheckpointEntry> entries;
+  ASSERT_TRUE(ns_.Export([&](const msg::CheckpointEntry& e) {
+                   entries.push_back(e);
+                   return Status::OK();
+                 }).ok());
+  Namespace loaded;
+  for (const auto& e : entries) ASSERT_TRUE(loaded.Import(e).ok());
+  EXPECT_EQ(loaded.file_count(), 2u);
+  EXPECT_EQ(loaded.directory_count(), 3u);
+  EXPECT_EQ(loaded.chunk_count(), 2u);
+  EXPECT_EQ(loaded.next_inode(), ns_.next_inode());
+  EXPECT_EQ(loaded.OwnerName((*loaded.Lookup("/g"))->owner), "alice");
+  // Shared chunks survive the round trip: removing one copy frees nothing.
+  msg::JournalRecord r;
+  r.mutable_delete_()->set_path("/g");
+  ApplyResult a;
+  ASSERT_TRUE(loaded.Apply(r, &a).ok());
+  EXPECT_TRUE(a.freed_chunks.empty());
+}
+
+TEST(Path, HostileNamesAreRefusedClearly) {
+  EXPECT_TRUE(SplitPath("/a//b/").has_value());
+  EXPECT_EQ(SplitPath("/a//b/")->size(), 2u);
+  EXPECT_EQ(SplitPath("relative").error().code(), Code::kInvalidArgument);
+  EXPECT_FALSE(SplitPath(""));
+  EXPECT_FALSE(SplitPath("/a/../b"));
+  EXPECT_FALSE(SplitPath("/a/./b"));
+  EXPECT_FALSE(SplitPath(std::string("/a\0b", 4)));
+  EXPECT_FALSE(SplitPath("/a\x01"));
+  EXPECT_FALSE(SplitPath("/bad\xff\xfe"));
+  EXPECT_FALSE(SplitPath("/overlong\xc0\xaf"));
+  EXPECT_FALSE(SplitPath("/" + std::string(256, 'n')));
+  EXPECT_TRUE(SplitPath("/" + std::string(255, 'n')));
+  std::string deep;
+  while (deep.size() <= 4096) deep += "/abcdefgh";
+  auto r = SplitPath(deep);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("path too long"), std::string::npos);
+  EXPECT_TRUE(SplitPath("/caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac"));  // café/日本
+  EXPECT_NE(SplitPath("/a/..").error().message().find("'.' and '..'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dfs::master

@@ -1,0 +1,62 @@
+#include "master/placement.h"
+
+#include <map>
+#include <set>
+
+#include <gtest/gtest.h>
+
+namespace dfs::master {
+namespace {
+
+std::vector<PlacementCandidate> Nodes(int n, uint64_t available = 1000) {
+  std::vector<PlacementCandidate> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back({"n" + std::to_string(i), "h:" + std::to_string(i), 1000, available, 0, 100});
+  }
+  return out;
+}
+
+TEST(Placement, PicksDistinctNodes) {
+  std::mt19937_64 rng(1);
+  for (int trial = 0; trial < 100; ++trial) {
+    auto p = ChoosePipeline(Nodes(5), 3, 10, rng);
+    ASSERT_TRUE(p);
+    std::set<std::string> ids;
+    for (const auto& c : *p) ids.insert(c.id);
+    EXPECT_EQ(ids.size(), 3u);
+  }
+}
+
+TEST(Placement, TooFewNodesSaysHowManyAndHowToLowerIt) {
+  std::mt19937_64 rng(1);
+  auto p = ChoosePipeline(Nodes(2), 3, 10, rng);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code(), Code::kUnavailable);
+  EXPECT_EQ(p.error().message(), "replication 3 needs 3 live nodes, 2 alive; lower it with -r");
+  auto full = ChoosePipeline(Nodes(3, 5), 3, 10, rng);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code(), Code::kNoSpace);
+}
+
+TEST(Placement, FavoursFreeSpaceAndFreeCredit) {
+  std::mt19937_64 rng(7);
+  auto nodes = Nodes(3);
+  nodes[0].available = 900;   // roomy
+  nodes[1].available = 100;   // nearly full
+  nodes[2].available = 900;
+  nodes[2].credit_in_use = 95;  // busy streaming
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 3000; ++i) picks[(*ChoosePipeline(nodes, 1, 10, rng))[0].id]++;
+  EXPECT_GT(picks["n0"], picks["n1"] * 3);
+  EXPECT_GT(picks["n0"], picks["n2"] * 3);
+}
+
+TEST(Placement, EqualNodesShareEvenly) {
+  std::mt19937_64 rng(3);
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 6000; ++i) picks[(*ChoosePipeline(Nodes(6), 1, 10, rng))[0].id]++;
+  for (const auto& [id, n] : picks) EXPECT_NEAR(n, 1000, 150) << id;
+}
+
+}  // namespace
+}  // namespace dfs::master
