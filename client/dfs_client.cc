@@ -4,8 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "bus/request_client.h"
-#include "common/net.h"
+#include "client/client_impl.h"
 
 namespace dfs::client {
 
@@ -15,22 +14,15 @@ std::string DefaultMaster(const std::string& flag) {
   return "127.0.0.1:5550";
 }
 
-struct Client::Impl {
-  ClientOptions options;
-  HostAndPort master;
-  std::unique_ptr<bus::Context> context;
-  std::unique_ptr<bus::RequestClient> rpc;
-  ClusterInfo cluster;
-
-  Result<bus::Message> Call(msg::Envelope request) {
-    auto r = rpc->Call(std::move(request));
-    if (!r && r.error().code() == Code::kUnavailable) {
-      return Status::Unavailable(fmt::format("cannot reach the master at {}: {}", options.master,
-                                             r.error().message()));
-    }
-    return r;
+Result<bus::Message> Client::Impl::Call(msg::Envelope request) {
+  request.set_user(user);
+  auto r = rpc->Call(std::move(request));
+  if (!r && r.error().code() == Code::kUnavailable) {
+    return Status::Unavailable(fmt::format("cannot reach the master at {}: {}", options.master,
+                                           r.error().message()));
   }
-};
+  return r;
+}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
@@ -38,6 +30,7 @@ Client::~Client() = default;
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->user = options.user.empty() ? LocalUserName() : options.user;
   DFS_ASSIGN_OR_RETURN(impl->master, ParseHostPort(options.master, 5550));
   impl->context = std::make_unique<bus::Context>();
   bus::SocketOptions so;

@@ -1,4 +1,5 @@
-// Commands about the cluster itself: nodes (df, fsck arrive with issues 3-5).
+// Commands about the cluster itself: nodes (fsck arrives with issues 3-5;
+// df, which mixes node space and namespace totals, is in usage_commands.cc).
 #include <fmt/format.h>
 
 #include "client/cli/commands.h"

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -29,5 +30,17 @@ struct Context {
 };
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx);
+// mkdir, rmdir, rm, mv, cp.
+void RegisterNamespaceCommands(CLI::App& app, Context& ctx);
+// ls, stat.
+void RegisterListingCommands(CLI::App& app, Context& ctx);
+void RegisterTreeCommand(CLI::App& app, Context& ctx);
+// du, df.
+void RegisterUsageCommands(CLI::App& app, Context& ctx);
+
+// The seed's option-style commands ("--stat PATH") rewritten to their
+// subcommands ("stat PATH"), so CLI11 sees one grammar. Only the first word
+// after the global options is rewritten; argv[0] is kept.
+std::vector<std::string> RewriteSeedAliases(int argc, char** argv);
 
 }  // namespace dfs::cli

@@ -2,6 +2,8 @@
 // failed (one line on stderr), 2 usage error.
 #include <csignal>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -19,12 +21,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
   app.require_subcommand(1);
+  app.footer("Seed-style aliases: --stat PATH, --mkdir PATH, --rm PATH (= stat, mkdir, rm).");
   app.fallthrough();
   dfs::cli::RegisterClusterCommands(app, ctx);
+  dfs::cli::RegisterNamespaceCommands(app, ctx);
+  dfs::cli::RegisterListingCommands(app, ctx);
+  dfs::cli::RegisterTreeCommand(app, ctx);
+  dfs::cli::RegisterUsageCommands(app, ctx);
   // Keep the library's logs (reconnects, retries) off the user's terminal.
   if (auto s = dfs::InitLogging("cli", "error"); !s.ok()) return 2;
   std::signal(SIGPIPE, SIG_IGN);
-  if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-cli")) return *rc;
+  std::vector<std::string> args = dfs::cli::RewriteSeedAliases(argc, argv);
+  std::vector<char*> args_c;
+  for (auto& a : args) args_c.push_back(a.data());
+  args_c.push_back(nullptr);
+  if (auto rc = dfs::ParseFlags(app, static_cast<int>(args.size()), args_c.data(), "dfs-cli")) return *rc;
   std::fflush(stdout);
   if (std::ferror(stdout)) {
     std::fprintf(stderr, "dfs-cli: cannot write to standard output\n");

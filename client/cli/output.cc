@@ -22,7 +22,10 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
-void PrintJson(const nlohmann::json& doc) { std::printf("%s\n", doc.dump().c_str()); }
+void PrintJson(const nlohmann::json& doc) {
+  // replace: one odd byte in a name must not turn the whole answer into an exception.
+  std::printf("%s\n", doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
 
 void PrintError(const std::string& message) { std::fprintf(stderr, "dfs-cli: %s\n", message.c_str()); }
 

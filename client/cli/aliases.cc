@@ -1,0 +1,50 @@
+// The seed (FAHAD-FS) spelled commands as options: `--stat PATH`. DESIGN.md
+// keeps those spellings as aliases of the subcommands.
+#include <string_view>
+
+#include "client/cli/commands.h"
+
+namespace dfs::cli {
+namespace {
+
+struct Alias {
+  std::string_view option;
+  std::string_view command;
+};
+constexpr Alias kAliases[] = {
+    {"--stat", "stat"},
+    {"--mkdir", "mkdir"},
+    {"--rm", "rm"},
+};
+
+// dfs-cli's global options that take a value in the next word.
+constexpr std::string_view kValueOptions[] = {"--master", "--timeout"};
+
+}  // namespace
+
+std::vector<std::string> RewriteSeedAliases(int argc, char** argv) {
+  std::vector<std::string> out(argv, argv + argc);
+  for (size_t i = 1; i < out.size(); ++i) {
+    std::string_view word = out[i];
+    if (word == "--" || !word.starts_with("-")) break;  // the subcommand (or its arguments) begin
+    for (const Alias& a : kAliases) {
+      if (word == a.option) {
+        out[i] = std::string(a.command);
+        return out;
+      }
+      // --stat=PATH
+      if (word.size() > a.option.size() && word.starts_with(a.option) && word[a.option.size()] == '=') {
+        std::string value(word.substr(a.option.size() + 1));
+        out[i] = std::string(a.command);
+        out.insert(out.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(value));
+        return out;
+      }
+    }
+    for (std::string_view v : kValueOptions) {
+      if (word == v) ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace dfs::cli

@@ -1,0 +1,179 @@
+// Client's namespace calls: one request each (List pages), paths resolved
+// on this side, answers turned into the plain structs of dfs_client.h.
+#include <fmt/format.h>
+
+#include "client/client_impl.h"
+
+namespace dfs::client {
+namespace {
+
+FileStatus FromProto(const msg::FileInfo& f) {
+  FileStatus s;
+  s.path = f.path();
+  s.type = f.type() == msg::FileInfo::DIRECTORY ? FileType::kDirectory : FileType::kFile;
+  s.inode = f.inode();
+  s.size = f.size();
+  s.mode = f.mode();
+  s.owner = f.owner();
+  s.mtime_ms = f.mtime_ms();
+  s.ctime_ms = f.ctime_ms();
+  s.replication = f.replication();
+  s.checksum = f.checksum();
+  s.chunks.reserve(static_cast<size_t>(f.chunks_size()));
+  for (const auto& c : f.chunks()) {
+    ChunkStatus cs;
+    cs.id = c.id();
+    cs.version = c.version();
+    cs.size = c.size();
+    cs.checksum = c.checksum();
+    cs.replicas.assign(c.replicas().begin(), c.replicas().end());
+    s.chunks.push_back(std::move(cs));
+  }
+  return s;
+}
+
+Status Unexpected(std::string_view what) {
+  return Status::ProtocolError(fmt::format("the master answered {} with something else", what));
+}
+
+RemoveSummary FromProto(const msg::DeleteResponse& r) {
+  return RemoveSummary{.files = r.files(), .directories = r.directories(), .bytes = r.bytes()};
+}
+
+}  // namespace
+
+Result<FileStatus> Client::Mkdir(std::string_view path, bool parents) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  auto* m = req.mutable_mkdir_request();
+  m->set_path(p);
+  m->set_parents(parents);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_mkdir_response()) return Unexpected("mkdir");
+  return FromProto(reply.envelope.mkdir_response().info());
+}
+
+Result<RemoveSummary> Client::Remove(std::string_view path, bool recursive) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  auto* d = req.mutable_delete_request();
+  d->set_path(p);
+  d->set_recursive(recursive);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_delete_response()) return Unexpected("rm");
+  return FromProto(reply.envelope.delete_response());
+}
+
+Result<RemoveSummary> Client::Rmdir(std::string_view path) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  auto* d = req.mutable_delete_request();
+  d->set_path(p);
+  d->set_directory(true);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_delete_response()) return Unexpected("rmdir");
+  return FromProto(reply.envelope.delete_response());
+}
+
+Result<std::string> Client::Rename(std::string_view src, std::string_view dst) {
+  DFS_ASSIGN_OR_RETURN(std::string s, impl_->Resolve(src));
+  DFS_ASSIGN_OR_RETURN(std::string d, impl_->Resolve(dst));
+  msg::Envelope req;
+  auto* r = req.mutable_rename_request();
+  r->set_source(s);
+  r->set_destination(d);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_rename_response()) return Unexpected("mv");
+  return reply.envelope.rename_response().path();
+}
+
+Result<FileStatus> Client::Copy(std::string_view src, std::string_view dst) {
+  DFS_ASSIGN_OR_RETURN(std::string s, impl_->Resolve(src));
+  DFS_ASSIGN_OR_RETURN(std::string d, impl_->Resolve(dst));
+  msg::Envelope req;
+  auto* c = req.mutable_copy_request();
+  c->set_source(s);
+  c->set_destination(d);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_copy_response()) return Unexpected("cp");
+  return FromProto(reply.envelope.copy_response().info());
+}
+
+Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  auto* s = req.mutable_stat_request();
+  s->set_path(p);
+  s->set_with_chunks(with_chunks);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_stat_response()) return Unexpected("stat");
+  return FromProto(reply.envelope.stat_response().info());
+}
+
+Result<std::vector<FileStatus>> Client::List(std::string_view path) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  std::vector<FileStatus> out;
+  std::string start_after;
+  for (;;) {
+    msg::Envelope req;
+    auto* l = req.mutable_list_request();
+    l->set_path(p);
+    l->set_start_after(start_after);
+    l->set_limit(impl_->options.list_page_size);
+    DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+    if (!reply.envelope.has_list_response()) return Unexpected("ls");
+    const auto& page = reply.envelope.list_response();
+    for (const auto& e : page.entries()) {
+      // Names come sorted; one that does not follow the last would make
+      // the next page start in the wrong place (or never end).
+      if (!out.empty() && e.path() <= out.back().path) {
+        return Status::ProtocolError(fmt::format("the master listed {} out of order", p));
+      }
+      out.push_back(FromProto(e));
+    }
+    if (!page.more()) break;
+    if (page.entries_size() == 0) {
+      return Status::ProtocolError(fmt::format("the master sent an empty page of {} with more to come", p));
+    }
+    start_after = out.back().path;
+  }
+  return out;
+}
+
+Result<SpaceUsage> Client::DiskUsage(std::string_view path) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  req.mutable_disk_usage_request()->set_path(p);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_disk_usage_response()) return Unexpected("du");
+  const auto& r = reply.envelope.disk_usage_response();
+  return SpaceUsage{
+      .files = r.files(), .directories = r.directories(), .bytes = r.bytes(), .stored_bytes = r.stored_bytes()};
+}
+
+Result<FsStats> Client::StatFs() {
+  msg::Envelope req;
+  req.mutable_stat_fs_request();
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_stat_fs_response()) return Unexpected("df");
+  const auto& r = reply.envelope.stat_fs_response();
+  return FsStats{.capacity = r.capacity(),
+                 .used = r.used(),
+                 .available = r.available(),
+                 .nodes_alive = r.nodes_alive(),
+                 .nodes_dead = r.nodes_dead(),
+                 .files = r.files(),
+                 .directories = r.directories(),
+                 .chunks = r.chunks()};
+}
+
+const std::string& Client::working_directory() const { return impl_->cwd; }
+
+Status Client::set_working_directory(std::string_view dir) {
+  auto p = impl_->Resolve(dir);
+  if (!p) return p.error();
+  impl_->cwd = std::move(*p);
+  return Status::OK();
+}
+
+}  // namespace dfs::client
