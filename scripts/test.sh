@@ -32,7 +32,8 @@ done
 # Sanitizers stop at the first report, with a stack, so ctest sees a failure.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+# libzmq is not instrumented; scripts/tsan.supp says why its reports are noise.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/scripts/tsan.supp}"
 # A test must never wait for a terminal.
 exec </dev/null
 
