@@ -85,11 +85,17 @@ Status MetaPipeline::Submit(const MetaRequest& req) {
 
 Result<std::vector<MetaCompletion>> MetaPipeline::Wait(std::chrono::milliseconds timeout) {
   std::vector<MetaCompletion> done;
-  auto wait = timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
+    // Wait for the first completion (a multi-step create may take several
+    // replies), then drain only what is already queued.
+    auto wait = std::chrono::milliseconds(0);
+    if (done.empty()) {
+      wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (wait.count() < 0) wait = std::chrono::milliseconds(0);
+    }
     DFS_ASSIGN_OR_RETURN(std::optional<bus::Message> reply, impl_->rpc->Receive(wait));
     if (!reply) break;
-    wait = std::chrono::milliseconds(0);  // then drain what is already queued
     auto it = impl_->inflight.find(reply->envelope.request_id());
     if (it == impl_->inflight.end()) continue;
     Impl::Inflight state = std::move(it->second);

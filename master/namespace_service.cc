@@ -12,7 +12,6 @@
 
 #include "common/random_id.h"
 #include "master/checkpoint.h"
-#include "master/placement.h"
 
 namespace dfs::master {
 namespace {
@@ -58,17 +57,44 @@ bool IsQuery(msg::Envelope::BodyCase c) {
   }
 }
 
+// What the retry cache keeps of an answer: the body type and the path; a
+// retry gets the entry described afresh (Redescribe), which keeps the cache
+// small and the answer true to the namespace as it is now.
+msg::Envelope CompactAnswer(const msg::Envelope& full) {
+  msg::Envelope e = full;
+  auto strip = [](msg::FileInfo* info) {
+    msg::FileInfo slim;
+    slim.set_path(info->path());
+    slim.set_type(info->type());
+    *info = std::move(slim);
+  };
+  if (e.has_mkdir_response()) strip(e.mutable_mkdir_response()->mutable_info());
+  if (e.has_copy_response()) strip(e.mutable_copy_response()->mutable_info());
+  if (e.has_complete_file_response()) strip(e.mutable_complete_file_response()->mutable_info());
+  return e;
+}
+
 // The answer a retry gets for a mutation replayed from the journal (its
 // original answer died with the previous master process).
-msg::Envelope ReplayedAnswer(const msg::JournalRecord& r) {
+msg::Envelope ReplayedAnswer(const msg::JournalRecord& r, const ApplyResult& a) {
   msg::Envelope e;
+  auto info = [&](msg::FileInfo* fi, const std::string& path, bool dir) {
+    fi->set_path(path);
+    fi->set_type(dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
+  };
   switch (r.op_case()) {
-    case msg::JournalRecord::kMkdir: e.mutable_mkdir_response()->mutable_info()->set_path(r.mkdir().path()); break;
-    case msg::JournalRecord::kDelete: e.mutable_delete_response(); break;
-    case msg::JournalRecord::kRename: e.mutable_rename_response()->set_path(r.rename().destination()); break;
-    case msg::JournalRecord::kCopy: e.mutable_copy_response()->mutable_info()->set_path(r.copy().destination()); break;
+    case msg::JournalRecord::kMkdir: info(e.mutable_mkdir_response()->mutable_info(), r.mkdir().path(), true); break;
+    case msg::JournalRecord::kDelete: {
+      auto* d = e.mutable_delete_response();
+      d->set_files(a.files);
+      d->set_directories(a.directories);
+      d->set_bytes(a.bytes);
+      break;
+    }
+    case msg::JournalRecord::kRename: e.mutable_rename_response()->set_path(a.path); break;
+    case msg::JournalRecord::kCopy: info(e.mutable_copy_response()->mutable_info(), a.path, false); break;
     case msg::JournalRecord::kInstallFile:
-      e.mutable_complete_file_response()->mutable_info()->set_path(r.install_file().path());
+      info(e.mutable_complete_file_response()->mutable_info(), r.install_file().path(), false);
       break;
     default: break;
   }
@@ -106,12 +132,13 @@ Status NamespaceService::Open() {
     if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       return Status::Corruption(fmt::format("journal record {} does not parse", offset_records));
     }
-    Status s = ns_.Apply(r, nullptr);
+    ApplyResult applied;
+    Status s = ns_.Apply(r, &applied);
     if (!s.ok()) {
       return Status::Corruption(fmt::format("journal record {} does not apply: {}", offset_records, s.message()));
     }
-    if (r.client_id() != 0 && now_ms - r.unix_ms() < 120'000) {
-      retry_cache_.RecordDone({r.client_id(), r.request_id()}, ReplayedAnswer(r), now);
+    if (r.client_id() != 0 && now_ms - r.unix_ms() < 60'000) {
+      retry_cache_.RecordDone({r.client_id(), r.request_id()}, ReplayedAnswer(r, applied), now);
     }
     return Status::OK();
   };
@@ -142,8 +169,17 @@ msg::JournalRecord NamespaceService::NewRecord(const bus::Message& m) const {
   return r;
 }
 
+void NamespaceService::Redescribe(msg::Envelope& reply) const {
+  msg::FileInfo* info = nullptr;
+  if (reply.has_mkdir_response()) info = reply.mutable_mkdir_response()->mutable_info();
+  if (reply.has_copy_response()) info = reply.mutable_copy_response()->mutable_info();
+  if (reply.has_complete_file_response()) info = reply.mutable_complete_file_response()->mutable_info();
+  if (info == nullptr || info->path().empty()) return;
+  if (auto n = ns_.Lookup(info->path())) ns_.Describe(*n, false, reply.has_complete_file_response(), info);
+}
+
 void NamespaceService::Answer(bus::Socket& socket, const RetryCache::Key& key, const msg::Envelope& reply) {
-  for (const std::string& route : retry_cache_.Finish(key, reply)) {
+  for (const std::string& route : retry_cache_.Finish(key, CompactAnswer(reply))) {
     bus::Message out;
     out.route = route;
     out.envelope = reply;
@@ -217,6 +253,7 @@ void NamespaceService::HandleMutation(bus::Socket& socket, const bus::Message& m
   msg::Envelope cached;
   switch (retry_cache_.Begin(key, m.route, now, &cached)) {
     case RetryCache::Lookup::kDone:
+      Redescribe(cached);
       cached.set_request_id(key.request_id);
       cached.set_client_id(key.client_id);
       IgnoreError(bus::Reply(socket, m, std::move(cached)));  // a lost answer is retried again
@@ -335,17 +372,8 @@ void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m,
     return AnswerError(socket, key, Status::NotFound("write lease expired or unknown; write the file again"));
   }
   l->expires = now + options_.lease_time;
-  std::vector<PlacementCandidate> candidates;
-  auto now_nodes = registry_.List(now);
-  for (const auto& n : now_nodes) {
-    if (n.state() != msg::NodeInfo::ALIVE) continue;
-    if (std::find(req.exclude_nodes().begin(), req.exclude_nodes().end(), n.id()) != req.exclude_nodes().end()) {
-      continue;
-    }
-    candidates.push_back({n.id(), n.address(), n.stats().capacity(), n.stats().available(),
-                          n.stats().credit_in_use(), n.stats().credit_pool()});
-  }
-  auto pipeline = ChoosePipeline(std::move(candidates), l->replication, l->chunk_size, rng_);
+  std::vector<std::string> exclude(req.exclude_nodes().begin(), req.exclude_nodes().end());
+  auto pipeline = ChoosePipeline(Candidates(now), l->replication, l->chunk_size, exclude, rng_);
   if (!pipeline) return AnswerError(socket, key, pipeline.error());
   const uint64_t chunk_id = next_chunk_id_++;
   l->chunks.push_back(chunk_id);
@@ -364,6 +392,19 @@ void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m,
   rec.mutable_reserve_ids()->set_chunk_id_limit(next_chunk_id_ + kChunkIdBlock);
   if (Status s = ns_.Apply(rec, nullptr); !s.ok()) return AnswerError(socket, key, s);
   Journal(rec, Pending{key, std::move(reply)});
+}
+
+const std::vector<PlacementCandidate>& NamespaceService::Candidates(Clock::time_point now) {
+  if (registry_.membership_version() != candidates_version_ || now - candidates_at_ > std::chrono::milliseconds(100)) {
+    candidates_.clear();
+    registry_.ForEachAlive([&](const NodeRegistry::Node& n) {
+      candidates_.push_back({n.id, n.address, n.stats.capacity(), n.stats.available(), n.stats.credit_in_use(),
+                             n.stats.credit_pool()});
+    });
+    candidates_at_ = now;
+    candidates_version_ = registry_.membership_version();
+  }
+  return candidates_;
 }
 
 void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key) {
@@ -502,6 +543,7 @@ void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
 }
 
 void NamespaceService::Tick(Clock::time_point now) {
+  retry_cache_.Expire(now);
   for (uint64_t id : leases_.Expired(now)) {
     Lease gone = leases_.Remove(id);
     spdlog::info("lease on {} expired (client stopped renewing); {} chunk(s) released", gone.path,

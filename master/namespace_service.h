@@ -28,6 +28,7 @@
 #include "master/lease_table.h"
 #include "master/namespace.h"
 #include "master/node_registry.h"
+#include "master/placement.h"
 #include "master/retry_cache.h"
 
 namespace dfs::master {
@@ -78,6 +79,8 @@ class NamespaceService {
   void Mutate(bus::Socket& socket, const RetryCache::Key& key, msg::JournalRecord record,
               const std::function<void(const ApplyResult&, msg::Envelope&)>& fill);
   void Answer(bus::Socket& socket, const RetryCache::Key& key, const msg::Envelope& reply);
+  // Fills a compact cached answer's FileInfo from the namespace as it is now.
+  void Redescribe(msg::Envelope& reply) const;
   void AnswerError(bus::Socket& socket, const RetryCache::Key& key, const Status& error);
   void Journal(const msg::JournalRecord& record, Pending pending);
   msg::JournalRecord NewRecord(const bus::Message& m) const;
@@ -104,6 +107,13 @@ class NamespaceService {
   Status journal_failed_;
   uint64_t next_chunk_id_ = 1;
   std::mt19937_64 rng_;
+  // Placement candidates, refreshed from the registry at most every 100 ms
+  // (heartbeats come once a second) or when membership changes: building
+  // them per allocation would cost O(nodes) each time.
+  const std::vector<PlacementCandidate>& Candidates(Clock::time_point now);
+  std::vector<PlacementCandidate> candidates_;
+  Clock::time_point candidates_at_{};
+  uint64_t candidates_version_ = UINT64_MAX;
   // Chunks no file references any more; deleted from nodes by the data path.
   std::vector<uint64_t> garbage_chunks_;
   // Background checkpoint (a forked child writing a snapshot).

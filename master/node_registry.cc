@@ -27,6 +27,7 @@ NodeRegistry::Change NodeRegistry::Register(const msg::RegisterNodeRequest& req,
   n.stats = req.stats();
   n.alive = true;
   n.last_heartbeat = now;
+  if (change != Change::kNone) ++membership_version_;
   return change;
 }
 
@@ -49,6 +50,7 @@ std::vector<std::string> NodeRegistry::Sweep(Clock::time_point now) {
     if (n.alive && now - n.last_heartbeat >= dead_after_) {
       n.alive = false;
       died.push_back(id);
+      ++membership_version_;
     }
   }
   return died;

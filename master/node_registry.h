@@ -57,11 +57,21 @@ class NodeRegistry {
   // Every node, alive and dead, sorted by id.
   std::vector<msg::NodeInfo> List(Clock::time_point now) const;
   size_t alive_count() const;
+  // Changes whenever a node joins, returns, restarts or dies.
+  uint64_t membership_version() const { return membership_version_; }
+  // Live nodes, for placement.
+  template <typename F>
+  void ForEachAlive(F&& f) const {
+    for (const auto& [id, n] : nodes_) {
+      if (n.alive) f(n);
+    }
+  }
   Clock::duration dead_after() const { return dead_after_; }
 
  private:
   Clock::duration dead_after_;
   std::map<std::string, Node> nodes_;
+  uint64_t membership_version_ = 0;
 };
 
 }  // namespace dfs::master

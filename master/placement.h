@@ -2,6 +2,10 @@
 // placement_policy). Nodes are drawn without replacement with a weight that
 // favours free space and free credit, so the same signal that protects a
 // busy node balances load, and equal nodes share new chunks evenly.
+//
+// Cost is O(count) expected per pipeline whatever the cluster size
+// (rejection sampling against the largest weight), so allocation stays
+// cheap with thousands of nodes; a full scan runs only to explain a failure.
 #pragma once
 
 #include <cstdint>
@@ -22,11 +26,15 @@ struct PlacementCandidate {
   uint64_t credit_pool = 0;
 };
 
-// Picks `count` distinct nodes with at least `chunk_size` available.
-// Unavailable, naming how many are needed and how many can take it, when
-// there are too few.
-Result<std::vector<PlacementCandidate>> ChoosePipeline(std::vector<PlacementCandidate> candidates,
+// Selection weight in (0, 1].
+double PlacementWeight(const PlacementCandidate& c);
+
+// Picks `count` distinct nodes with at least `chunk_size` available, none of
+// them in `exclude`. Unavailable, naming how many are needed and how many
+// can take it, when there are too few.
+Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<PlacementCandidate>& candidates,
                                                        uint32_t count, uint64_t chunk_size,
+                                                       const std::vector<std::string>& exclude,
                                                        std::mt19937_64& rng);
 
 }  // namespace dfs::master

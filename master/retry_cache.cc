@@ -22,7 +22,7 @@ RetryCache::Lookup RetryCache::Begin(const Key& key, const std::string& route, C
     return Lookup::kNew;
   }
   if (it->second.done) {
-    *reply = it->second.reply;
+    if (!reply->ParseFromString(it->second.reply)) reply->Clear();
     return Lookup::kDone;
   }
   it->second.waiting.push_back(route);
@@ -33,14 +33,14 @@ std::vector<std::string> RetryCache::Finish(const Key& key, const msg::Envelope&
   auto it = entries_.find(key);
   if (it == entries_.end()) return {};
   it->second.done = true;
-  it->second.reply = reply;
+  it->second.reply = reply.SerializeAsString();
   return std::move(it->second.waiting);
 }
 
 void RetryCache::RecordDone(const Key& key, msg::Envelope reply, Clock::time_point now) {
   auto [it, inserted] = entries_.try_emplace(key);
   it->second.done = true;
-  it->second.reply = std::move(reply);
+  it->second.reply = reply.SerializeAsString();
   if (inserted) order_.emplace_back(now, key);
   Expire(now);
 }

@@ -34,7 +34,9 @@ class RetryCache {
     }
   };
 
-  explicit RetryCache(std::chrono::seconds ttl = std::chrono::seconds(120), size_t max_entries = 1 << 20)
+  // Clients give up on a request after a few seconds (timeout x attempts);
+  // a minute covers any retry with room to spare.
+  explicit RetryCache(std::chrono::seconds ttl = std::chrono::seconds(60), size_t max_entries = 1 << 21)
       : ttl_(ttl), max_entries_(max_entries) {}
 
   enum class Lookup { kNew, kPending, kDone };
@@ -47,14 +49,15 @@ class RetryCache {
   // For journal replay: a mutation known to have been applied.
   void RecordDone(const Key& key, msg::Envelope reply, Clock::time_point now);
   size_t size() const { return entries_.size(); }
+  // Drops answers older than the ttl (also done on every Begin).
+  void Expire(Clock::time_point now);
 
  private:
   struct Entry {
     bool done = false;
-    msg::Envelope reply;
+    std::string reply;  // serialized: a fraction of a parsed Envelope's memory
     std::vector<std::string> waiting;
   };
-  void Expire(Clock::time_point now);
 
   std::chrono::seconds ttl_;
   size_t max_entries_;

@@ -19,7 +19,7 @@ std::vector<PlacementCandidate> Nodes(int n, uint64_t available = 1000) {
 TEST(Placement, PicksDistinctNodes) {
   std::mt19937_64 rng(1);
   for (int trial = 0; trial < 100; ++trial) {
-    auto p = ChoosePipeline(Nodes(5), 3, 10, rng);
+    auto p = ChoosePipeline(Nodes(5), 3, 10, {}, rng);
     ASSERT_TRUE(p);
     std::set<std::string> ids;
     for (const auto& c : *p) ids.insert(c.id);
@@ -29,11 +29,11 @@ TEST(Placement, PicksDistinctNodes) {
 
 TEST(Placement, TooFewNodesSaysHowManyAndHowToLowerIt) {
   std::mt19937_64 rng(1);
-  auto p = ChoosePipeline(Nodes(2), 3, 10, rng);
+  auto p = ChoosePipeline(Nodes(2), 3, 10, {}, rng);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code(), Code::kUnavailable);
   EXPECT_EQ(p.error().message(), "replication 3 needs 3 live nodes, 2 alive; lower it with -r");
-  auto full = ChoosePipeline(Nodes(3, 5), 3, 10, rng);
+  auto full = ChoosePipeline(Nodes(3, 5), 3, 10, {}, rng);
   ASSERT_FALSE(full);
   EXPECT_EQ(full.error().code(), Code::kNoSpace);
 }
@@ -46,7 +46,7 @@ TEST(Placement, FavoursFreeSpaceAndFreeCredit) {
   nodes[2].available = 900;
   nodes[2].credit_in_use = 95;  // busy streaming
   std::map<std::string, int> picks;
-  for (int i = 0; i < 3000; ++i) picks[(*ChoosePipeline(nodes, 1, 10, rng))[0].id]++;
+  for (int i = 0; i < 3000; ++i) picks[(*ChoosePipeline(nodes, 1, 10, {}, rng))[0].id]++;
   EXPECT_GT(picks["n0"], picks["n1"] * 3);
   EXPECT_GT(picks["n0"], picks["n2"] * 3);
 }
@@ -54,8 +54,31 @@ TEST(Placement, FavoursFreeSpaceAndFreeCredit) {
 TEST(Placement, EqualNodesShareEvenly) {
   std::mt19937_64 rng(3);
   std::map<std::string, int> picks;
-  for (int i = 0; i < 6000; ++i) picks[(*ChoosePipeline(Nodes(6), 1, 10, rng))[0].id]++;
+  for (int i = 0; i < 6000; ++i) picks[(*ChoosePipeline(Nodes(6), 1, 10, {}, rng))[0].id]++;
   for (const auto& [id, n] : picks) EXPECT_NEAR(n, 1000, 150) << id;
+}
+
+}  // namespace
+}  // namespace dfs::master
+
+namespace dfs::master {
+namespace {
+
+TEST(Placement, ExcludedNodesAreNeverChosen) {
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    auto p = ChoosePipeline(Nodes(4), 3, 10, {"n1"}, rng);
+    ASSERT_TRUE(p);
+    for (const auto& c : *p) EXPECT_NE(c.id, "n1");
+  }
+  auto none = ChoosePipeline(Nodes(3), 3, 10, {"n0"}, rng);
+  EXPECT_FALSE(none);
+}
+
+TEST(Placement, ThousandsOfNodesStayCheap) {
+  std::mt19937_64 rng(9);
+  auto nodes = Nodes(5000);
+  for (int i = 0; i < 20000; ++i) ASSERT_TRUE(ChoosePipeline(nodes, 3, 10, {}, rng));
 }
 
 }  // namespace
