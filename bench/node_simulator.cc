@@ -36,6 +36,8 @@ void NodeSimulator::Run() {
   std::vector<std::unique_ptr<bus::Socket>> socks;
   bus::SocketOptions o;
   o.linger_ms = 0;
+  o.zmtp_heartbeat_ivl_ms = 5000;  // as real nodes' control sockets
+  o.zmtp_heartbeat_timeout_ms = 15000;
   auto stats = [] {
     msg::NodeStats s;
     s.set_capacity(kTiB);

@@ -105,6 +105,8 @@ void MasterLink::HandleHelloSocket(Clock::time_point now) {
     bus::SocketOptions o;
     // Matches the master's node port limit (chunk reports go in pages).
     o.max_message_size = 64 << 20;
+    o.zmtp_heartbeat_ivl_ms = 5000;  // application heartbeats cover liveness
+    o.zmtp_heartbeat_timeout_ms = 15000;
     auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
     if (!s) return Reset(now, s.error().message());
     control_socket_ = std::make_unique<bus::Socket>(std::move(*s));

@@ -17,8 +17,8 @@ Status NotDir(std::string_view path) {
 }
 Status IsDir(std::string_view path) { return Status(Code::kIsADirectory, fmt::format("is a directory: {}", path)); }
 
-std::vector<Chunk> ChunksFrom(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in) {
-  std::vector<Chunk> out;
+ChunkList ChunksFrom(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in) {
+  ChunkList out;
   out.reserve(static_cast<size_t>(in.size()));
   for (const auto& c : in) out.push_back({c.id(), c.size(), c.version(), c.checksum()});
   return out;
@@ -121,14 +121,14 @@ void Namespace::Touch(Inode* dir, int64_t ms) {
   }
 }
 
-void Namespace::RefChunks(const std::vector<Chunk>& chunks) {
+void Namespace::RefChunks(const ChunkList& chunks) {
   for (const Chunk& c : chunks) {
     auto [it, inserted] = shared_chunks_.try_emplace(c.id, 2);
     if (!inserted) ++it->second;
   }
 }
 
-void Namespace::UnrefChunks(const std::vector<Chunk>& chunks, std::vector<uint64_t>* freed) {
+void Namespace::UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed) {
   for (const Chunk& c : chunks) {
     auto it = shared_chunks_.find(c.id);
     if (it != shared_chunks_.end()) {
@@ -150,7 +150,7 @@ void Namespace::Release(Inode* node, ApplyResult* out) {
     }
   } else {
     ++out->files;
-    out->bytes += node->size;
+    out->bytes += node->FileSize();
     UnrefChunks(node->chunks, &out->freed_chunks);
   }
 }
@@ -318,7 +318,6 @@ Status Namespace::ApplyCopy(const msg::JournalRecord& r, ApplyResult* out) {
   copy->mode = src.node->mode;
   copy->owner = InternOwner(r.user());
   copy->mtime_ms = copy->ctime_ms = r.unix_ms();
-  copy->size = src.node->size;
   copy->checksum = src.node->checksum;
   copy->replication = src.node->replication;
   copy->chunks = src.node->chunks;
@@ -350,7 +349,6 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
   file->mode = op.mode() ? op.mode() : kDefaultFileMode;
   file->owner = InternOwner(r.user());
   file->mtime_ms = file->ctime_ms = r.unix_ms();
-  file->size = op.size();
   file->checksum = op.checksum();
   file->replication = static_cast<uint8_t>(op.replication());
   file->chunks = ChunksFrom(op.chunks());
@@ -373,7 +371,7 @@ void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::
   out->set_path(name_only ? n->name : PathOf(n));
   out->set_type(n->is_dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
   out->set_inode(n->id);
-  out->set_size(n->is_dir ? n->children->size() : n->size);
+  out->set_size(n->is_dir ? n->children->size() : n->FileSize());
   out->set_mode(n->mode);
   out->set_owner(OwnerName(n->owner));
   out->set_mtime_ms(n->mtime_ms);
@@ -402,8 +400,8 @@ UsageTotals Namespace::Usage(const Inode* node) const {
       for (const auto& [name, child] : *n->children) stack.push_back(child.get());
     } else {
       ++t.files;
-      t.bytes += n->size;
-      t.stored_bytes += n->size * n->replication;
+      t.bytes += n->FileSize();
+      t.stored_bytes += n->FileSize() * n->replication;
     }
   }
   return t;
@@ -426,7 +424,7 @@ Status Namespace::Export(const std::function<Status(const msg::CheckpointEntry&)
     ci->set_mtime_ms(n->mtime_ms);
     ci->set_ctime_ms(n->ctime_ms);
     ci->set_replication(n->replication);
-    ci->set_size(n->size);
+    ci->set_size(n->FileSize());
     ci->set_checksum(n->checksum);
     for (const Chunk& c : n->chunks) {
       auto* ch = ci->add_chunks();
@@ -469,7 +467,6 @@ Status Namespace::Import(const msg::CheckpointEntry& e) {
   n->mtime_ms = ci.mtime_ms();
   n->ctime_ms = ci.ctime_ms();
   n->replication = static_cast<uint8_t>(ci.replication());
-  n->size = ci.size();
   n->checksum = ci.checksum();
   if (n->is_dir) {
     n->children = std::make_unique<Inode::Children>();

@@ -23,6 +23,7 @@
 
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
 
 #include "common/status.h"
 #include "journal.pb.h"
@@ -35,6 +36,8 @@ struct Chunk {
   uint32_t version = 0;
   uint32_t checksum = 0;
 };
+// Most files have one chunk: it lives inside the inode, no allocation.
+using ChunkList = absl::InlinedVector<Chunk, 1>;
 
 struct Inode {
   using Children = absl::btree_map<std::string_view, std::unique_ptr<Inode>>;
@@ -44,16 +47,22 @@ struct Inode {
   std::string name;
   int64_t mtime_ms = 0;
   int64_t ctime_ms = 0;
-  uint64_t size = 0;  // files
   uint32_t mode = 0;
   uint32_t owner = 0;  // index into the owner table
   uint32_t checksum = 0;
   uint8_t replication = 0;
   bool is_dir = false;
   std::unique_ptr<Children> children;  // directories only
-  std::vector<Chunk> chunks;           // files only
+  ChunkList chunks;                    // files only
 
   bool IsAncestorOf(const Inode* other) const;
+  // A file's length is the sum of its chunks' (not stored: 8 bytes per file
+  // decide whether an inode fits a 128-byte allocation).
+  uint64_t FileSize() const {
+    uint64_t total = 0;
+    for (const Chunk& c : chunks) total += c.size;
+    return total;
+  }
 };
 
 // What a mutation did, for the reply and the caller's bookkeeping.
@@ -121,8 +130,8 @@ class Namespace {
   Inode* AddChild(Inode* dir, std::unique_ptr<Inode> child);
   std::unique_ptr<Inode> Detach(Inode* node);
   void Release(Inode* node, ApplyResult* out);  // counts and frees chunks of a subtree
-  void RefChunks(const std::vector<Chunk>& chunks);
-  void UnrefChunks(const std::vector<Chunk>& chunks, std::vector<uint64_t>* freed);
+  void RefChunks(const ChunkList& chunks);
+  void UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed);
   uint32_t InternOwner(const std::string& user);
   void Touch(Inode* dir, int64_t ms);
 
