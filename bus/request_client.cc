@@ -83,7 +83,9 @@ Result<Message> RequestClient::Call(msg::Envelope request, std::vector<Frame> pa
     }
   }
   auto total = policy_.attempt_timeout * policy_.attempts;
-  return Status::Unavailable(fmt::format("no answer from {} after {} attempts ({:.1f} s)", endpoint_,
+  // TimedOut, not Unavailable: callers must tell "nobody answered" from a
+  // server that answered Unavailable (too few nodes, say).
+  return Status::TimedOut(fmt::format("no answer from {} after {} attempts ({:.1f} s)", endpoint_,
                                          policy_.attempts, total.count() / 1000.0));
 }
 

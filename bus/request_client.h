@@ -29,7 +29,7 @@ class RequestClient {
   ~RequestClient();
 
   // Sends `request` and returns the reply. A reply carrying an error status
-  // comes back as that Status; silence after every attempt is Unavailable,
+  // comes back as that Status; silence after every attempt is TimedOut,
   // naming the endpoint.
   Result<Message> Call(msg::Envelope request, std::vector<Frame> payload = {});
 

@@ -26,4 +26,6 @@ struct Client::Impl {
   Result<std::string> Resolve(std::string_view path) const { return ResolvePath(path, cwd); }
 };
 
+FileStatus FileStatusFromProto(const msg::FileInfo& info);
+
 }  // namespace dfs::client

@@ -17,7 +17,7 @@ std::string DefaultMaster(const std::string& flag) {
 Result<bus::Message> Client::Impl::Call(msg::Envelope request) {
   request.set_user(user);
   auto r = rpc->Call(std::move(request));
-  if (!r && r.error().code() == Code::kUnavailable) {
+  if (!r && r.error().code() == Code::kTimedOut) {
     return Status::Unavailable(fmt::format("cannot reach the master at {}: {}", options.master,
                                            r.error().message()));
   }

@@ -117,6 +117,42 @@ struct ClusterInfo {
   uint32_t replication = 0;
 };
 
+// A write in progress: the master's lease on the path. Nobody else can write
+// the path until CompleteWrite, AbandonWrite, or expiry (RenewLeases keeps
+// it); readers keep seeing the last completed version meanwhile.
+struct WriteLease {
+  uint64_t id = 0;
+  std::string path;
+  uint32_t replication = 0;
+  uint64_t chunk_size = 0;
+  std::chrono::milliseconds lease_time{0};
+};
+
+struct WriteOptions {
+  bool overwrite = false;     // put -f
+  uint32_t replication = 0;   // 0: the cluster default
+  uint64_t chunk_size = 0;    // 0: the cluster default
+};
+
+struct NodeRef {
+  std::string id;
+  std::string address;
+};
+
+// Where one new chunk goes: write it to pipeline[0], which forwards on.
+struct ChunkPlacement {
+  uint64_t chunk_id = 0;
+  uint32_t version = 0;
+  std::vector<NodeRef> pipeline;
+};
+
+struct WrittenChunk {
+  uint64_t id = 0;
+  uint32_t version = 0;
+  uint64_t size = 0;
+  uint32_t checksum = 0;
+};
+
 class Client {
  public:
   // Says hello to the master; Unavailable (naming the address) if it does
@@ -152,6 +188,21 @@ class Client {
   Result<std::vector<FileStatus>> List(std::string_view path);
   Result<SpaceUsage> DiskUsage(std::string_view path);
   Result<FsStats> StatFs();
+
+  // Writes, metadata side (the data path streams the chunks in between).
+  // BeginWrite fails with "file exists" unless overwrite, and with Busy,
+  // naming the path, while another client writes it.
+  Result<WriteLease> BeginWrite(std::string_view path, const WriteOptions& options = {});
+  // A chunk id and the nodes to write it to; `exclude` lists nodes that
+  // failed this write already.
+  Result<ChunkPlacement> AllocateChunk(const WriteLease& lease, uint32_t index,
+                                       const std::vector<std::string>& exclude = {});
+  // Makes the new version visible, replacing any old one in one step.
+  Result<FileStatus> CompleteWrite(const WriteLease& lease, const std::vector<WrittenChunk>& chunks,
+                                   uint64_t size, uint32_t checksum);
+  Status AbandonWrite(const WriteLease& lease);
+  // Extends the leases; returns the ids the master no longer holds.
+  Result<std::vector<uint64_t>> RenewLeases(const std::vector<uint64_t>& lease_ids);
 
   // Where relative paths start; "/" until set (the shell's cd).
   const std::string& working_directory() const;

@@ -7,7 +7,9 @@
 namespace dfs::client {
 namespace {
 
-FileStatus FromProto(const msg::FileInfo& f) {
+}  // namespace
+
+FileStatus FileStatusFromProto(const msg::FileInfo& f) {
   FileStatus s;
   s.path = f.path();
   s.type = f.type() == msg::FileInfo::DIRECTORY ? FileType::kDirectory : FileType::kFile;
@@ -31,6 +33,10 @@ FileStatus FromProto(const msg::FileInfo& f) {
   }
   return s;
 }
+
+namespace {
+
+FileStatus FromProto(const msg::FileInfo& f) { return FileStatusFromProto(f); }
 
 Status Unexpected(std::string_view what) {
   return Status::ProtocolError(fmt::format("the master answered {} with something else", what));

@@ -1,6 +1,7 @@
 #include "master/namespace_service.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <cstdlib>
 #include <cstring>
 #include <sys/stat.h>
@@ -592,12 +593,18 @@ void NamespaceService::StartCheckpoint() {
   records_at_last_checkpoint_ = journal_->stats().records;
   const std::string dir = options_.dir;
   const std::string ready = JournalPath(dir, gen);
+  const pid_t master_pid = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     spdlog::error("cannot fork a checkpoint writer: {}", std::strerror(errno));
     return;
   }
   if (pid == 0) {
+    // The child shares the master's listening sockets and folder lock; it
+    // must never outlive the master, or a restarted master could not bind or
+    // lock until it finished.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != master_pid) ::_exit(1);  // the master died before prctl took effect
     // Child: only this thread exists. Wait for the parent's writer to put
     // journal.<gen> in place (InstallCheckpoint requires it), then write.
     struct stat st;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -43,7 +44,8 @@ std::vector<std::string> Journals(const std::string& dir) {
 }
 
 // Clients mkdir in a loop until told to stop; returns what was acknowledged.
-std::vector<std::string> MkdirUntilMasterDies(MiniCluster& c, int clients, int kill_after) {
+std::vector<std::string> MkdirUntilMasterDies(MiniCluster& c, int clients, int kill_after,
+                                              const std::function<bool()>& also_wait_for = {}) {
   std::mutex mu;
   std::vector<std::string> acked;
   std::atomic<int> total{0};
@@ -63,6 +65,9 @@ std::vector<std::string> MkdirUntilMasterDies(MiniCluster& c, int clients, int k
     });
   }
   WaitFor([&] { return total.load() >= kill_after; }, 30s);
+  if (also_wait_for) {
+    EXPECT_TRUE(WaitFor(also_wait_for, 10s));
+  }
   c.KillMaster();
   for (auto& th : threads) th.join();
   return acked;
@@ -94,12 +99,12 @@ TEST(Durability, CrashInTheMiddleOfACheckpointLosesNothing) {
   MiniCluster c({.nodes = 0, .master_args = {"--checkpoint-every", "300"}});
   ASSERT_TRUE(c.StartMaster());
   unsetenv("DFS_FAULT_CRASH_DURING_CHECKPOINT");
-  auto acked = MkdirUntilMasterDies(c, 4, 1500);
-  ASSERT_TRUE(WaitFor(
-      [&] { return MiniCluster::ReadText(c.root() + "/master.log").find("failed; the journals still hold") !=
-                   std::string::npos; },
-      10s))
-      << "the injected checkpoint crash did not happen";
+  // Keep the load on until the master has seen its checkpoint writer die
+  // (the injected crash), then SIGKILL the master too.
+  auto acked = MkdirUntilMasterDies(c, 4, 1500, [&] {
+    return MiniCluster::ReadText(c.root() + "/master.log").find("failed; the journals still hold") !=
+           std::string::npos;
+  });
   ASSERT_TRUE(c.StartMaster());
   ExpectAllExist(c, acked);
   // And a clean checkpoint on shutdown, then a restart from it.

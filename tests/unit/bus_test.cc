@@ -84,7 +84,7 @@ void ExpectRoundTrip(const std::string& bind_endpoint) {
 TEST(Bus, RoundTripInproc) { ExpectRoundTrip("inproc://bus-test"); }
 TEST(Bus, RoundTripTcpLoopback) { ExpectRoundTrip("tcp://127.0.0.1:0"); }
 
-TEST(Bus, SilentServerTimesOutWithUnavailableNamingTheEndpoint) {
+TEST(Bus, SilentServerTimesOutNamingTheEndpoint) {
   Context ctx;
   // A ROUTER that never answers.
   auto s = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
@@ -95,7 +95,7 @@ TEST(Bus, SilentServerTimesOutWithUnavailableNamingTheEndpoint) {
   auto r = client.Call(Hello());
   auto took = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code(), Code::kUnavailable);
+  EXPECT_EQ(r.error().code(), Code::kTimedOut);
   EXPECT_NE(r.error().message().find(s->endpoint()), std::string::npos) << r.error().message();
   EXPECT_NE(r.error().message().find("3 attempts"), std::string::npos);
   EXPECT_GE(took, 450ms);

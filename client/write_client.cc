@@ -1,0 +1,70 @@
+// Client's write calls, metadata side: lease, chunk allocation, completion.
+#include <fmt/format.h>
+
+#include "client/client_impl.h"
+
+namespace dfs::client {
+
+Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions& options) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::Envelope req;
+  auto* c = req.mutable_create_file_request();
+  c->set_path(p);
+  c->set_overwrite(options.overwrite);
+  c->set_replication(options.replication);
+  c->set_chunk_size(options.chunk_size);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_create_file_response()) return Status::ProtocolError("unexpected reply to create");
+  const auto& r = reply.envelope.create_file_response();
+  return WriteLease{r.lease_id(), p, r.replication(), r.chunk_size(), std::chrono::milliseconds(r.lease_ms())};
+}
+
+Result<ChunkPlacement> Client::AllocateChunk(const WriteLease& lease, uint32_t index,
+                                             const std::vector<std::string>& exclude) {
+  msg::Envelope req;
+  auto* a = req.mutable_allocate_chunk_request();
+  a->set_lease_id(lease.id);
+  a->set_index(index);
+  for (const auto& e : exclude) a->add_exclude_nodes(e);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_allocate_chunk_response()) return Status::ProtocolError("unexpected reply to allocate");
+  const auto& r = reply.envelope.allocate_chunk_response();
+  ChunkPlacement out{r.chunk_id(), r.version(), {}};
+  for (const auto& n : r.pipeline()) out.pipeline.push_back({n.id(), n.address()});
+  return out;
+}
+
+Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vector<WrittenChunk>& chunks,
+                                         uint64_t size, uint32_t checksum) {
+  msg::Envelope req;
+  auto* c = req.mutable_complete_file_request();
+  c->set_lease_id(lease.id);
+  c->set_size(size);
+  c->set_checksum(checksum);
+  for (const auto& w : chunks) {
+    auto* ci = c->add_chunks();
+    ci->set_id(w.id);
+    ci->set_version(w.version);
+    ci->set_size(w.size);
+    ci->set_checksum(w.checksum);
+  }
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  if (!reply.envelope.has_complete_file_response()) return Status::ProtocolError("unexpected reply to complete");
+  return FileStatusFromProto(reply.envelope.complete_file_response().info());
+}
+
+Status Client::AbandonWrite(const WriteLease& lease) {
+  msg::Envelope req;
+  req.mutable_abandon_file_request()->set_lease_id(lease.id);
+  return impl_->Call(std::move(req)).status();
+}
+
+Result<std::vector<uint64_t>> Client::RenewLeases(const std::vector<uint64_t>& lease_ids) {
+  msg::Envelope req;
+  for (uint64_t id : lease_ids) req.mutable_renew_lease_request()->add_lease_ids(id);
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  const auto& r = reply.envelope.renew_lease_response();
+  return std::vector<uint64_t>(r.expired().begin(), r.expired().end());
+}
+
+}  // namespace dfs::client

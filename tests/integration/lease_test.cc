@@ -1,0 +1,152 @@
+// Write leases against a real master: one writer per path, readers see the
+// last completed version, a dead writer frees the path after the lease time,
+// and placement refuses clearly when too few nodes are alive.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "client/dfs_client.h"
+#include "tests/support/cluster.h"
+
+namespace dfs::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<client::Client> Connect(const std::string& master) {
+  client::ClientOptions o;
+  o.master = master;
+  o.timeout = 2000ms;
+  auto r = client::Client::Connect(o);
+  return r ? std::move(*r) : nullptr;
+}
+
+// A whole write at the metadata level: lease, one chunk of `size`, complete.
+Result<client::FileStatus> PutMeta(client::Client& c, const std::string& path, uint64_t size, bool overwrite) {
+  DFS_ASSIGN_OR_RETURN(auto lease, c.BeginWrite(path, {.overwrite = overwrite, .replication = 1}));
+  DFS_ASSIGN_OR_RETURN(auto placed, c.AllocateChunk(lease, 0));
+  return c.CompleteWrite(lease, {{placed.chunk_id, placed.version, size, 7}}, size, 7);
+}
+
+class LeaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.Start());
+    a_ = Connect(cluster_.master_address());
+    b_ = Connect(cluster_.master_address());
+    ASSERT_TRUE(a_ && b_);
+  }
+  MiniCluster cluster_{{.nodes = 1, .master_args = {"--lease-time", "2s"}}};
+  std::unique_ptr<client::Client> a_, b_;
+};
+
+TEST_F(LeaseTest, SecondWriterIsBusyUntilTheFirstCompletes) {
+  auto lease = a_->BeginWrite("/f", {.replication = 1});
+  ASSERT_TRUE(lease) << lease.error().ToString();
+  auto second = b_->BeginWrite("/f", {.overwrite = true, .replication = 1});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), Code::kBusy);
+  EXPECT_NE(second.error().message().find("/f"), std::string::npos) << second.error().message();
+  ASSERT_TRUE(a_->CompleteWrite(*lease, {}, 0, 0));
+  auto again = b_->BeginWrite("/f", {.replication = 1});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Code::kAlreadyExists);
+  EXPECT_TRUE(b_->BeginWrite("/f", {.overwrite = true, .replication = 1}));
+}
+
+TEST_F(LeaseTest, ReadersSeeTheLastCompletedVersionUntilTheNewOneCommits) {
+  auto v1 = PutMeta(*a_, "/doc", 100, false);
+  ASSERT_TRUE(v1) << v1.error().ToString();
+  auto lease = a_->BeginWrite("/doc", {.overwrite = true, .replication = 1});
+  ASSERT_TRUE(lease);
+  auto placed = a_->AllocateChunk(*lease, 0);
+  ASSERT_TRUE(placed);
+  auto during = b_->Stat("/doc", true);
+  ASSERT_TRUE(during);
+  EXPECT_EQ(during->size, 100u);
+  ASSERT_EQ(during->chunks.size(), 1u);
+  EXPECT_EQ(during->chunks[0].id, v1->chunks[0].id);
+  ASSERT_TRUE(a_->CompleteWrite(*lease, {{placed->chunk_id, placed->version, 250, 9}}, 250, 9));
+  auto after = b_->Stat("/doc", true);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->size, 250u);
+  EXPECT_EQ(after->chunks[0].id, placed->chunk_id);
+  EXPECT_EQ(after->checksum, 9u);
+}
+
+TEST_F(LeaseTest, AnotherClientCannotUseMyLease) {
+  auto lease = a_->BeginWrite("/mine", {.replication = 1});
+  ASSERT_TRUE(lease);
+  auto stolen = b_->CompleteWrite(*lease, {}, 0, 0);
+  ASSERT_FALSE(stolen);
+  EXPECT_EQ(stolen.error().code(), Code::kNotFound);
+  EXPECT_FALSE(b_->Stat("/mine"));
+}
+
+TEST_F(LeaseTest, AbandonFreesThePathAtOnceAndLeavesNoFile) {
+  auto lease = a_->BeginWrite("/gone", {.replication = 1});
+  ASSERT_TRUE(lease);
+  ASSERT_TRUE(a_->AllocateChunk(*lease, 0));
+  ASSERT_TRUE(a_->AbandonWrite(*lease).ok());
+  EXPECT_FALSE(a_->Stat("/gone"));
+  EXPECT_TRUE(b_->BeginWrite("/gone", {.replication = 1}));
+}
+
+TEST_F(LeaseTest, AKilledWriterFreesThePathAfterTheLeaseTime) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto c = Connect(cluster_.master_address());
+    auto lease = c ? c->BeginWrite("/orphan", {.replication = 1}) : Status::Internal("no client");
+    if (lease) (void)c->AllocateChunk(*lease, 0);
+    char ok = lease ? 'y' : 'n';
+    (void)!write(ready[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  auto busy = a_->BeginWrite("/orphan", {.replication = 1});
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code(), Code::kBusy);
+  // Lease time 2 s (+ the 100 ms housekeeping tick).
+  EXPECT_TRUE(WaitFor([&] { return a_->BeginWrite("/orphan", {.replication = 1}).has_value(); }, 6s));
+  EXPECT_FALSE(a_->Stat("/orphan")) << "an abandoned write must leave no visible file";
+  auto log = MiniCluster::ReadText(cluster_.root() + "/master.log");
+  EXPECT_NE(log.find("lease on /orphan expired"), std::string::npos) << log;
+  close(ready[0]);
+  close(ready[1]);
+}
+
+TEST_F(LeaseTest, RenewKeepsALeaseAlive) {
+  auto lease = a_->BeginWrite("/long", {.replication = 1});
+  ASSERT_TRUE(lease);
+  auto start = std::chrono::steady_clock::now();
+  // Renew for three lease times; the path must stay ours throughout.
+  while (std::chrono::steady_clock::now() - start < 6s) {
+    auto expired = a_->RenewLeases({lease->id});
+    ASSERT_TRUE(expired);
+    ASSERT_TRUE(expired->empty());
+    ASSERT_FALSE(b_->BeginWrite("/long", {.replication = 1}));
+    WaitFor([] { return false; }, 500ms);  // renew twice a second
+  }
+  EXPECT_TRUE(a_->CompleteWrite(*lease, {}, 0, 0));
+}
+
+TEST_F(LeaseTest, TooFewLiveNodesIsAClearError) {
+  auto lease = a_->BeginWrite("/r3", {.replication = 3});
+  ASSERT_TRUE(lease);
+  auto placed = a_->AllocateChunk(*lease, 0);
+  ASSERT_FALSE(placed);
+  EXPECT_EQ(placed.error().code(), Code::kUnavailable);
+  EXPECT_EQ(placed.error().message(), "replication 3 needs 3 live nodes, 1 alive; lower it with -r");
+}
+
+}  // namespace
+}  // namespace dfs::test
