@@ -17,12 +17,6 @@ Status NotDir(std::string_view path) {
 }
 Status IsDir(std::string_view path) { return Status(Code::kIsADirectory, fmt::format("is a directory: {}", path)); }
 
-ChunkList ChunksFrom(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in) {
-  ChunkList out;
-  out.reserve(static_cast<size_t>(in.size()));
-  for (const auto& c : in) out.push_back({c.id(), c.size(), c.version(), c.checksum()});
-  return out;
-}
 
 }  // namespace
 
@@ -121,22 +115,36 @@ void Namespace::Touch(Inode* dir, int64_t ms) {
   }
 }
 
-void Namespace::RefChunks(const ChunkList& chunks) {
-  for (const Chunk& c : chunks) {
-    auto [it, inserted] = shared_chunks_.try_emplace(c.id, 2);
-    if (!inserted) ++it->second;
+ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in) {
+  ChunkList out;
+  out.reserve(static_cast<uint32_t>(in.size()));
+  for (const auto& c : in) {
+    auto [it, inserted] = chunks_.try_emplace(c.id(), ChunkRecord{c.size(), c.version(), c.checksum(), 0});
+    ++it->second.refs;  // a checkpoint lists a shared chunk once per file
+    out.push_back(c.id());
   }
+  return out;
+}
+
+void Namespace::RefChunks(const ChunkList& chunks) {
+  for (uint64_t id : chunks) ++chunks_[id].refs;
+}
+
+uint64_t Namespace::FileSize(const Inode* file) const {
+  uint64_t total = 0;
+  for (uint64_t id : file->chunks) {
+    if (const ChunkRecord* c = FindChunk(id)) total += c->size;
+  }
+  return total;
 }
 
 void Namespace::UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed) {
-  for (const Chunk& c : chunks) {
-    auto it = shared_chunks_.find(c.id);
-    if (it != shared_chunks_.end()) {
-      if (--it->second <= 1) shared_chunks_.erase(it);
-      continue;
-    }
-    --chunk_refs_;
-    if (freed != nullptr) freed->push_back(c.id);
+  for (uint64_t id : chunks) {
+    auto it = chunks_.find(id);
+    if (it == chunks_.end()) continue;
+    if (--it->second.refs > 0) continue;
+    chunks_.erase(it);
+    if (freed != nullptr) freed->push_back(id);
   }
 }
 
@@ -150,7 +158,7 @@ void Namespace::Release(Inode* node, ApplyResult* out) {
     }
   } else {
     ++out->files;
-    out->bytes += node->FileSize();
+    out->bytes += FileSize(node);
     UnrefChunks(node->chunks, &out->freed_chunks);
   }
 }
@@ -351,7 +359,6 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
   file->mtime_ms = file->ctime_ms = r.unix_ms();
   file->checksum = op.checksum();
   file->replication = static_cast<uint8_t>(op.replication());
-  file->chunks = ChunksFrom(op.chunks());
   if (res.node != nullptr) {
     // The new version replaces the old one in one step; the old chunks go.
     std::unique_ptr<Inode> old = Detach(res.node);
@@ -359,7 +366,7 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
     Release(old.get(), &dropped);
     out->freed_chunks = std::move(dropped.freed_chunks);
   }
-  chunk_refs_ += file->chunks.size();
+  file->chunks = AddChunks(op.chunks());
   next_inode_ = std::max(next_inode_, op.inode() + 1);
   Touch(res.parent, r.unix_ms());
   out->inode = AddChild(res.parent, std::move(file));
@@ -371,7 +378,7 @@ void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::
   out->set_path(name_only ? n->name : PathOf(n));
   out->set_type(n->is_dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
   out->set_inode(n->id);
-  out->set_size(n->is_dir ? n->children->size() : n->FileSize());
+  out->set_size(n->is_dir ? n->children->size() : FileSize(n));
   out->set_mode(n->mode);
   out->set_owner(OwnerName(n->owner));
   out->set_mtime_ms(n->mtime_ms);
@@ -379,12 +386,14 @@ void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::
   out->set_replication(n->replication);
   out->set_checksum(n->checksum);
   if (with_chunks) {
-    for (const Chunk& c : n->chunks) {
+    for (uint64_t id : n->chunks) {
       auto* ci = out->add_chunks();
-      ci->set_id(c.id);
-      ci->set_version(c.version);
-      ci->set_size(c.size);
-      ci->set_checksum(c.checksum);
+      ci->set_id(id);
+      if (const ChunkRecord* c = FindChunk(id)) {
+        ci->set_version(c->version);
+        ci->set_size(c->size);
+        ci->set_checksum(c->checksum);
+      }
     }
   }
 }
@@ -400,8 +409,9 @@ UsageTotals Namespace::Usage(const Inode* node) const {
       for (const auto& [name, child] : *n->children) stack.push_back(child.get());
     } else {
       ++t.files;
-      t.bytes += n->FileSize();
-      t.stored_bytes += n->FileSize() * n->replication;
+      const uint64_t size = FileSize(n);
+      t.bytes += size;
+      t.stored_bytes += size * n->replication;
     }
   }
   return t;
@@ -424,14 +434,16 @@ Status Namespace::Export(const std::function<Status(const msg::CheckpointEntry&)
     ci->set_mtime_ms(n->mtime_ms);
     ci->set_ctime_ms(n->ctime_ms);
     ci->set_replication(n->replication);
-    ci->set_size(n->FileSize());
+    ci->set_size(FileSize(n));
     ci->set_checksum(n->checksum);
-    for (const Chunk& c : n->chunks) {
+    for (uint64_t id : n->chunks) {
       auto* ch = ci->add_chunks();
-      ch->set_id(c.id);
-      ch->set_version(c.version);
-      ch->set_size(c.size);
-      ch->set_checksum(c.checksum);
+      ch->set_id(id);
+      if (const ChunkRecord* c = FindChunk(id)) {
+        ch->set_version(c->version);
+        ch->set_size(c->size);
+        ch->set_checksum(c->checksum);
+      }
     }
     DFS_RETURN_IF_ERROR(sink(e));
     if (n->is_dir) {
@@ -448,8 +460,6 @@ Status Namespace::Import(const msg::CheckpointEntry& e) {
   if (e.has_counters()) {
     next_inode_ = std::max(next_inode_, e.counters().next_inode());
     chunk_id_limit_ = std::max(chunk_id_limit_, e.counters().chunk_id_limit());
-    import_seen_.clear();
-    import_seen_.rehash(0);
     return Status::OK();
   }
   if (!e.has_inode()) return Status::Corruption("checkpoint entry with no content");
@@ -471,12 +481,7 @@ Status Namespace::Import(const msg::CheckpointEntry& e) {
   if (n->is_dir) {
     n->children = std::make_unique<Inode::Children>();
   } else {
-    n->chunks = ChunksFrom(ci.chunks());
-    for (const Chunk& c : n->chunks) {
-      uint32_t& seen = import_seen_[c.id];
-      if (++seen == 1) ++chunk_refs_;
-      else shared_chunks_[c.id] = seen;
-    }
+    n->chunks = AddChunks(ci.chunks());
   }
   next_inode_ = std::max(next_inode_, n->id + 1);
   AddChild(res.parent, std::move(n));

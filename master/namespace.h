@@ -23,21 +23,21 @@
 
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
-#include <absl/container/inlined_vector.h>
 
 #include "common/status.h"
+#include "master/chunk_list.h"
 #include "journal.pb.h"
 
 namespace dfs::master {
 
-struct Chunk {
-  uint64_t id = 0;
+// What the master knows of one chunk. A chunk id never changes meaning: a
+// rewrite makes new chunks, so these fields are fixed for the id's life.
+struct ChunkRecord {
   uint64_t size = 0;
   uint32_t version = 0;
   uint32_t checksum = 0;
+  uint32_t refs = 0;  // files that hold it (cp shares chunks)
 };
-// Most files have one chunk: it lives inside the inode, no allocation.
-using ChunkList = absl::InlinedVector<Chunk, 1>;
 
 struct Inode {
   using Children = absl::btree_map<std::string_view, std::unique_ptr<Inode>>;
@@ -56,13 +56,6 @@ struct Inode {
   ChunkList chunks;                    // files only
 
   bool IsAncestorOf(const Inode* other) const;
-  // A file's length is the sum of its chunks' (not stored: 8 bytes per file
-  // decide whether an inode fits a 128-byte allocation).
-  uint64_t FileSize() const {
-    uint64_t total = 0;
-    for (const Chunk& c : chunks) total += c.size;
-    return total;
-  }
 };
 
 // What a mutation did, for the reply and the caller's bookkeeping.
@@ -107,7 +100,15 @@ class Namespace {
 
   uint64_t file_count() const { return files_; }
   uint64_t directory_count() const { return directories_; }
-  uint64_t chunk_count() const { return chunk_refs_; }
+  uint64_t chunk_count() const { return chunks_.size(); }
+  // nullptr when no file holds chunk `id`.
+  const ChunkRecord* FindChunk(uint64_t id) const {
+    auto it = chunks_.find(id);
+    return it == chunks_.end() ? nullptr : &it->second;
+  }
+  // A file's length: the sum of its chunks' (derived, not stored, so an
+  // inode fits a 112-byte allocation).
+  uint64_t FileSize(const Inode* file) const;
 
   // Checkpoint: a preorder walk (parents before children), then counters.
   Status Export(const std::function<Status(const msg::CheckpointEntry&)>& sink) const;
@@ -131,6 +132,8 @@ class Namespace {
   std::unique_ptr<Inode> Detach(Inode* node);
   void Release(Inode* node, ApplyResult* out);  // counts and frees chunks of a subtree
   void RefChunks(const ChunkList& chunks);
+  // Adds a file's chunks from their descriptions (install, import).
+  ChunkList AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& chunks);
   void UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed);
   uint32_t InternOwner(const std::string& user);
   void Touch(Inode* dir, int64_t ms);
@@ -140,14 +143,10 @@ class Namespace {
   uint64_t chunk_id_limit_ = 1;
   uint64_t files_ = 0;
   uint64_t directories_ = 1;
-  uint64_t chunk_refs_ = 0;  // distinct chunks referenced
-  // Only chunks referenced more than once (cp) are here; absent means one.
-  absl::flat_hash_map<uint64_t, uint32_t> shared_chunks_;
+  // Every chunk some file holds.
+  absl::flat_hash_map<uint64_t, ChunkRecord> chunks_;
   std::vector<std::string> owners_;
   absl::flat_hash_map<std::string, uint32_t> owner_index_;
-  // Chunk ids seen during Import, to rebuild the shared-chunk counts; cleared
-  // when the counters (the last checkpoint entry) arrive.
-  absl::flat_hash_map<uint64_t, uint32_t> import_seen_;
 };
 
 }  // namespace dfs::master

@@ -145,7 +145,7 @@ TEST_F(NamespaceTest, RenameLikeMv) {
   ASSERT_TRUE(Put("/t/h", {2}).ok());
   ASSERT_TRUE(Mv("/t/g", "/t/h").ok());
   EXPECT_EQ(last_.freed_chunks, std::vector<uint64_t>{2});
-  EXPECT_EQ((*ns_.Lookup("/t/h"))->chunks[0].id, 1u);
+  EXPECT_EQ((*ns_.Lookup("/t/h"))->chunks[0], 1u);
 }
 
 TEST_F(NamespaceTest, CopySharesChunksUntilTheLastReferenceGoes) {
@@ -237,6 +237,34 @@ TEST(Path, HostileNamesAreRefusedClearly) {
   EXPECT_NE(r.error().message().find("path too long"), std::string::npos);
   EXPECT_TRUE(SplitPath("/caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac"));  // café/日本
   EXPECT_NE(SplitPath("/a/..").error().message().find("'.' and '..'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dfs::master
+
+namespace dfs::master {
+namespace {
+
+TEST(ChunkList, InlineOneThenHeap) {
+  ChunkList l;
+  EXPECT_TRUE(l.empty());
+  l.push_back(7);
+  EXPECT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0], 7u);
+  for (uint64_t i = 8; i < 100; ++i) l.push_back(i);
+  ASSERT_EQ(l.size(), 93u);
+  uint64_t want = 7;
+  for (uint64_t id : l) EXPECT_EQ(id, want++);
+  ChunkList copy = l;
+  ChunkList moved = std::move(l);
+  EXPECT_EQ(copy.size(), 93u);
+  EXPECT_EQ(moved[92], 99u);
+  EXPECT_TRUE(l.empty());  // NOLINT: moved-from is empty by contract
+  ChunkList one;
+  one.push_back(1);
+  one = moved;
+  EXPECT_EQ(one.size(), 93u);
+  static_assert(sizeof(ChunkList) == 16);
 }
 
 }  // namespace
