@@ -1,0 +1,114 @@
+// ChunkWriter: the write half of the chunk store (see chunk_store.h).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+#include "common/files.h"
+#include "filenode/chunk_store.h"
+#include "filenode/file_io.h"
+
+namespace dfs::filenode {
+
+ChunkWriter::ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, int fd, uint64_t allocated)
+    : store_(store), key_(key), stem_path_(std::move(stem_path)), fd_(fd), allocated_(allocated) {
+  blocks_.reserve(BlockCount(allocated));
+}
+
+ChunkWriter::~ChunkWriter() {
+  if (!finished_) Abort();
+}
+
+Status ChunkWriter::Fail(Status s) {
+  Abort();
+  return s.Prepend(ChunkName(key_));
+}
+
+Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
+  if (finished_ || aborted_) return Status::Internal(ChunkName(key_) + ": append to a closed writer");
+  if (offset != size_) {
+    return Fail(Status::InvalidArgument(
+        fmt::format("write at offset {} but {} bytes were written so far", offset, size_)));
+  }
+  if (data.empty()) return Status::OK();
+  Status s = PwriteAll(fd_, data.data(), data.size(), offset, stem_path_ + ".chunk.tmp");
+  if (!s.ok()) return Fail(s);
+  crc_ = Crc32c(data, crc_);
+  // Per-block checksums, carried across frames that do not line up with blocks.
+  while (!data.empty()) {
+    size_t in_block = size_ % kChunkBlockSize;
+    size_t take = std::min<size_t>(data.size(), kChunkBlockSize - in_block);
+    block_crc_ = Crc32c(data.first(take), block_crc_);
+    size_ += take;
+    data = data.subspan(take);
+    if (size_ % kChunkBlockSize == 0) {
+      blocks_.push_back(block_crc_);
+      block_crc_ = 0;
+    }
+  }
+  return Status::OK();
+}
+
+Result<ChunkMeta> ChunkWriter::Finish() {
+  if (finished_ || aborted_) return Status::Internal(ChunkName(key_) + ": finish of a closed writer");
+  if (size_ % kChunkBlockSize != 0) blocks_.push_back(block_crc_);
+  const std::string chunk_tmp = stem_path_ + ".chunk.tmp";
+  const std::string meta_tmp = stem_path_ + ".meta.tmp";
+  const std::string chunk_path = stem_path_ + ".chunk";
+  const std::string meta_path = stem_path_ + ".meta";
+  if (allocated_ > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+    return Fail(Status::FromErrno(errno, "truncate " + chunk_tmp));
+  }
+  ChunkMeta meta{key_, size_, crc_};
+  std::string bytes = EncodeMeta(meta, blocks_);
+  {
+    UniqueFd mfd(::open(meta_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!mfd.valid()) return Fail(Status::FromErrno(errno, meta_tmp));
+    Status s = PwriteAll(mfd.get(), bytes.data(), bytes.size(), 0, meta_tmp);
+    if (s.ok() && ::fdatasync(mfd.get()) != 0) s = Status::FromErrno(errno, "fdatasync " + meta_tmp);
+    if (!s.ok()) return Fail(s);
+  }
+  if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + chunk_tmp));
+  ::close(fd_);
+  fd_ = -1;
+  // Replacing an older copy: drop its .chunk first, so a crash between the
+  // renames below never pairs the old bytes with the new checksums.
+  if (store_.IsStored(key_) && ::unlink(chunk_path.c_str()) != 0 && errno != ENOENT) {
+    return Fail(Status::FromErrno(errno, "unlink " + chunk_path));
+  }
+  // .meta first: a .chunk in place always has its checksums beside it.
+  if (::rename(meta_tmp.c_str(), meta_path.c_str()) != 0) {
+    return Fail(Status::FromErrno(errno, "rename " + meta_tmp));
+  }
+  Status s;
+  if (::rename(chunk_tmp.c_str(), chunk_path.c_str()) != 0) s = Status::FromErrno(errno, "rename " + chunk_tmp);
+  if (s.ok()) s = SyncDirectory(std::filesystem::path(stem_path_).parent_path().string());
+  if (!s.ok()) {
+    ::unlink(chunk_path.c_str());
+    ::unlink(meta_path.c_str());
+    return Fail(s);
+  }
+  finished_ = true;
+  store_.Install(meta);
+  store_.Release(key_);
+  return meta;
+}
+
+void ChunkWriter::Abort() {
+  if (finished_ || aborted_) return;
+  aborted_ = true;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  for (const char* ext : {".chunk.tmp", ".meta.tmp"}) {
+    std::string p = stem_path_ + ext;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) spdlog::warn("cannot remove {}: {}", p, std::strerror(errno));
+  }
+  store_.Release(key_);
+}
+
+}  // namespace dfs::filenode
