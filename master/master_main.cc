@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
+  app.add_flag("--unsafe-unverified-writes", o.unverified_writes,
+               "UNSAFE (benchmarks, tests): complete writes without the replicas' checksum reports");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-master")) return *rc;

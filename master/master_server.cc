@@ -35,6 +35,8 @@ Status MasterServer::Start() {
   no.chunk_size = options_.chunk_size;
   no.lease_time = options_.lease_time;
   no.checkpoint_every_records = options_.checkpoint_every_records;
+  no.verify_replicas = !options_.unverified_writes;
+  if (options_.unverified_writes) spdlog::warn("--unsafe-unverified-writes: writes complete without replica checks");
   namespace_ = std::make_unique<NamespaceService>(no, registry_);
   DFS_RETURN_IF_ERROR(namespace_->Open());
   context_ = std::make_unique<bus::Context>();
@@ -73,6 +75,7 @@ Status MasterServer::Start() {
   DFS_ASSIGN_OR_RETURN(node_port_, bind(bus::SocketType::kRouter, derived(options_.node_port, 2),
                                         node_router, node_socket_));
 
+  namespace_->set_client_socket(client_socket_.get());
   client_address_ = HostPort(options_.bind, client_port);
   DFS_RETURN_IF_ERROR(WriteFileDurably(
       options_.dir + "/master.ports",
@@ -198,6 +201,7 @@ void MasterServer::HandleClient(bus::Message& m) {
 void MasterServer::HandleNode(bus::Message& m) {
   if (!m.defect.ok()) return RefuseDefect(*node_socket_, m, "node");
   auto now = Clock::now();
+  if (namespace_->HandleNode(*node_socket_, m, now)) return;
   msg::Envelope reply;
   switch (m.envelope.body_case()) {
     case msg::Envelope::kRegisterNodeRequest: {
@@ -225,6 +229,7 @@ void MasterServer::HandleNode(bus::Message& m) {
       bool known = registry_.Heartbeat(m.envelope.heartbeat_request(), m.route, now);
       if (!known) SPDLOG_DEBUG("heartbeat from unregistered node={}", m.envelope.heartbeat_request().node_id());
       reply.mutable_heartbeat_response()->set_needs_register(!known);
+      if (known) namespace_->DecorateHeartbeat(m.envelope.heartbeat_request().node_id(), reply.mutable_heartbeat_response());
       break;
     }
     default:

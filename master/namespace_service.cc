@@ -17,6 +17,9 @@
 namespace dfs::master {
 namespace {
 
+// Every chunk is written once, as version 1; versions are there for in-place
+// appends and repairs to come.
+constexpr uint32_t kChunkVersion = 1;
 // Chunk ids are reserved in blocks: one journal record per million chunks.
 constexpr uint64_t kChunkIdBlock = 1 << 20;
 // Directory listings go in pages of this many entries (about 60 KiB).
@@ -52,6 +55,8 @@ bool IsQuery(msg::Envelope::BodyCase c) {
     case msg::Envelope::kDiskUsageRequest:
     case msg::Envelope::kStatFsRequest:
     case msg::Envelope::kRenewLeaseRequest:
+    case msg::Envelope::kLocateRequest:
+    case msg::Envelope::kReportBadReplicaRequest:
       return true;
     default:
       return false;
@@ -235,7 +240,13 @@ void NamespaceService::Mutate(bus::Socket& socket, const RetryCache::Key& key, m
 }
 
 void NamespaceService::ReleaseChunks(const std::vector<uint64_t>& chunks) {
-  garbage_chunks_.insert(garbage_chunks_.end(), chunks.begin(), chunks.end());
+  for (uint64_t id : chunks) {
+    leased_chunks_.erase(id);
+    msg::StoredChunk gone;
+    gone.set_chunk_id(id);
+    gone.set_version(kChunkVersion);
+    for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
+  }
 }
 
 bool NamespaceService::Handle(bus::Socket& socket, const bus::Message& m, Clock::time_point now) {
@@ -378,10 +389,11 @@ void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m,
   if (!pipeline) return AnswerError(socket, key, pipeline.error());
   const uint64_t chunk_id = next_chunk_id_++;
   l->chunks.push_back(chunk_id);
+  leased_chunks_[chunk_id] = l->id;
   msg::Envelope reply;
   auto* r = reply.mutable_allocate_chunk_response();
   r->set_chunk_id(chunk_id);
-  r->set_version(1);
+  r->set_version(kChunkVersion);
   for (const auto& p : *pipeline) {
     auto* na = r->add_pipeline();
     na->set_id(p.id);
@@ -426,7 +438,34 @@ void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, 
     return AnswerError(socket, key,
                        Status::InvalidArgument(fmt::format("chunk sizes add up to {}, not {}", total, req.size())));
   }
+  if (options_.verify_replicas) {
+    Status v = VerifyReplicas(req);
+    if (v.code() == Code::kUnavailable) {
+      // A replica's report is still on its way: answer once it arrives.
+      bool already = std::any_of(parked_.begin(), parked_.end(), [&](const Parked& p) {
+        return p.request.envelope.client_id() == key.client_id && p.request.envelope.request_id() == key.request_id;
+      });
+      if (!already) {
+        bus::Message copy;
+        copy.route = m.route;
+        copy.envelope = m.envelope;
+        parked_.push_back({std::move(copy), Clock::now() + options_.report_wait});
+      }
+      return;
+    }
+    if (!v.ok()) {
+      // Never commit a chunk the replicas disagree on: the write fails and
+      // its chunks go (the client writes it again).
+      Lease bad = leases_.Remove(l->id);
+      ReleaseChunks(bad.chunks);
+      return AnswerError(socket, key, v);
+    }
+  }
   Lease lease = leases_.Remove(l->id);
+  for (const auto& c : req.chunks()) {
+    leased_chunks_.erase(c.id());
+    locations_.TakePending(c.id());
+  }
   auto r = NewRecord(m);
   r.set_user(lease.user.empty() ? r.user() : lease.user);
   auto* op = r.mutable_install_file();
@@ -467,7 +506,9 @@ void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
         error = n.error();
         break;
       }
-      ns_.Describe(*n, false, env.stat_request().with_chunks(), reply.mutable_stat_response()->mutable_info());
+      auto* info = reply.mutable_stat_response()->mutable_info();
+      ns_.Describe(*n, false, env.stat_request().with_chunks(), info);
+      for (auto& c : *info->mutable_chunks()) AddReplicas(c.id(), &c);
       break;
     }
     case msg::Envelope::kListRequest: {
@@ -522,6 +563,16 @@ void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
       r->set_chunks(ns_.chunk_count());
       break;
     }
+    case msg::Envelope::kLocateRequest: return Locate(socket, m);
+    case msg::Envelope::kReportBadReplicaRequest: {
+      const auto& bad = env.report_bad_replica_request();
+      spdlog::warn("client reports chunk={} bad on node={}: {}", bad.chunk_id(), bad.node_id(), bad.reason());
+      // Stop offering it; the node's next full report brings it back if it
+      // was a passing fault. Repair from a good copy is the health work's.
+      locations_.RemoveReplica(bad.chunk_id(), locations_.NodeIndex(bad.node_id()));
+      reply.mutable_report_bad_replica_response();
+      break;
+    }
     case msg::Envelope::kRenewLeaseRequest: {
       auto* r = reply.mutable_renew_lease_response();
       for (uint64_t id : env.renew_lease_request().lease_ids()) {
@@ -545,6 +596,7 @@ void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
 
 void NamespaceService::Tick(Clock::time_point now) {
   retry_cache_.Expire(now);
+  if (client_socket_ != nullptr) RetryParked(*client_socket_, now);
   for (uint64_t id : leases_.Expired(now)) {
     Lease gone = leases_.Remove(id);
     spdlog::info("lease on {} expired (client stopped renewing); {} chunk(s) released", gone.path,

@@ -20,9 +20,12 @@
 #include <map>
 #include <memory>
 #include <random>
+
+#include <absl/container/flat_hash_set.h>
 #include <string>
 
 #include "bus/socket.h"
+#include "master/chunk_locations.h"
 #include "master/completion_queue.h"
 #include "master/journal.h"
 #include "master/lease_table.h"
@@ -44,6 +47,12 @@ class NamespaceService {
     std::chrono::milliseconds lease_time{30000};
     // A background checkpoint starts after this many journal records.
     uint64_t checkpoint_every_records = 1'000'000;
+    // Three-way integrity check at completion: every replica the client
+    // names must have reported the chunk with the client's checksum. Off
+    // only for metadata-only benchmarks and tests (--unsafe-unverified-writes).
+    bool verify_replicas = true;
+    // How long a completion waits for the replicas' reports.
+    std::chrono::milliseconds report_wait{5000};
   };
 
   NamespaceService(Options options, const NodeRegistry& registry);
@@ -57,6 +66,12 @@ class NamespaceService {
   // Handles `m` if it is a namespace or write request (answering now or once
   // durable) and returns true; false leaves it to the caller.
   bool Handle(bus::Socket& socket, const bus::Message& m, Clock::time_point now);
+  // Where parked completions are answered (the client ROUTER).
+  void set_client_socket(bus::Socket* socket) { client_socket_ = socket; }
+  // Node port: chunk reports. Returns false when `m` is not one.
+  bool HandleNode(bus::Socket& socket, const bus::Message& m, Clock::time_point now);
+  // Adds what the master wants of node `node_id` to its heartbeat answer.
+  void DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply);
   // Sends the answers whose records became durable. An error means the
   // journal failed and the master must stop.
   Status OnCompletions(bus::Socket& socket);
@@ -92,6 +107,13 @@ class NamespaceService {
                      Clock::time_point now);
   void CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key);
   void ReleaseChunks(const std::vector<uint64_t>& chunks);
+  void HandleChunkReport(bus::Socket& socket, const bus::Message& m);
+  void Locate(bus::Socket& socket, const bus::Message& m);
+  void AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const;
+  // Checks every replica's report against the client's chunk list: OK,
+  // Corruption (mismatch), or Unavailable (a report has not arrived yet).
+  Status VerifyReplicas(const msg::CompleteFileRequest& req) const;
+  void RetryParked(bus::Socket& socket, Clock::time_point now);
   void StartCheckpoint();
   void ReapCheckpoint();
 
@@ -116,6 +138,18 @@ class NamespaceService {
   uint64_t candidates_version_ = UINT64_MAX;
   // Chunks no file references any more; deleted from nodes by the data path.
   std::vector<uint64_t> garbage_chunks_;
+  ChunkLocations locations_;
+  // Chunks allocated to writes in progress (not yet any file's).
+  absl::flat_hash_map<uint64_t, uint64_t> leased_chunks_;  // chunk -> lease
+  // Completions waiting for replicas' reports: retried on every report and tick.
+  struct Parked {
+    bus::Message request;
+    Clock::time_point deadline;
+  };
+  std::vector<Parked> parked_;
+  // Nodes in the middle of a paged full report.
+  absl::flat_hash_set<uint32_t> full_reports_;
+  bus::Socket* client_socket_ = nullptr;
   // Background checkpoint (a forked child writing a snapshot).
   pid_t checkpoint_pid_ = -1;
   uint64_t checkpoint_generation_ = 0;

@@ -30,6 +30,9 @@ struct MasterOptions {
   // A background checkpoint starts after this many journal records, which
   // bounds the journal a restart must replay (~1 s per million records).
   uint64_t checkpoint_every_records = 1'000'000;
+  // UNSAFE, for metadata-only benchmarks and tests: complete writes without
+  // the replicas' checksum reports (no bytes need to have moved).
+  bool unverified_writes = false;
   std::string log_level = "info";
   // Allow binding a non-loopback address without CURVE keys.
   bool insecure = false;

@@ -133,7 +133,9 @@ class NamespaceCli : public ::testing::Test {
     return ::testing::AssertionFailure() << "MakeFile " << path << ": " << st.ToString();
   }
 
-  MiniCluster cluster_{ClusterOptions{.nodes = 1}};
+  // Files are made at the metadata level (MakeFile): no bytes move, so the
+  // replica check is off here; the data path tests exercise it.
+  MiniCluster cluster_{ClusterOptions{.nodes = 1, .master_args = {"--unsafe-unverified-writes"}}};
 };
 
 TEST(ResolvePath, RelativeDotsAndSlashes) {

@@ -1,0 +1,168 @@
+// NamespaceService's data-path half: chunk reports from nodes, replica
+// locations, Locate for readers, and the three-way integrity check (client,
+// node, master record) that completes a write.
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "master/namespace_service.h"
+
+namespace dfs::master {
+
+bool NamespaceService::HandleNode(bus::Socket& socket, const bus::Message& m, Clock::time_point now) {
+  if (m.envelope.body_case() != msg::Envelope::kChunkReportRequest) return false;
+  HandleChunkReport(socket, m);
+  if (client_socket_ != nullptr) RetryParked(*client_socket_, now);
+  return true;
+}
+
+void NamespaceService::HandleChunkReport(bus::Socket& socket, const bus::Message& m) {
+  const auto& req = m.envelope.chunk_report_request();
+  const NodeRegistry::Node* node = registry_.Find(req.node_id());
+  if (node == nullptr || !node->alive || node->incarnation != req.incarnation()) {
+    IgnoreError(bus::ReplyError(socket, m, Status::NotFound("unknown node: register first")));
+    return;
+  }
+  const uint32_t idx = locations_.NodeIndex(req.node_id());
+  if (req.full() && !full_reports_.contains(idx)) {
+    locations_.ForgetNode(idx);  // the full report replaces what we knew
+    full_reports_.insert(idx);
+  }
+  if (req.last_page()) full_reports_.erase(idx);
+  msg::Envelope reply;
+  auto* r = reply.mutable_chunk_report_response();
+  for (const auto& s : req.stored()) {
+    if (const ChunkRecord* rec = ns_.FindChunk(s.chunk_id())) {
+      if (rec->version == s.version() && rec->size == s.size() && rec->checksum == s.crc32c()) {
+        locations_.AddReplica(s.chunk_id(), idx);
+      } else {
+        spdlog::warn("node={} holds chunk={} v{} ({} bytes, crc {:08x}) but the file has v{} ({} bytes, crc {:08x}): "
+                     "deleting that replica",
+                     req.node_id(), s.chunk_id(), s.version(), s.size(), s.crc32c(), rec->version, rec->size,
+                     rec->checksum);
+        *r->add_delete_() = s;
+      }
+    } else if (leased_chunks_.contains(s.chunk_id())) {
+      locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
+    } else {
+      *r->add_delete_() = s;  // no file owns it and no write is in progress
+    }
+  }
+  for (const auto& s : req.deleted()) locations_.RemoveReplica(s.chunk_id(), idx);
+  for (const auto& s : req.corrupt()) {
+    spdlog::warn("node={} found chunk={} corrupt", req.node_id(), s.chunk_id());
+    locations_.RemoveReplica(s.chunk_id(), idx);
+  }
+  IgnoreError(bus::Reply(socket, m, std::move(reply)));  // the node resends a report it gets no answer to
+}
+
+void NamespaceService::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {
+  // Bounded per beat so one answer stays small; the rest go on the next ones.
+  for (auto& d : locations_.TakeDeletes(locations_.NodeIndex(node_id), 10000)) *reply->add_delete_chunks() = d;
+}
+
+void NamespaceService::AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const {
+  if (const auto* reps = locations_.Replicas(chunk)) {
+    for (uint32_t idx : *reps) out->add_replicas(locations_.NodeId(idx));
+  }
+}
+
+Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) const {
+  for (const auto& c : req.chunks()) {
+    if (c.replicas().empty()) {
+      return Status::InvalidArgument(fmt::format("chunk {} names no replica", c.id()));
+    }
+    const auto* pending = locations_.Pending(c.id());
+    for (const auto& node_id : c.replicas()) {
+      const ChunkLocations::Report* found = nullptr;
+      if (pending != nullptr) {
+        for (const auto& rep : *pending) {
+          if (locations_.NodeId(rep.node) == node_id) found = &rep;
+        }
+      }
+      if (found == nullptr) {
+        return Status::Unavailable(fmt::format("node {} has not confirmed chunk {}", node_id, c.id()));
+      }
+      if (found->crc != c.checksum() || found->size != c.size() || found->version != c.version()) {
+        return Status::Corruption(fmt::format(
+            "chunk {}: node {} stored {} bytes with crc {:08x}, the client sent {} bytes with crc {:08x}", c.id(),
+            node_id, found->size, found->crc, c.size(), c.checksum()));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+void NamespaceService::RetryParked(bus::Socket& socket, Clock::time_point now) {
+  if (parked_.empty()) return;
+  std::vector<Parked> waiting = std::exchange(parked_, {});
+  for (auto& p : waiting) {
+    const RetryCache::Key key{p.request.envelope.client_id(), p.request.envelope.request_id()};
+    const auto& req = p.request.envelope.complete_file_request();
+    Status v = VerifyReplicas(req);
+    if (v.code() == Code::kUnavailable && now >= p.deadline) {
+      if (Lease* l = leases_.Find(req.lease_id())) {
+        Lease gone = leases_.Remove(l->id);
+        ReleaseChunks(gone.chunks);
+      }
+      AnswerError(socket, key, Status::Unavailable(v.message() + " in time; write the file again"));
+      continue;
+    }
+    if (v.code() == Code::kUnavailable) {
+      parked_.push_back(std::move(p));
+      continue;
+    }
+    CompleteFile(socket, p.request, key);
+  }
+}
+
+void NamespaceService::Locate(bus::Socket& socket, const bus::Message& m) {
+  const auto& req = m.envelope.locate_request();
+  auto n = ns_.Lookup(req.path());
+  if (!n) {
+    IgnoreError(bus::ReplyError(socket, m, n.error()));
+    return;
+  }
+  if ((*n)->is_dir) {
+    IgnoreError(bus::ReplyError(socket, m, Status(Code::kIsADirectory, "is a directory: " + req.path())));
+    return;
+  }
+  msg::Envelope reply;
+  auto* r = reply.mutable_locate_response();
+  ns_.Describe(*n, false, true, r->mutable_info());
+  const uint64_t begin = req.offset();
+  const uint64_t end = req.length() == 0 ? UINT64_MAX : req.offset() + req.length();
+  uint64_t offset = 0;
+  for (const auto& c : r->info().chunks()) {
+    const uint64_t chunk_end = offset + c.size();
+    if (chunk_end > begin && offset < end) {
+      auto* loc = r->add_chunks();
+      *loc->mutable_chunk() = c;
+      loc->set_file_offset(offset);
+      // Live replicas, least loaded first: credit in use, then bytes out.
+      std::vector<std::pair<double, const NodeRegistry::Node*>> live;
+      if (const auto* reps = locations_.Replicas(c.id())) {
+        for (uint32_t idx : *reps) {
+          const auto* node = registry_.Find(locations_.NodeId(idx));
+          if (node == nullptr || !node->alive) continue;
+          double pool = static_cast<double>(std::max<uint64_t>(1, node->stats.credit_pool()));
+          double load = static_cast<double>(node->stats.credit_in_use()) / pool +
+                        static_cast<double>(node->stats.bytes_out_per_s()) / 1e12;
+          live.emplace_back(load, node);
+        }
+      }
+      std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [load, node] : live) {
+        auto* na = loc->add_replicas();
+        na->set_id(node->id);
+        na->set_address(node->address);
+      }
+    }
+    offset = chunk_end;
+  }
+  r->mutable_info()->clear_chunks();  // the locations carry them
+  IgnoreError(bus::Reply(socket, m, std::move(reply)));
+}
+
+}  // namespace dfs::master
