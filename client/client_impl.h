@@ -1,5 +1,5 @@
 // Private to libdfs_client: the state behind Client, shared by the files
-// that implement its methods (dfs_client.cc, namespace_client.cc).
+// that implement its methods (dfs_client.cc, namespace_client.cc, put.cc, get.cc, ...).
 #pragma once
 
 #include <memory>
@@ -7,6 +7,7 @@
 
 #include "bus/request_client.h"
 #include "client/dfs_client.h"
+#include "client/node_links.h"
 #include "common/net.h"
 
 namespace dfs::client {
@@ -19,6 +20,12 @@ struct Client::Impl {
   std::unique_ptr<bus::Context> context;
   std::unique_ptr<bus::RequestClient> rpc;
   ClusterInfo cluster;
+  std::unique_ptr<NodeLinks> links;  // data connections, opened on first use
+
+  NodeLinks& Links() {
+    if (!links) links = std::make_unique<NodeLinks>(*context, user);
+    return *links;
+  }
 
   // One request/reply with the master; the bus retries with the same
   // request id. The master's error comes back as its Status.

@@ -6,8 +6,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -151,7 +155,40 @@ struct WrittenChunk {
   uint32_t version = 0;
   uint64_t size = 0;
   uint32_t checksum = 0;
+  std::vector<std::string> replicas;  // node ids that stored it (their checksums matched)
 };
+
+// Put: a whole file from local bytes, chunk by chunk through the nodes.
+struct PutOptions {
+  bool overwrite = false;     // put -f
+  uint32_t replication = 0;   // 0: the cluster default
+  uint64_t chunk_size = 0;    // 0: the cluster default
+  // Chunks streaming at once, each to its own pipeline. Memory stays within
+  // parallel x credit frames for a file or buffer; a stream (pipe) keeps
+  // each unstored chunk whole for a resend, so at most 2 stream at once.
+  int parallel = 4;
+  uint32_t frame_size = 1 << 20;  // payload bytes per frame (DESIGN.md: 1 MiB)
+  // A pipeline silent this long while owing an answer has failed (a node
+  // died or stalled); the chunk is resent to a pipeline without the culprit.
+  std::chrono::milliseconds stall_timeout{4000};
+  int attempts_per_chunk = 5;   // pipelines tried per chunk before giving up
+};
+
+inline constexpr uint64_t kToEnd = UINT64_MAX;
+
+struct GetOptions {
+  uint64_t offset = 0;
+  uint64_t length = kToEnd;   // bytes from `offset`; kToEnd: the rest of the file
+  int parallel = 4;           // chunks fetched at once (unordered reads)
+  uint32_t window = 8;        // reads in flight per chunk: the credit a reader grants
+  uint32_t frame_size = 1 << 20;
+  // A replica silent this long while owing an answer is abandoned for the next.
+  std::chrono::milliseconds stall_timeout{2000};
+};
+
+// Receives verified bytes of a read at their offset in the file. Returning
+// an error stops the read with that error.
+using ReadSink = std::function<Status(uint64_t file_offset, std::span<const std::byte> bytes)>;
 
 class Client {
  public:
@@ -204,14 +241,44 @@ class Client {
   // Extends the leases; returns the ids the master no longer holds.
   Result<std::vector<uint64_t>> RenewLeases(const std::vector<uint64_t>& lease_ids);
 
+  // Data. Put stores a whole file: nothing is visible at `remote` until every
+  // chunk is stored on all its replicas with matching checksums and the
+  // master committed it; on failure the write is abandoned. Errors are one
+  // line naming `remote`.
+  //
+  // From an open descriptor: a regular file is read at offsets (from its
+  // start, whatever the position), anything else once as a stream. `local`
+  // names it in errors. Does not close `fd`.
+  Result<FileStatus> Put(int fd, std::string_view local, std::string_view remote, const PutOptions& options = {});
+  // From memory; `data` must stay valid during the call.
+  Result<FileStatus> Put(std::span<const std::byte> data, std::string_view remote, const PutOptions& options = {});
+  Result<FileStatus> Put(std::istream& in, std::string_view remote, const PutOptions& options = {});
+
+  // Reads options.offset..+length of `remote`; every frame and (where read
+  // whole) every chunk and the whole file are checked against the stored
+  // checksums, and a replica that fails is reported to the master and the
+  // next one is read instead. `in_order`: `sink` sees the bytes in file
+  // order (for a pipe); otherwise pieces arrive in any order, from several
+  // chunks at once. Returns the file as the master described it.
+  Result<FileStatus> Read(std::string_view remote, const GetOptions& options, bool in_order, const ReadSink& sink);
+  // Into a local file: written to a temporary beside it and renamed over
+  // `local` only when complete, so a failed get leaves no partial file.
+  Result<FileStatus> Get(std::string_view remote, const std::string& local, const GetOptions& options = {});
+  // Into an open descriptor: a regular file is written at positions relative
+  // to options.offset; anything else (stdout, a pipe) in order.
+  Result<FileStatus> Get(std::string_view remote, int fd, const GetOptions& options = {});
+
   // Where relative paths start; "/" until set (the shell's cd).
   const std::string& working_directory() const;
   // InvalidArgument unless `dir` resolves to an absolute path; does not ask
   // the master whether it exists.
   Status set_working_directory(std::string_view dir);
 
- private:
+  // Opaque: the library's own state (client_impl.h), named here so its data
+  // path files can take it without befriending each of them.
   struct Impl;
+
+ private:
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

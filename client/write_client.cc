@@ -47,6 +47,7 @@ Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vec
     ci->set_version(w.version);
     ci->set_size(w.size);
     ci->set_checksum(w.checksum);
+    for (const auto& r : w.replicas) ci->add_replicas(r);
   }
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_complete_file_response()) return Status::ProtocolError("unexpected reply to complete");

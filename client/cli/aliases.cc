@@ -1,5 +1,10 @@
 // The seed (FAHAD-FS) spelled commands as options: `--stat PATH`. DESIGN.md
-// keeps those spellings as aliases of the subcommands.
+// keeps those spellings as aliases of the subcommands. The seed's transfers
+// took the source first: `-u LOCAL SERVER_DIR` uploaded, `-d SERVER_FILE
+// LOCAL_DIR` downloaded (each into a directory under the file's own name,
+// which put and get also do), so -u is put and -d is get with their
+// arguments as given. `-v` opened the seed's viewer; here it shows a
+// file's bytes (cat).
 #include <string_view>
 
 #include "client/cli/commands.h"
@@ -15,6 +20,9 @@ constexpr Alias kAliases[] = {
     {"--stat", "stat"},
     {"--mkdir", "mkdir"},
     {"--rm", "rm"},
+    {"-u", "put"},
+    {"-d", "get"},
+    {"-v", "cat"},
 };
 
 // dfs-cli's global options that take a value in the next word.

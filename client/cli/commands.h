@@ -37,6 +37,8 @@ void RegisterListingCommands(CLI::App& app, Context& ctx);
 void RegisterTreeCommand(CLI::App& app, Context& ctx);
 // du, df.
 void RegisterUsageCommands(CLI::App& app, Context& ctx);
+// put, get, cat.
+void RegisterDataCommands(CLI::App& app, Context& ctx);
 
 // The seed's option-style commands ("--stat PATH") rewritten to their
 // subcommands ("stat PATH"), so CLI11 sees one grammar. Only the first word

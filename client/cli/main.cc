@@ -21,13 +21,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
   app.require_subcommand(1);
-  app.footer("Seed-style aliases: --stat PATH, --mkdir PATH, --rm PATH (= stat, mkdir, rm).");
+  app.footer(
+      "Seed-style aliases: -u LOCAL REMOTE (= put), -d REMOTE LOCAL (= get), -v REMOTE (= cat),\n"
+      "  --stat PATH, --mkdir PATH, --rm PATH (= stat, mkdir, rm).");
   app.fallthrough();
   dfs::cli::RegisterClusterCommands(app, ctx);
   dfs::cli::RegisterNamespaceCommands(app, ctx);
   dfs::cli::RegisterListingCommands(app, ctx);
   dfs::cli::RegisterTreeCommand(app, ctx);
   dfs::cli::RegisterUsageCommands(app, ctx);
+  dfs::cli::RegisterDataCommands(app, ctx);
   // Keep the library's logs (reconnects, retries) off the user's terminal.
   if (auto s = dfs::InitLogging("cli", "error"); !s.ok()) return 2;
   std::signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,182 @@
+#include "client/chunk_writer.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace dfs::client {
+
+ChunkWriter::ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config)
+    : links_(links), placement_(std::move(placement)), expected_size_(expected_size), config_(config) {}
+
+void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now) {
+  auto id = links_.Send(placement_.pipeline.front().address, std::move(request), std::move(payload));
+  if (!id) return Fail(id.error());
+  requests_.insert(*id);
+  // Waiting starts now; a long gap since the last reply is not a stall.
+  if (requests_.size() == 1) last_heard_ = now;
+}
+
+void ChunkWriter::Start(Clock::time_point now) {
+  last_heard_ = now;
+  if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
+  msg::Envelope req;
+  auto* o = req.mutable_write_open_request();
+  o->set_chunk_id(placement_.chunk_id);
+  o->set_version(placement_.version);
+  for (size_t i = 1; i < placement_.pipeline.size(); ++i) {
+    auto* d = o->add_downstream();
+    d->set_id(placement_.pipeline[i].id);
+    d->set_address(placement_.pipeline[i].address);
+  }
+  o->set_expected_size(expected_size_);
+  o->set_frame_size(config_.frame_size);
+  Send(std::move(req), {}, now);
+}
+
+bool ChunkWriter::CanSend() const {
+  return state_ == State::kStreaming && !finishing_ && unacked_.size() < credit_;
+}
+
+void ChunkWriter::SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point now) {
+  if (!CanSend()) return Fail(Status::Internal("frame sent without credit"));
+  msg::Envelope req;
+  auto* f = req.mutable_write_frame_request();
+  f->set_stream_id(stream_id_);
+  f->set_offset(bytes_sent_);
+  f->set_crc32c(crc);
+  const uint64_t size = frame.size();
+  std::vector<bus::Frame> payload;
+  payload.push_back(std::move(frame));
+  unacked_.emplace_back(bytes_sent_, size);
+  bytes_sent_ += size;
+  Send(std::move(req), std::move(payload), now);
+}
+
+void ChunkWriter::Finish(uint64_t size, uint32_t crc, Clock::time_point now) {
+  finishing_ = true;
+  final_size_ = size;
+  final_crc_ = crc;
+  MaybeClose(now);
+}
+
+void ChunkWriter::MaybeClose(Clock::time_point now) {
+  if (state_ != State::kStreaming || !finishing_ || !unacked_.empty()) return;
+  if (bytes_sent_ != final_size_) {
+    return Fail(Status::Internal(fmt::format("chunk {}: sent {} bytes, closing at {}", placement_.chunk_id,
+                                             bytes_sent_, final_size_)));
+  }
+  state_ = State::kClosing;
+  msg::Envelope req;
+  auto* c = req.mutable_write_close_request();
+  c->set_stream_id(stream_id_);
+  c->set_size(final_size_);
+  c->set_crc32c(final_crc_);
+  Send(std::move(req), {}, now);
+}
+
+void ChunkWriter::Fail(Status status) {
+  if (state_ == State::kFailed || state_ == State::kStored) return;
+  state_ = State::kFailed;
+  failure_ = std::move(status);
+  // A node's message names the node at fault ("node n2: disk full",
+  // "downstream n3 did not answer"); blame the nodes it names.
+  if (suspects_.empty()) {
+    for (const auto& n : placement_.pipeline) {
+      const std::string& m = failure_.message();
+      if ((!n.id.empty() && m.find(n.id) != std::string::npos) ||
+          (!n.address.empty() && m.find(n.address) != std::string::npos)) {
+        suspects_.push_back(n.id);
+      }
+    }
+  }
+}
+
+void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
+  const uint64_t id = reply.envelope.request_id();
+  if (requests_.erase(id) == 0) return;
+  last_heard_ = now;
+  if (state_ == State::kFailed || state_ == State::kStored) return;
+  const std::string& first = placement_.pipeline.front().address;
+  if (!reply.defect.ok()) return Fail(reply.defect.Prepend("bad reply from node " + first));
+  if (reply.envelope.has_error()) {
+    Status s = bus::FromProto(reply.envelope.error());
+    return Fail(s.Prepend(fmt::format("node {} ({})", placement_.pipeline.front().id, first)));
+  }
+  const auto& env = reply.envelope;
+  switch (env.body_case()) {
+    case msg::Envelope::kWriteOpenResponse:
+      if (state_ != State::kOpening) return Fail(Status::ProtocolError("a second WriteOpen answer from " + first));
+      stream_id_ = env.write_open_response().stream_id();
+      opened_ = true;
+      credit_ = env.write_open_response().credit_frames();
+      if (credit_ == 0) return Fail(Status::ProtocolError("node " + first + " granted no credit"));
+      state_ = State::kStreaming;
+      return MaybeClose(now);  // an empty chunk closes at once
+    case msg::Envelope::kWriteFrameResponse: {
+      const auto& a = env.write_frame_response();
+      if (state_ != State::kStreaming || a.stream_id() != stream_id_) {
+        return Fail(Status::ProtocolError("frame acknowledgement out of place from " + first));
+      }
+      // Acknowledgements are cumulative: one for offset X covers every frame up to X.
+      while (!unacked_.empty() && unacked_.front().first <= a.offset()) unacked_.pop_front();
+      return MaybeClose(now);
+    }
+    case msg::Envelope::kWriteCloseResponse:
+      if (state_ != State::kClosing) return Fail(Status::ProtocolError("close answer out of place from " + first));
+      return CheckReplicas(env.write_close_response());
+    default:
+      return Fail(Status::ProtocolError(
+          fmt::format("node {} answered a write with message type {}", first, static_cast<int>(env.body_case()))));
+  }
+}
+
+void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
+  std::vector<std::string> stored;
+  for (const auto& rep : r.replicas()) {
+    if (rep.crc32c() != final_crc_ || rep.size() != final_size_) {
+      suspects_.push_back(rep.node_id());
+      return Fail(Status::Corruption(fmt::format(
+          "chunk {}: node {} stored {} bytes with crc32c {:08x}, the client sent {} bytes with crc32c {:08x}",
+          placement_.chunk_id, rep.node_id(), rep.size(), rep.crc32c(), final_size_, final_crc_)));
+    }
+    stored.push_back(rep.node_id());
+  }
+  if (stored.size() != placement_.pipeline.size()) {
+    for (const auto& n : placement_.pipeline) {
+      if (std::find(stored.begin(), stored.end(), n.id) == stored.end()) suspects_.push_back(n.id);
+    }
+    return Fail(Status::IOError(fmt::format("chunk {}: {} of {} replicas reported stored", placement_.chunk_id,
+                                            stored.size(), placement_.pipeline.size())));
+  }
+  replicas_ = std::move(stored);
+  state_ = State::kStored;
+}
+
+ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
+  if (state_ == State::kFailed || state_ == State::kStored || requests_.empty()) return Clock::time_point::max();
+  // Closing waits for an fsync on every replica, one after another.
+  auto limit = state_ == State::kClosing ? 3 * config_.stall_timeout : config_.stall_timeout;
+  return last_heard_ + limit;
+}
+
+void ChunkWriter::Tick(Clock::time_point now) {
+  if (now < deadline()) return;
+  const char* what = state_ == State::kOpening   ? "opening the pipeline"
+                     : state_ == State::kClosing ? "closing the chunk"
+                                                 : "acknowledging frames";
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_);
+  Fail(Status::TimedOut(fmt::format("chunk {}: pipeline {} silent for {:.1f} s {}", placement_.chunk_id,
+                                    placement_.pipeline.front().address, waited.count() / 1000.0, what)));
+}
+
+void ChunkWriter::Abort() {
+  if (!opened_ || state_ == State::kStored) return;
+  msg::Envelope req;
+  req.mutable_write_abort_request()->set_stream_id(stream_id_);
+  // Best effort: the reply is not awaited, and a dead node cannot answer.
+  IgnoreError(links_.Send(placement_.pipeline.front().address, std::move(req)).status());
+  opened_ = false;
+}
+
+}  // namespace dfs::client

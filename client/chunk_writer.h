@@ -1,0 +1,97 @@
+// Private to libdfs_client: one attempt at storing one chunk through its
+// pipeline (messages/data.proto): WriteOpen to the first node naming the
+// rest, payload frames never exceeding the granted credit, WriteClose once
+// every frame is acknowledged, and a check that every replica stored what
+// was sent. Driven by Put's event loop: it sends through NodeLinks and is
+// fed the replies to its own requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "bus/socket.h"
+#include "client/dfs_client.h"
+#include "client/node_links.h"
+
+namespace dfs::client {
+
+class ChunkWriter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class State { kOpening, kStreaming, kClosing, kStored, kFailed };
+
+  struct Config {
+    uint32_t frame_size = 1 << 20;
+    // Waiting on the pipeline (open, acks, close) with nothing heard for this
+    // long means a node died or stalled.
+    std::chrono::milliseconds stall_timeout{4000};
+  };
+
+  ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config);
+
+  // Sends WriteOpen to pipeline[0].
+  void Start(Clock::time_point now);
+  State state() const { return state_; }
+  bool failed() const { return state_ == State::kFailed; }
+  // Open, credit left, and not finishing: another frame may go out.
+  bool CanSend() const;
+  uint64_t bytes_sent() const { return bytes_sent_; }
+  bool finishing() const { return finishing_; }
+  // The next frame, at offset bytes_sent(); `crc` is its CRC32C.
+  void SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point now);
+  // No more frames: closes once all are acknowledged and then checks that
+  // every replica stored `size` bytes with checksum `crc`.
+  void Finish(uint64_t size, uint32_t crc, Clock::time_point now);
+
+  bool Owns(uint64_t request_id) const { return requests_.contains(request_id); }
+  void OnReply(const bus::Message& reply, Clock::time_point now);
+  // Fails the attempt when the pipeline has been silent past its timeout.
+  void Tick(Clock::time_point now);
+  // When Tick has something to decide; Clock::time_point::max() if nothing.
+  Clock::time_point deadline() const;
+
+  // Once failed: tells the first node to drop the stream (best effort; the
+  // node also drops a stream whose client went silent).
+  void Abort();
+
+  const ChunkPlacement& placement() const { return placement_; }
+  const Status& failure() const { return failure_; }
+  // Nodes the failure points at (a mismatching checksum, a node named in an
+  // error); empty when the pipeline as a whole went silent.
+  const std::vector<std::string>& suspects() const { return suspects_; }
+  // Once stored: node ids of the replicas, in pipeline order.
+  const std::vector<std::string>& replicas() const { return replicas_; }
+
+ private:
+  void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now);
+  void Fail(Status status);
+  void MaybeClose(Clock::time_point now);
+  void CheckReplicas(const msg::WriteCloseResponse& r);
+
+  NodeLinks& links_;
+  ChunkPlacement placement_;
+  uint64_t expected_size_;
+  Config config_;
+  State state_ = State::kOpening;
+  Status failure_;
+  std::vector<std::string> suspects_;
+  std::vector<std::string> replicas_;
+
+  std::unordered_set<uint64_t> requests_;
+  uint64_t stream_id_ = 0;
+  bool opened_ = false;
+  uint32_t credit_ = 0;
+  uint64_t bytes_sent_ = 0;
+  // Sent, not yet acknowledged: (offset, size), in offset order.
+  std::deque<std::pair<uint64_t, uint64_t>> unacked_;
+  bool finishing_ = false;
+  uint64_t final_size_ = 0;
+  uint32_t final_crc_ = 0;
+  Clock::time_point last_heard_;
+};
+
+}  // namespace dfs::client

@@ -1,0 +1,167 @@
+// Commands that move file contents: put, get, cat. Like cp(1), put and get
+// accept an existing directory as the destination and put the file into it
+// under its own name (the seed's -u LOCAL DIR and -d REMOTE DIR did that).
+// Silent on success; with --json put and get print the stored file.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "client/cli/commands.h"
+#include "client/cli/entry_format.h"
+#include "common/flags.h"
+#include "common/units.h"
+
+namespace dfs::cli {
+namespace {
+
+struct PutArgs {
+  bool force = false;
+  uint32_t replication = 0;
+  std::string chunk_size;
+  int parallel = 4;
+  std::string local;
+  std::string remote;
+};
+
+struct GetArgs {
+  int parallel = 4;
+  std::string offset;
+  std::string length;
+  std::string remote;
+  std::string local;
+};
+
+bool IsLocalDirectory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Where `put` stores LOCAL: REMOTE itself, or REMOTE/basename(LOCAL) when
+// REMOTE is an existing directory (or ends in '/').
+Result<std::string> PutTarget(client::Client& c, const PutArgs& a) {
+  DFS_ASSIGN_OR_RETURN(std::string remote, client::ResolvePath(a.remote, c.working_directory()));
+  bool into = a.remote.ends_with('/');
+  if (!into) {
+    auto st = c.Stat(remote);  // an error here (not found) means "a new file named REMOTE"
+    into = st && st->is_dir();
+  }
+  if (!into) return remote;
+  if (a.local == "-") {
+    return Status(Code::kIsADirectory, fmt::format("is a directory: {} (name the file to store stdin in)", remote));
+  }
+  return JoinPath(remote, BaseName(a.local));
+}
+
+void Put(Context& ctx, const PutArgs& a) {
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
+  auto target = PutTarget(*c, a);
+  if (!target) return ctx.Fail(target.error());
+  client::PutOptions o;
+  o.overwrite = a.force;
+  o.replication = a.replication;
+  o.parallel = a.parallel;
+  if (!a.chunk_size.empty()) o.chunk_size = *ParseSize(a.chunk_size);  // validated by the flag
+  int fd = STDIN_FILENO;
+  std::string name = "stdin";
+  if (a.local != "-") {
+    name = a.local;
+    fd = ::open(a.local.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ctx.Fail(Status::FromErrno(errno, "cannot open " + a.local));
+  }
+  auto r = c->Put(fd, name, *target, o);
+  if (fd != STDIN_FILENO) ::close(fd);
+  if (!r) return ctx.Fail(r.error());
+  if (ctx.out.json) PrintJson(StatJson(*r));
+}
+
+Result<client::GetOptions> GetOptionsOf(const GetArgs& a) {
+  client::GetOptions o;
+  o.parallel = a.parallel;
+  if (!a.offset.empty()) {
+    DFS_ASSIGN_OR_RETURN(o.offset, ParseSize(a.offset));
+  }
+  if (!a.length.empty()) {
+    DFS_ASSIGN_OR_RETURN(o.length, ParseSize(a.length));
+  }
+  return o;
+}
+
+// To standard output, in order; nothing else may write to it meanwhile.
+void ToStdout(Context& ctx, client::Client& c, const std::string& remote, const client::GetOptions& o) {
+  std::fflush(stdout);
+  auto r = c.Get(remote, STDOUT_FILENO, o);
+  if (!r) ctx.Fail(r.error());
+}
+
+void Get(Context& ctx, const GetArgs& a) {
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
+  auto o = GetOptionsOf(a);
+  if (!o) return ctx.Fail(o.error());
+  if (a.local == "-") return ToStdout(ctx, *c, a.remote, *o);
+  std::string local = a.local;
+  if (IsLocalDirectory(local)) {
+    auto remote = client::ResolvePath(a.remote, c->working_directory());
+    if (!remote) return ctx.Fail(remote.error());
+    local = JoinPath(local, BaseName(*remote));
+  }
+  auto r = c->Get(a.remote, local, *o);
+  if (!r) return ctx.Fail(r.error());
+  if (ctx.out.json) {
+    PrintJson({{"path", r->path}, {"local", local}, {"size", r->size}, {"checksum", r->checksum}});
+  }
+}
+
+void Cat(Context& ctx, const GetArgs& a) {
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
+  auto o = GetOptionsOf(a);
+  if (!o) return ctx.Fail(o.error());
+  ToStdout(ctx, *c, a.remote, *o);
+}
+
+}  // namespace
+
+void RegisterDataCommands(CLI::App& app, Context& ctx) {
+  auto put = std::make_shared<PutArgs>();
+  auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
+  p->add_flag("-f,--force", put->force, "replace REMOTE if it exists");
+  p->add_option("-r,--replication", put->replication, "copies of each chunk (default: the cluster's)")
+      ->check(CLI::Range(1, 16));
+  p->add_option("--chunk-size", put->chunk_size, "bytes per chunk, e.g. 64M (default: the cluster's)")
+      ->check(SizeFlag());
+  p->add_option("--parallel", put->parallel, "chunks streaming at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  p->add_option("LOCAL", put->local, "a local file, or - for stdin")->required();
+  p->add_option("REMOTE", put->remote, "the path in dfs, or an existing directory to put LOCAL into")
+      ->required();
+  p->callback([&ctx, put] { Put(ctx, *put); });
+
+  auto get = std::make_shared<GetArgs>();
+  auto* g = app.add_subcommand("get", "copy a file out of dfs into a local file (or stdout, '-')");
+  g->add_option("--parallel", get->parallel, "chunks fetched at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  g->add_option("REMOTE", get->remote, "the file in dfs")->required();
+  g->add_option("LOCAL", get->local, "a local file (written whole or not at all), a directory, or - for stdout")
+      ->required();
+  g->callback([&ctx, get] { Get(ctx, *get); });
+
+  auto cat = std::make_shared<GetArgs>();
+  auto* k = app.add_subcommand("cat", "write a file (or a byte range of it) to stdout");
+  k->add_option("--offset", cat->offset, "first byte, e.g. 1M")->check(SizeFlag());
+  k->add_option("--length", cat->length, "bytes to write (default: to the end)")->check(SizeFlag());
+  k->add_option("REMOTE", cat->remote, "the file in dfs")->required();
+  k->callback([&ctx, cat] { Cat(ctx, *cat); });
+}
+
+}  // namespace dfs::cli

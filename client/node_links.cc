@@ -1,0 +1,84 @@
+#include "client/node_links.h"
+
+#include "common/net.h"
+#include "common/random_id.h"
+
+namespace dfs::client {
+
+Result<std::string> NodeEndpoint(const std::string& address) {
+  if (address.starts_with("tcp://")) return address;
+  DFS_ASSIGN_OR_RETURN(HostAndPort hp, ParseHostPort(address, 0));
+  if (hp.port == 0) return Status::InvalidArgument("node address without a port: " + address);
+  return TcpEndpoint(hp.host, hp.port);
+}
+
+NodeLinks::NodeLinks(bus::Context& context, std::string user)
+    : context_(context), user_(std::move(user)), client_id_(RandomU64()), next_request_id_(RandomU64() >> 16 | 1) {}
+
+Result<bus::Socket*> NodeLinks::Link(const std::string& address) {
+  auto it = links_.find(address);
+  if (it != links_.end()) return it->second.get();
+  DFS_ASSIGN_OR_RETURN(std::string endpoint, NodeEndpoint(address));
+  bus::SocketOptions o;
+  // A client that gives up on a node must not hang at exit on its queue.
+  o.linger_ms = 0;
+  DFS_ASSIGN_OR_RETURN(bus::Socket s, bus::Socket::Create(context_, bus::SocketType::kDealer, o));
+  DFS_RETURN_IF_ERROR(s.Connect(endpoint));
+  auto [pos, inserted] = links_.emplace(address, std::make_unique<bus::Socket>(std::move(s)));
+  return pos->second.get();
+}
+
+Result<uint64_t> NodeLinks::Send(const std::string& address, msg::Envelope request,
+                                 std::vector<bus::Frame> payload) {
+  DFS_ASSIGN_OR_RETURN(bus::Socket * link, Link(address));
+  const uint64_t id = next_request_id_++;
+  request.set_request_id(id);
+  request.set_client_id(client_id_);
+  request.set_user(user_);
+  bus::Message m;
+  m.envelope = std::move(request);
+  m.payload = std::move(payload);
+  Status s = link->Send(std::move(m));
+  if (!s.ok()) return s.Prepend("send to node " + address);
+  return id;
+}
+
+Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply) {
+  if (links_.empty()) {
+    // Nothing can answer; still honour the wait so callers' loops pace.
+    bus::Poller idle;
+    DFS_ASSIGN_OR_RETURN(int ignored, idle.Wait(timeout));
+    (void)ignored;
+    return 0;
+  }
+  bus::Poller poller;
+  std::vector<std::pair<const std::string*, bus::Socket*>> order;
+  for (auto& [address, socket] : links_) {
+    poller.Add(*socket);
+    order.emplace_back(&address, socket.get());
+  }
+  DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));
+  int handled = 0;
+  if (ready <= 0) return handled;
+  // Copies: a handler may Drop() a link (and free its address) mid-loop.
+  std::vector<std::string> readable;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (poller.Readable(i)) readable.push_back(*order[i].first);
+  }
+  for (const std::string& address : readable) {
+    // Bounded, so one busy node cannot starve the others' turn.
+    for (int n = 0; n < 64; ++n) {
+      auto it = links_.find(address);
+      if (it == links_.end()) break;
+      DFS_ASSIGN_OR_RETURN(std::optional<bus::Message> m, it->second->TryReceive());
+      if (!m) break;
+      ++handled;
+      on_reply(address, *m);
+    }
+  }
+  return handled;
+}
+
+void NodeLinks::Drop(const std::string& address) { links_.erase(address); }
+
+}  // namespace dfs::client

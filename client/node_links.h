@@ -1,0 +1,53 @@
+// Private to libdfs_client: the data connections to file nodes. One DEALER
+// per node address, opened on first use and shared by every stream this
+// client runs to that node (a small file costs no TCP handshake after the
+// first); replies are told apart by request id, which is unique per client.
+//
+// Not thread-safe: belongs to the Client's thread, as its sockets do.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bus/socket.h"
+
+namespace dfs::client {
+
+class NodeLinks {
+ public:
+  NodeLinks(bus::Context& context, std::string user);
+
+  // Sends `request` (stamped with a fresh request id and this client's id) to
+  // the node whose data endpoint is `address` ("HOST:PORT" or "tcp://...").
+  // Returns the request id.
+  Result<uint64_t> Send(const std::string& address, msg::Envelope request,
+                        std::vector<bus::Frame> payload = {});
+
+  // Waits up to `timeout` for the first reply from any node, then hands
+  // `on_reply` every reply already queued. Returns how many were handled.
+  using ReplyHandler = std::function<void(const std::string& address, bus::Message& reply)>;
+  Result<int> Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply);
+
+  // Closes the connection to `address`, discarding what is queued for it: a
+  // node found dead or stalled must not receive stale frames when it wakes.
+  void Drop(const std::string& address);
+
+ private:
+  Result<bus::Socket*> Link(const std::string& address);
+
+  bus::Context& context_;
+  std::string user_;
+  uint64_t client_id_;
+  uint64_t next_request_id_;
+  std::map<std::string, std::unique_ptr<bus::Socket>> links_;
+};
+
+// "HOST:PORT" or "tcp://HOST:PORT" as a bus endpoint.
+Result<std::string> NodeEndpoint(const std::string& address);
+
+}  // namespace dfs::client

@@ -1,0 +1,330 @@
+// Client::Put: a whole file through the write pipelines. One event loop in
+// the caller's thread keeps up to `parallel` chunks streaming, each to the
+// pipeline the master chose for it, feeds every stream as its credit allows,
+// renews the lease, and on a failed pipeline finds the culprit (named in an
+// error, or silent to a ping), aborts the stream and resends the chunk to a
+// pipeline without it. Nothing is visible until CompleteWrite; any final
+// failure abandons the write.
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "client/chunk_writer.h"
+#include "client/client_impl.h"
+#include "client/crc32c_combine.h"
+#include "client/put_source.h"
+#include "common/checksum.h"
+
+namespace dfs::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How long pipeline nodes get to answer a ping after a failure: a live
+// node answers in well under a millisecond.
+constexpr milliseconds kProbeTimeout{750};
+
+struct ChunkTask {
+  uint32_t index = 0;
+  uint64_t file_offset = 0;
+  uint64_t size = 0;     // sized source: the whole chunk; stream: bytes read so far
+  bool sealed = false;   // every byte of the chunk is known
+  // Streams only: the chunk's frames and their CRCs, kept for a resend.
+  std::vector<bus::Frame> kept;
+  std::vector<uint32_t> kept_crc;
+  size_t next_kept = 0;  // next kept frame this attempt sends
+  uint32_t crc = 0;      // of the bytes sent so far (sized) / read so far (stream)
+  std::unique_ptr<ChunkWriter> writer;
+  int attempts = 0;
+  // A failed attempt waiting on pings: request id -> node not yet answered.
+  bool probing = false;
+  std::map<uint64_t, NodeRef> probes;
+  Clock::time_point probe_deadline;
+};
+
+class PutJob {
+ public:
+  PutJob(Client& client, NodeLinks& links, WriteLease lease, PutSource& source, const PutOptions& options)
+      : client_(client), links_(links), lease_(std::move(lease)), source_(source), options_(options) {
+    sized_ = source_.size().has_value();
+    if (sized_) {
+      total_ = *source_.size();
+      chunks_ = static_cast<uint32_t>((total_ + lease_.chunk_size - 1) / lease_.chunk_size);
+    }
+    const int p = std::max(1, options_.parallel);
+    max_active_ = static_cast<size_t>(sized_ ? p : std::min(p, 2));
+    writer_config_.frame_size = std::max<uint32_t>(options_.frame_size, 1);
+    writer_config_.stall_timeout = options_.stall_timeout;
+  }
+
+  Result<FileStatus> Run();
+
+ private:
+  bool MoreChunks() const;
+  Status Launch(Clock::time_point now);
+  Status Allocate(ChunkTask& t, Clock::time_point now);
+  Status Pump(ChunkTask& t, Clock::time_point now);
+  Status Recover(ChunkTask& t, Clock::time_point now);
+  Status FinishProbe(ChunkTask& t, Clock::time_point now);
+  void Dispatch(const bus::Message& reply, Clock::time_point now);
+  Clock::time_point NextWake() const;
+
+  Client& client_;
+  NodeLinks& links_;
+  WriteLease lease_;
+  PutSource& source_;
+  PutOptions options_;
+  ChunkWriter::Config writer_config_;
+  bool sized_ = false;
+  uint64_t total_ = 0;    // sized: the file's size
+  uint32_t chunks_ = 0;   // sized: how many chunks
+  bool eof_ = false;      // stream: exhausted
+  size_t max_active_ = 1;
+  uint32_t next_index_ = 0;
+  uint64_t next_offset_ = 0;
+  std::vector<std::unique_ptr<ChunkTask>> active_;
+  std::vector<WrittenChunk> written_;
+  std::set<std::string> bad_nodes_;  // failed during this put: never offered again
+};
+
+bool PutJob::MoreChunks() const {
+  if (sized_) return next_index_ < chunks_;
+  return !eof_ && (active_.empty() || active_.back()->sealed);
+}
+
+Status PutJob::Launch(Clock::time_point now) {
+  auto t = std::make_unique<ChunkTask>();
+  t->index = next_index_;
+  t->file_offset = next_offset_;
+  if (sized_) {
+    t->size = std::min<uint64_t>(lease_.chunk_size, total_ - next_offset_);
+    t->sealed = true;
+  } else {
+    // Read the first frame before asking for a chunk: an exhausted stream
+    // must not cost an allocation (nor leave an empty chunk behind).
+    const auto n = static_cast<size_t>(std::min<uint64_t>(writer_config_.frame_size, lease_.chunk_size));
+    DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadNext(n));
+    if (f.size() == 0) {
+      eof_ = true;
+      return Status::OK();
+    }
+    t->kept_crc.push_back(Crc32c(std::span<const std::byte>(f.data(), f.size())));
+    t->crc = t->kept_crc.back();
+    t->size = f.size();
+    t->kept.push_back(std::move(f));
+    t->sealed = t->size == lease_.chunk_size;
+  }
+  ++next_index_;
+  next_offset_ += t->size;  // streams: advanced further as the chunk grows
+  DFS_RETURN_IF_ERROR(Allocate(*t, now));
+  active_.push_back(std::move(t));
+  return Status::OK();
+}
+
+Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
+  ++t.attempts;
+  std::vector<std::string> exclude(bad_nodes_.begin(), bad_nodes_.end());
+  DFS_ASSIGN_OR_RETURN(ChunkPlacement placement, client_.AllocateChunk(lease_, t.index, exclude));
+  if (sized_) t.crc = 0;  // re-read and re-summed on every attempt
+  t.next_kept = 0;
+  t.writer = std::make_unique<ChunkWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
+  t.writer->Start(now);
+  return Status::OK();
+}
+
+Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
+  ChunkWriter& w = *t.writer;
+  for (;;) {
+    if (w.failed() || w.finishing()) return Status::OK();
+    if (t.sealed && w.bytes_sent() == t.size) {
+      w.Finish(t.size, t.crc, now);
+      return Status::OK();
+    }
+    if (!w.CanSend()) return Status::OK();
+    if (sized_) {
+      const uint64_t off = w.bytes_sent();
+      const auto n = static_cast<size_t>(std::min<uint64_t>(writer_config_.frame_size, t.size - off));
+      DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadAt(t.file_offset + off, n));
+      const uint32_t crc = Crc32c(std::span<const std::byte>(f.data(), f.size()));
+      t.crc = Crc32cCombine(t.crc, crc, f.size());
+      w.SendFrame(std::move(f), crc, now);
+      continue;
+    }
+    if (t.next_kept < t.kept.size()) {
+      w.SendFrame(t.kept[t.next_kept].Share(), t.kept_crc[t.next_kept], now);
+      ++t.next_kept;
+      continue;
+    }
+    const auto n = static_cast<size_t>(std::min<uint64_t>(writer_config_.frame_size, lease_.chunk_size - t.size));
+    DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadNext(n));
+    if (f.size() == 0) {
+      t.sealed = true;
+      eof_ = true;
+      continue;
+    }
+    const uint32_t crc = Crc32c(std::span<const std::byte>(f.data(), f.size()));
+    t.crc = Crc32cCombine(t.crc, crc, f.size());
+    t.size += f.size();
+    next_offset_ += f.size();
+    t.sealed = t.size == lease_.chunk_size;
+    t.kept.push_back(std::move(f));
+    t.kept_crc.push_back(crc);
+  }
+}
+
+// A failed attempt: blame the nodes the failure names; if it names none (a
+// silent pipeline), ping every node of the pipeline and blame the silent.
+Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
+  ChunkWriter& w = *t.writer;
+  w.Abort();
+  if (t.attempts >= options_.attempts_per_chunk) {
+    return Status(w.failure().code(), fmt::format("chunk {} failed on {} pipelines; last: {}", t.index,
+                                                  t.attempts, w.failure().message()));
+  }
+  if (!w.suspects().empty()) {
+    for (const auto& id : w.suspects()) bad_nodes_.insert(id);
+    return Allocate(t, now);
+  }
+  for (const NodeRef& n : w.placement().pipeline) {
+    msg::Envelope ping;
+    ping.mutable_hello_request()->set_peer_name("dfs-client probe");
+    auto id = links_.Send(n.address, std::move(ping));
+    if (id) t.probes.emplace(*id, n);
+    else bad_nodes_.insert(n.id);
+  }
+  t.probe_deadline = now + kProbeTimeout;
+  t.probing = true;
+  return Status::OK();
+}
+
+Status PutJob::FinishProbe(ChunkTask& t, Clock::time_point now) {
+  for (const auto& [id, node] : t.probes) {
+    bad_nodes_.insert(node.id);
+    links_.Drop(node.address);  // stale frames must not reach it when it wakes
+  }
+  t.probes.clear();
+  t.probing = false;
+  return Allocate(t, now);
+}
+
+void PutJob::Dispatch(const bus::Message& reply, Clock::time_point now) {
+  const uint64_t id = reply.envelope.request_id();
+  for (auto& t : active_) {
+    if (t->probes.erase(id) > 0) return;  // it answered: alive
+    if (t->writer && t->writer->Owns(id)) return t->writer->OnReply(reply, now);
+  }
+  // Late answers to aborted attempts, abort acknowledgements: nothing waits.
+}
+
+Clock::time_point PutJob::NextWake() const {
+  auto wake = Clock::time_point::max();
+  for (const auto& t : active_) {
+    if (t->probing) wake = std::min(wake, t->probes.empty() ? Clock::time_point::min() : t->probe_deadline);
+    else if (t->writer) wake = std::min(wake, t->writer->deadline());
+  }
+  return wake;
+}
+
+Result<FileStatus> PutJob::Run() {
+  auto renew_every = std::max(milliseconds(100), lease_.lease_time / 3);
+  auto renew_at = Clock::now() + renew_every;
+  for (;;) {
+    auto now = Clock::now();
+    while (active_.size() < max_active_ && MoreChunks()) DFS_RETURN_IF_ERROR(Launch(now));
+    for (size_t i = 0; i < active_.size();) {
+      ChunkTask& t = *active_[i];
+      if (t.probing) {
+        if (t.probes.empty() || now >= t.probe_deadline) DFS_RETURN_IF_ERROR(FinishProbe(t, now));
+        ++i;
+        continue;
+      }
+      if (!t.writer->failed()) DFS_RETURN_IF_ERROR(Pump(t, now));
+      if (t.writer->failed()) {
+        DFS_RETURN_IF_ERROR(Recover(t, now));
+        ++i;
+        continue;
+      }
+      if (t.writer->state() == ChunkWriter::State::kStored) {
+        if (written_.size() <= t.index) written_.resize(t.index + 1);
+        const ChunkPlacement& p = t.writer->placement();
+        written_[t.index] = WrittenChunk{p.chunk_id, p.version, t.size, t.crc, t.writer->replicas()};
+        active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+      ++i;
+    }
+    if (active_.empty() && !MoreChunks()) break;
+    if (now >= renew_at) {
+      DFS_ASSIGN_OR_RETURN(std::vector<uint64_t> expired, client_.RenewLeases({lease_.id}));
+      if (!expired.empty()) return Status::Busy("the write lease expired (the master did not hear from this client)");
+      renew_at = now + renew_every;
+    }
+    // New chunks may start as soon as a stored one left a slot free.
+    if (active_.size() < max_active_ && MoreChunks()) continue;
+    auto wake = std::min(NextWake(), renew_at);
+    auto wait = std::chrono::ceil<milliseconds>(wake - Clock::now());
+    wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
+    DFS_ASSIGN_OR_RETURN(int handled, links_.Poll(wait, [&](const std::string&, bus::Message& m) {
+      Dispatch(m, Clock::now());
+    }));
+    (void)handled;
+    // Only after the queued answers are in: a long blocking read of the
+    // input must not look like a silent pipeline.
+    now = Clock::now();
+    for (auto& t : active_) {
+      if (!t->probing) t->writer->Tick(now);
+    }
+  }
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  for (const auto& c : written_) {
+    crc = Crc32cCombine(crc, c.checksum, c.size);
+    size += c.size;
+  }
+  return client_.CompleteWrite(lease_, written_, size, crc);
+}
+
+}  // namespace
+
+Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, std::string_view remote,
+                          const PutOptions& options) {
+  WriteOptions wo{options.overwrite, options.replication, options.chunk_size};
+  DFS_ASSIGN_OR_RETURN(WriteLease lease, client.BeginWrite(remote, wo));
+  if (lease.chunk_size == 0) {
+    IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
+    return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));
+  }
+  PutJob job(client, links, lease, source, options);
+  auto r = job.Run();
+  if (r) return r;
+  // Nothing partial may stay visible; an abandon that fails leaves the lease
+  // to expire, which frees the path just the same.
+  IgnoreError(client.AbandonWrite(lease));
+  const std::string& m = r.error().message();
+  if (m.find(lease.path) != std::string::npos) return r.error();
+  return Status(r.error().code(), fmt::format("put {}: {}", lease.path, m));
+}
+
+Result<FileStatus> Client::Put(int fd, std::string_view local, std::string_view remote, const PutOptions& options) {
+  DFS_ASSIGN_OR_RETURN(auto source, FdSource(fd, std::string(local)));
+  return RunPut(*this, impl_->Links(), *source, remote, options);
+}
+
+Result<FileStatus> Client::Put(std::span<const std::byte> data, std::string_view remote,
+                               const PutOptions& options) {
+  auto source = MemorySource(data);
+  return RunPut(*this, impl_->Links(), *source, remote, options);
+}
+
+Result<FileStatus> Client::Put(std::istream& in, std::string_view remote, const PutOptions& options) {
+  auto source = StreamSource(in);
+  return RunPut(*this, impl_->Links(), *source, remote, options);
+}
+
+}  // namespace dfs::client
