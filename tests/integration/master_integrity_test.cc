@@ -1,0 +1,189 @@
+// The master's half of the three-way integrity check, with a scripted node:
+// a write completes only when every replica the client names has reported
+// the chunk with the client's checksum; a mismatch fails the write; a late
+// report is waited for; orphans are deleted; a removed file's chunks are
+// deleted from the nodes through heartbeat answers.
+#include <gtest/gtest.h>
+
+#include "bus/request_client.h"
+#include "common/net.h"
+#include "tests/support/cluster.h"
+
+namespace dfs::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeNode {
+ public:
+  FakeNode(bus::Context& ctx, const MiniCluster& c, std::string id) : id_(std::move(id)) {
+    auto s = bus::Socket::Create(ctx, bus::SocketType::kDealer, bus::SocketOptions{});
+    socket_ = std::make_unique<bus::Socket>(std::move(*s));
+    EXPECT_TRUE(socket_->Connect(TcpEndpoint("127.0.0.1", c.node_port())).ok());
+    msg::Envelope e;
+    auto* r = e.mutable_register_node_request();
+    r->set_node_id(id_);
+    r->set_incarnation(1);
+    r->set_address("127.0.0.1:9");
+    r->mutable_stats()->set_capacity(1ull << 40);
+    r->mutable_stats()->set_available(1ull << 40);
+    EXPECT_TRUE(Call(e).has_register_node_response());
+  }
+  msg::Envelope Call(msg::Envelope e) {
+    e.set_request_id(++seq_);
+    bus::Message m;
+    m.envelope = std::move(e);
+    EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    for (;;) {
+      auto r = socket_->Receive(5000ms);
+      if (!r || !*r) return {};
+      if ((*r)->envelope.request_id() == seq_) return (*r)->envelope;
+    }
+  }
+  msg::Envelope Report(uint64_t chunk, uint64_t size, uint32_t crc) {
+    msg::Envelope e;
+    auto* r = e.mutable_chunk_report_request();
+    r->set_node_id(id_);
+    r->set_incarnation(1);
+    auto* s = r->add_stored();
+    s->set_chunk_id(chunk);
+    s->set_version(1);
+    s->set_size(size);
+    s->set_crc32c(crc);
+    return Call(e);
+  }
+  msg::Envelope Heartbeat() {
+    msg::Envelope e;
+    e.mutable_heartbeat_request()->set_node_id(id_);
+    e.mutable_heartbeat_request()->set_incarnation(1);
+    return Call(e);
+  }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
+  std::unique_ptr<bus::Socket> socket_;
+  uint64_t seq_ = 0;
+};
+
+class MasterIntegrity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.StartMaster());
+    node_ = std::make_unique<FakeNode>(ctx_, cluster_, "fake-1");
+    auto hp = ParseHostPort(cluster_.master_address(), 0);
+    client_ = std::make_unique<bus::RequestClient>(ctx_, TcpEndpoint(hp->host, hp->port), bus::SocketOptions{},
+                                                   bus::RetryPolicy{8000ms, 1});
+  }
+  // Lease + one chunk; returns {lease, chunk id}.
+  std::pair<uint64_t, uint64_t> Begin(const std::string& path) {
+    msg::Envelope c;
+    c.mutable_create_file_request()->set_path(path);
+    c.mutable_create_file_request()->set_replication(1);
+    auto created = client_->Call(c);
+    EXPECT_TRUE(created) << created.error().ToString();
+    uint64_t lease = created->envelope.create_file_response().lease_id();
+    msg::Envelope a;
+    a.mutable_allocate_chunk_request()->set_lease_id(lease);
+    auto placed = client_->Call(a);
+    EXPECT_TRUE(placed) << placed.error().ToString();
+    EXPECT_EQ(placed->envelope.allocate_chunk_response().pipeline(0).id(), node_->id());
+    return {lease, placed->envelope.allocate_chunk_response().chunk_id()};
+  }
+  Result<bus::Message> Complete(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc) {
+    msg::Envelope e;
+    auto* c = e.mutable_complete_file_request();
+    c->set_lease_id(lease);
+    c->set_size(size);
+    c->set_checksum(crc);
+    auto* ci = c->add_chunks();
+    ci->set_id(chunk);
+    ci->set_version(1);
+    ci->set_size(size);
+    ci->set_checksum(crc);
+    ci->add_replicas(node_->id());
+    return client_->Call(e);
+  }
+  Result<bus::Message> Stat(const std::string& path) {
+    msg::Envelope e;
+    e.mutable_stat_request()->set_path(path);
+    e.mutable_stat_request()->set_with_chunks(true);
+    return client_->Call(e);
+  }
+
+  MiniCluster cluster_{{.nodes = 0, .dead_after = "30s"}};
+  bus::Context ctx_;
+  std::unique_ptr<FakeNode> node_;
+  std::unique_ptr<bus::RequestClient> client_;
+};
+
+TEST_F(MasterIntegrity, MatchingReportCompletesAndLocatesTheReplica) {
+  auto [lease, chunk] = Begin("/ok");
+  node_->Report(chunk, 100, 0xabc);
+  auto done = Complete(lease, chunk, 100, 0xabc);
+  ASSERT_TRUE(done) << done.error().ToString();
+  auto st = Stat("/ok");
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->envelope.stat_response().info().chunks_size(), 1);
+  EXPECT_EQ(st->envelope.stat_response().info().chunks(0).replicas(0), node_->id());
+  msg::Envelope loc;
+  loc.mutable_locate_request()->set_path("/ok");
+  auto l = client_->Call(loc);
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->envelope.locate_response().chunks_size(), 1);
+  EXPECT_EQ(l->envelope.locate_response().chunks(0).replicas(0).address(), "127.0.0.1:9");
+}
+
+TEST_F(MasterIntegrity, ChecksumMismatchFailsTheWriteAndCommitsNothing) {
+  auto [lease, chunk] = Begin("/bad");
+  node_->Report(chunk, 100, 0x111);
+  auto done = Complete(lease, chunk, 100, 0x222);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code(), Code::kCorruption);
+  EXPECT_NE(done.error().message().find("node fake-1 stored 100 bytes with crc 00000111"), std::string::npos)
+      << done.error().message();
+  EXPECT_FALSE(Stat("/bad"));
+}
+
+TEST_F(MasterIntegrity, ALateReportIsWaitedFor) {
+  auto [lease, chunk] = Begin("/late");
+  msg::Envelope e;
+  auto* c = e.mutable_complete_file_request();
+  c->set_lease_id(lease);
+  c->set_size(5);
+  c->set_checksum(0x55);
+  auto* ci = c->add_chunks();
+  ci->set_id(chunk);
+  ci->set_version(1);
+  ci->set_size(5);
+  ci->set_checksum(0x55);
+  ci->add_replicas(node_->id());
+  ASSERT_TRUE(client_->Send(e));
+  // No answer while the node's report is missing: the completion is held.
+  auto early = client_->Receive(300ms);
+  ASSERT_TRUE(early);
+  EXPECT_FALSE(early->has_value()) << "completed before the replica confirmed the chunk";
+  node_->Report(chunk, 5, 0x55);
+  auto done = client_->Receive(5000ms);
+  ASSERT_TRUE(done && done->has_value());
+  EXPECT_TRUE((*done)->envelope.has_complete_file_response()) << (*done)->envelope.error().message();
+}
+
+TEST_F(MasterIntegrity, OrphansAreDeletedAndRemovedFilesLeaveTheNodes) {
+  auto orphan = node_->Report(999999, 10, 1);
+  ASSERT_EQ(orphan.chunk_report_response().delete__size(), 1);
+  EXPECT_EQ(orphan.chunk_report_response().delete_(0).chunk_id(), 999999u);
+
+  auto [lease, chunk] = Begin("/doomed");
+  node_->Report(chunk, 7, 7);
+  ASSERT_TRUE(Complete(lease, chunk, 7, 7));
+  msg::Envelope rm;
+  rm.mutable_delete_request()->set_path("/doomed");
+  ASSERT_TRUE(client_->Call(rm));
+  auto hb = node_->Heartbeat();
+  ASSERT_EQ(hb.heartbeat_response().delete_chunks_size(), 1);
+  EXPECT_EQ(hb.heartbeat_response().delete_chunks(0).chunk_id(), chunk);
+}
+
+}  // namespace
+}  // namespace dfs::test

@@ -1,0 +1,172 @@
+// The node's data port driven directly over the bus (no client library):
+// a 3-node write pipeline, reads from every replica, bad frames aborting the
+// stream on every node, corruption on disk, and a node killed mid-stream.
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/node_test_client.h"
+
+namespace dfs::test {
+namespace {
+
+constexpr uint32_t kFrame = 256 * 1024;
+
+class NodeDataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.Start());
+    for (int i = 0; i < 3; ++i) clients_.push_back(std::make_unique<NodeClient>(ctx_, NodeHostPort(cluster_, i)));
+  }
+  std::vector<msg::NodeAddress> After(int first) {
+    std::vector<msg::NodeAddress> out;
+    for (int i = first + 1; i < 3; ++i) out.push_back(NodeAddressOf(cluster_, i));
+    return out;
+  }
+  // Temp files left on any node.
+  size_t TempsEverywhere() {
+    size_t n = 0;
+    for (int i = 0; i < 3; ++i) n += ChunkFiles(cluster_.node_dir(i), ".tmp").size();
+    return n;
+  }
+  // Opens a 3-node stream on node 0 and sends `good` frames of `data`, acked.
+  uint64_t OpenWithFrames(uint64_t chunk, const std::string& data, int good) {
+    auto open = clients_[0]->Open(chunk, 1, After(0), kFrame);
+    EXPECT_TRUE(AnswerStatus(open).ok()) << AnswerStatus(open).ToString();
+    if (!open) return 0;
+    uint64_t stream = open->envelope.write_open_response().stream_id();
+    for (int i = 0; i < good; ++i) {
+      auto ack = clients_[0]->Await(clients_[0]->SendFrame(stream, uint64_t{kFrame} * i,
+                                                          std::string_view(data).substr(kFrame * i, kFrame)));
+      EXPECT_TRUE(AnswerStatus(ack).ok()) << AnswerStatus(ack).ToString();
+    }
+    // Every node holds a temp file for the chunk now.
+    EXPECT_EQ(TempsEverywhere(), 3u);
+    return stream;
+  }
+
+  MiniCluster cluster_;
+  bus::Context ctx_;
+  std::vector<std::unique_ptr<NodeClient>> clients_;
+};
+
+TEST_F(NodeDataTest, PipelineWriteReadsBackFromEveryNode) {
+  const std::string data = RandomData(5 * 1024 * 1024 + 12345, 1);
+  WriteOutcome w = WriteChunk(*clients_[0], 77, 2, After(0), data, kFrame);
+  ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+  EXPECT_GE(w.credit, 1u);
+  EXPECT_LE(w.credit, 16u);
+  EXPECT_EQ(w.max_in_flight, w.credit);  // the window was used
+  ASSERT_EQ(w.replicas.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(w.replicas[static_cast<size_t>(i)].node_id(), cluster_.node_id(i));  // this node first, then downstream
+    EXPECT_EQ(w.replicas[static_cast<size_t>(i)].crc32c(), Crc32c(data));
+    EXPECT_EQ(w.replicas[static_cast<size_t>(i)].size(), data.size());
+    auto back = ReadChunk(*clients_[static_cast<size_t>(i)], 77, 2, 0, data.size(), 1 << 20);
+    ASSERT_TRUE(back) << back.error().ToString();
+    EXPECT_TRUE(*back == data) << "node " << i << " returned other bytes";
+    // A ranged read at an odd offset.
+    auto part = ReadChunk(*clients_[static_cast<size_t>(i)], 77, 2, 70001, 200003, 65536);
+    ASSERT_TRUE(part) << part.error().ToString();
+    EXPECT_TRUE(*part == data.substr(70001, 200003));
+    EXPECT_EQ(ChunkFiles(cluster_.node_dir(i), ".chunk").size(), 1u);
+  }
+  EXPECT_EQ(TempsEverywhere(), 0u);
+  // A read past the end, of a missing chunk, and one longer than 8 MiB.
+  EXPECT_EQ(AnswerStatus(clients_[0]->Read(77, 2, data.size() + 1, 10)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(AnswerStatus(clients_[0]->Read(77, 3, 0, 10)).code(), Code::kNotFound);
+  auto capped = clients_[0]->Read(77, 2, 0, 64u << 20);
+  ASSERT_TRUE(AnswerStatus(capped).ok());
+  EXPECT_EQ(capped->payload[0].size(), data.size());  // the chunk is shorter than the cap
+  EXPECT_EQ(capped->envelope.read_response().chunk_size(), data.size());
+}
+
+TEST_F(NodeDataTest, WrongCrcAbortsTheStreamOnEveryNode) {
+  const std::string data = RandomData(8 * kFrame, 2);
+  uint64_t stream = OpenWithFrames(5, data, 2);
+  auto bad = clients_[0]->Await(
+      clients_[0]->SendFrame(stream, 2 * kFrame, std::string_view(data).substr(2 * kFrame, kFrame), 12345));
+  Status s = AnswerStatus(bad);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_TRUE(WaitFor([&] { return TempsEverywhere() == 0; }, 5s)) << TempsEverywhere() << " temp files left";
+  // The stream is gone: the next frame is refused and names the reason.
+  auto next = clients_[0]->Await(clients_[0]->SendFrame(stream, 2 * kFrame, "x"));
+  EXPECT_FALSE(AnswerStatus(next).ok());
+  EXPECT_NE(AnswerStatus(next).message().find("aborted"), std::string::npos) << AnswerStatus(next).message();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ChunkFiles(cluster_.node_dir(i), ".chunk").empty());
+}
+
+TEST_F(NodeDataTest, WrongOffsetAbortsTheStreamOnEveryNode) {
+  const std::string data = RandomData(8 * kFrame, 3);
+  uint64_t stream = OpenWithFrames(6, data, 3);
+  // Frame 4 where frame 3 belongs: a gap.
+  auto bad = clients_[0]->Await(
+      clients_[0]->SendFrame(stream, 4 * kFrame, std::string_view(data).substr(4 * kFrame, kFrame)));
+  EXPECT_EQ(AnswerStatus(bad).code(), Code::kInvalidArgument) << AnswerStatus(bad).ToString();
+  EXPECT_TRUE(WaitFor([&] { return TempsEverywhere() == 0; }, 5s)) << TempsEverywhere() << " temp files left";
+  // A fresh write of the same chunk works afterwards.
+  WriteOutcome w = WriteChunk(*clients_[0], 6, 1, After(0), data, kFrame);
+  EXPECT_TRUE(w.status.ok()) << w.status.ToString();
+}
+
+TEST_F(NodeDataTest, WrongCloseChecksumIsCorruption) {
+  const std::string data = RandomData(3 * kFrame, 4);
+  uint64_t stream = OpenWithFrames(8, data, 3);
+  auto close = clients_[0]->Await(clients_[0]->SendClose(stream, data.size(), Crc32c(data) ^ 1));
+  EXPECT_EQ(AnswerStatus(close).code(), Code::kCorruption) << AnswerStatus(close).ToString();
+  EXPECT_TRUE(WaitFor([&] { return TempsEverywhere() == 0; }, 5s));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ChunkFiles(cluster_.node_dir(i), ".chunk").empty());
+}
+
+TEST_F(NodeDataTest, CorruptedByteOnDiskIsCorruptionOnRead) {
+  const std::string data = RandomData(1024 * 1024, 5);
+  WriteOutcome w = WriteChunk(*clients_[0], 9, 1, After(0), data, kFrame);
+  ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+  auto files = ChunkFiles(cluster_.node_dir(1), ".chunk");
+  ASSERT_EQ(files.size(), 1u);
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(300000);
+    char c = static_cast<char>(data[300000] ^ 0x01);
+    f.write(&c, 1);
+  }
+  auto bad = clients_[1]->Read(9, 1, 262144, 65536);  // the block holding byte 300000
+  Status s = AnswerStatus(bad);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("chunk 9 v1"), std::string::npos) << s.message();
+  EXPECT_TRUE(bad && bad->payload.empty());
+  // Other blocks of that replica, and the other replicas, still read.
+  EXPECT_TRUE(AnswerStatus(clients_[1]->Read(9, 1, 0, 262144)).ok());
+  auto good = ReadChunk(*clients_[2], 9, 1, 0, data.size(), 1 << 20);
+  ASSERT_TRUE(good);
+  EXPECT_TRUE(*good == data);
+}
+
+TEST_F(NodeDataTest, KilledLastNodeFailsTheStreamWithinSeconds) {
+  const std::string data = RandomData(16 * kFrame, 6);
+  uint64_t stream = OpenWithFrames(10, data, 2);
+  cluster_.KillNode(2);
+  auto start = std::chrono::steady_clock::now();
+  // The client keeps sending within its credit; some answer must be an error.
+  Status seen;
+  for (int i = 2; i < 16 && seen.ok(); ++i) {
+    clients_[0]->SendFrame(stream, uint64_t{kFrame} * i, std::string_view(data).substr(kFrame * i, kFrame));
+    auto m = clients_[0]->Receive(15s);
+    seen = AnswerStatus(m);
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(seen.ok());
+  EXPECT_NE(seen.code(), Code::kTimedOut) << "no answer at all: " << seen.ToString();
+  EXPECT_LT(took, 12s);
+  EXPECT_NE(seen.message().find(cluster_.node_id(2)), std::string::npos) << seen.ToString();
+  // The survivors dropped their temp files.
+  EXPECT_TRUE(WaitFor([&] {
+    return ChunkFiles(cluster_.node_dir(0), ".tmp").empty() && ChunkFiles(cluster_.node_dir(1), ".tmp").empty();
+  }, 10s));
+}
+
+}  // namespace
+}  // namespace dfs::test
