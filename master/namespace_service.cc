@@ -689,6 +689,10 @@ Status NamespaceService::Close() {
     checkpoint_pid_ = -1;
   }
   if (!journal_failed_.ok()) return journal_->Stop();
+  const JournalStats js = journal_->stats();
+  spdlog::info("journal: {} records in {} syncs ({:.1f} per sync, largest batch {})", js.records, js.syncs,
+               js.syncs ? static_cast<double>(js.records) / static_cast<double>(js.syncs) : 0.0,
+               js.max_batch_records);
   const uint64_t gen = journal_->generation() + 1;
   Status s = journal_->RotateAndWait(gen);
   if (s.ok()) s = journal_->Stop();
