@@ -27,4 +27,26 @@ struct MasterScaleOptions {
 };
 int RunMasterScale(const MasterScaleOptions& options, bool json);
 
+struct LargeOptions {
+  client::ClientOptions client;
+  uint64_t size = 1ull << 30;
+  uint32_t replication = 0;  // 0: the cluster default
+  uint64_t chunk_size = 0;   // 0: the cluster default
+  int parallel = 4;
+  bool drop_caches = false;  // before the get (root only)
+  bool verify_bytes = false;  // memcmp what is read, on top of the CRC checks
+  bool keep = false;          // leave the file in place
+};
+int RunLarge(const LargeOptions& options, bool json);
+
+struct SmallOptions {
+  client::ClientOptions client;
+  uint64_t files = 1000;
+  uint64_t size = 4096;
+  int clients = 4;
+  uint32_t replication = 0;
+  bool drop_caches = false;
+};
+int RunSmall(const SmallOptions& options, bool json);
+
 }  // namespace dfs::bench
