@@ -122,7 +122,7 @@ TEST(Bus, RetryReachesARestartedServerWithTheSameRequestId) {
     a = Result<Socket>(Status::Internal("closed"));  // close A: the port is free again
     server_b = std::thread([&ctx, endpoint, &seen_by_b] {
       auto b = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
-      for (int i = 0; i < 100 && !b->Bind(endpoint).ok(); ++i) std::this_thread::sleep_for(20ms);  // port release
+      for (int i = 0; i < 100 && !b->Bind(endpoint).ok(); ++i) std::this_thread::sleep_for(20ms);  // retry until the port is released
       auto req = b->Receive(5000ms);
       if (!req || !*req) {
         seen_by_b.set_value(0);
