@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# What this machine allows, and dfs's data path held against it, in one run.
+#   bench/limits.sh [--build DIR] [--dir DIR] [--runs N] [--size SIZE]
+#                   [--small-files N] [--small-size SIZE] [--clients C] [--keep]
+# Limits: loopback TCP (iperf3 on 127.0.0.1, a free port), ZeroMQ 1 MiB
+# messages and 4 KiB round trips (bench/zmq_throughput), sequential write +
+# fdatasync of 1 GiB and (as root, after dropping the page cache) its read
+# with dd, and 4 KiB write+fdatasync ops/s, all in the file system of --dir.
+# Then a private 1 master + 3 node cluster on free ports under --dir runs
+# dfs-bench large (-r 1 and -r 3) and small (-r 3), N runs each, and every
+# figure is printed with its median and its ratio to the limit that bounds it.
+# --build: the build tree with the binaries (default build/release, else the
+# first build/*/ that has them). --dir: where data goes (default /tmp).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${DFS_BUILD:-}"
+BASE=/tmp
+RUNS=3
+SIZE=1G
+SMALL_FILES=2000
+SMALL_SIZE=4K
+CLIENTS=4
+KEEP=0
+NODES=3
+
+die() { echo "limits.sh: $*" >&2; exit 1; }
+say() { echo "limits.sh: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) BUILD="$2"; shift 2 ;;
+    --dir) BASE="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --size) SIZE="$2"; shift 2 ;;
+    --small-files) SMALL_FILES="$2"; shift 2 ;;
+    --small-size) SMALL_SIZE="$2"; shift 2 ;;
+    --clients) CLIENTS="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+
+has_bins() { [ -x "$1/master/dfs-master" ] && [ -x "$1/filenode/dfs-node" ] && [ -x "$1/client/dfs-cli" ] &&
+             [ -x "$1/bench/dfs-bench" ] && [ -x "$1/bench/zmq_throughput" ]; }
+if [ -z "$BUILD" ]; then
+  BUILD="$ROOT/build/release"
+  if ! has_bins "$BUILD"; then
+    for d in "$ROOT"/build/*/; do if has_bins "$d"; then BUILD="${d%/}"; break; fi; done
+  fi
+fi
+has_bins "$BUILD" || die "no dfs-master, dfs-node, dfs-cli, dfs-bench and zmq_throughput under $BUILD (--build DIR)"
+command -v iperf3 >/dev/null || die "iperf3 is missing (apt-get install iperf3)"
+command -v python3 >/dev/null || die "python3 is missing (it summarises the runs)"
+
+WORK="$(mktemp -d "$BASE/dfs-limits.XXXXXX")"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$KEEP" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+RESULTS="$WORK/results.jsonl"   # one JSON object per line: {"kind":..., ...}
+: > "$RESULTS"
+record() { echo "$1" >> "$RESULTS"; }
+
+ROOT_USER=0
+[ "$(id -u)" = 0 ] && ROOT_USER=1
+drop_caches() { [ "$ROOT_USER" = 1 ] && sync && echo 3 > /proc/sys/vm/drop_caches; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+dd_rate() {  # dd's last line: "N bytes (...) copied, S s, R MB/s" -> MiB/s
+  python3 -c 'import re,sys; m=re.match(r"(\d+) bytes.*copied, ([\d.]+) s", sys.stdin.read().strip().splitlines()[-1]); print(int(m.group(1))/float(m.group(2))/1048576)'
+}
+# ---- limits (each measured RUNS times; the summary takes medians) ----------
+for run in $(seq 1 "$RUNS"); do
+  say "limits, run $run of $RUNS: loopback TCP (iperf3, 3 s)"
+  PORT="$(free_port)"
+  iperf3 -s -1 -B 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
+  IPERF=$!
+  PIDS+=("$IPERF")
+  for _ in $(seq 1 50); do iperf3 -c 127.0.0.1 -p "$PORT" -t 3 -J > "$WORK/iperf.json" 2>/dev/null && break; sleep 0.1; done
+  wait "$IPERF" 2>/dev/null || true
+  TCP=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/8/1048576)' "$WORK/iperf.json")
+  record "{\"kind\":\"limit\",\"name\":\"tcp\",\"value\":$TCP}"
+
+  say "limits, run $run of $RUNS: ZeroMQ 1 MiB messages and 4 KiB round trips"
+  ZMQ="$("$BUILD/bench/zmq_throughput")"
+  record "{\"kind\":\"zmq\",\"data\":$ZMQ}"
+
+  say "limits, run $run of $RUNS: disk, 1 GiB sequential write + fdatasync in $BASE"
+  W=$(dd if=/dev/zero of="$WORK/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | dd_rate)
+  record "{\"kind\":\"limit\",\"name\":\"disk_write\",\"value\":$W}"
+  if [ "$ROOT_USER" = 1 ]; then
+    say "limits, run $run of $RUNS: disk, 1 GiB sequential read after dropping the page cache"
+    drop_caches
+    R=$(dd if="$WORK/dd.test" of=/dev/null bs=1M 2>&1 | dd_rate)
+    record "{\"kind\":\"limit\",\"name\":\"disk_read\",\"value\":$R}"
+  fi
+  rm -f "$WORK/dd.test"
+  say "limits, run $run of $RUNS: disk, 4 KiB write + fdatasync, 2000 times"
+  T0=$(date +%s.%N)
+  dd if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync 2>/dev/null
+  T1=$(date +%s.%N)
+  F=$(python3 -c 'import sys; print(2000 / max(float(sys.argv[2]) - float(sys.argv[1]), 1e-6))' "$T0" "$T1")
+  record "{\"kind\":\"limit\",\"name\":\"fsync_ops\",\"value\":$F}"
+  rm -f "$WORK/sync.test"
+done
+
+# ---- a private cluster -----------------------------------------------------
+say "starting dfs-master and $NODES dfs-node under $WORK"
+mkdir -p "$WORK/master"
+"$BUILD/master/dfs-master" --dir "$WORK/master" --port 0 --log-level warn > "$WORK/master.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$WORK/master/master.addr" ] && break; sleep 0.1; done
+[ -s "$WORK/master/master.addr" ] || die "dfs-master wrote no master.addr (see $WORK/master.log)"
+ADDR="$(tr -d '[:space:]' < "$WORK/master/master.addr")"
+for i in $(seq 1 "$NODES"); do
+  mkdir -p "$WORK/node$i"
+  "$BUILD/filenode/dfs-node" --dir "$WORK/node$i" --master "$ADDR" --log-level warn > "$WORK/node$i.log" 2>&1 &
+  PIDS+=("$!")
+done
+alive=0
+for _ in $(seq 1 150); do
+  alive=$("$BUILD/client/dfs-cli" --master "$ADDR" --json nodes 2>/dev/null | grep -o '"alive"' | wc -l || true)
+  [ "$alive" -ge "$NODES" ] && break
+  sleep 0.2
+done
+[ "$alive" -ge "$NODES" ] || die "only $alive of $NODES nodes alive"
+
+BENCH=("$BUILD/bench/dfs-bench" --master "$ADDR" --json)
+DROP=()
+[ "$ROOT_USER" = 1 ] && DROP=(--drop-caches)
+for r in 1 3; do
+  for run in $(seq 1 "$RUNS"); do
+    say "dfs-bench large --size $SIZE -r $r (run $run of $RUNS)"
+    out="$("${BENCH[@]}" large --size "$SIZE" -r "$r" "${DROP[@]}")" || die "dfs-bench large failed"
+    record "{\"kind\":\"large\",\"r\":$r,\"data\":$out}"
+  done
+done
+for run in $(seq 1 "$RUNS"); do
+  say "dfs-bench small --files $SMALL_FILES --size $SMALL_SIZE --clients $CLIENTS -r 3 (run $run of $RUNS)"
+  out="$("${BENCH[@]}" small --files "$SMALL_FILES" --size "$SMALL_SIZE" --clients "$CLIENTS" -r 3 "${DROP[@]}")" ||
+    die "dfs-bench small failed"
+  record "{\"kind\":\"small\",\"r\":3,\"data\":$out}"
+done
+
+# ---- the summary -----------------------------------------------------------
+python3 - "$RESULTS" "$ROOT_USER" "$SIZE" "$SMALL_FILES" "$SMALL_SIZE" "$CLIENTS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+root, size, files, fsize, clients = sys.argv[2] == "1", sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+names = {r["name"] for r in rows if r["kind"] == "limit"}
+lim = {n: statistics.median([r["value"] for r in rows if r["kind"] == "limit" and r["name"] == n]) for n in names}
+zs = [r["data"] for r in rows if r["kind"] == "zmq"]
+z = {k: statistics.median([d[k] for d in zs]) for k in zs[0]}
+zmq = max(z["zmq_1mib_copy_mib_per_s"], z["zmq_1mib_zerocopy_mib_per_s"])
+print(f"\nThis machine (medians of {len(zs)} runs each, measured in this run):")
+print(f"  loopback TCP (iperf3, one stream)       {lim['tcp']:9.0f} MiB/s")
+print(f"  ZeroMQ 1 MiB messages (copy / 0-copy)   {z['zmq_1mib_copy_mib_per_s']:9.0f} / {z['zmq_1mib_zerocopy_mib_per_s']:.0f} MiB/s")
+print(f"  ZeroMQ 4 KiB round trips, 1 in flight   {z['zmq_4k_round_trips_per_s']:9.0f} /s")
+print(f"  disk write + fdatasync, 1 GiB           {lim['disk_write']:9.0f} MiB/s")
+if "disk_read" in lim:
+    print(f"  disk read, 1 GiB, page cache dropped    {lim['disk_read']:9.0f} MiB/s")
+print(f"  4 KiB write + fdatasync                 {lim['fsync_ops']:9.0f} /s")
+print("  page cache: " + ("dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every get"
+                          if root else "NOT dropped (not root): gets may read the nodes' page cache"))
+
+out = []
+for r in (1, 3):
+    runs = [x["data"] for x in rows if x["kind"] == "large" and x["r"] == r]
+    for phase in ("put", "get"):
+        v = [next(p["mib_per_s"] for p in d["phases"] if p["name"] == phase) for d in runs]
+        if phase == "put":
+            bound = min(zmq / r, lim["disk_write"] / r)
+            why = f"min(ZeroMQ, disk write)/{r}: every replica crosses loopback and lands on this one disk"
+        else:
+            bound = min(zmq, lim.get("disk_read", float("inf")) if root else zmq)
+            why = ("min(ZeroMQ, disk read); dd reads one request at a time, dfs 4 chunks at once" if root
+                   else "ZeroMQ (page cache not dropped)")
+        out.append((f"large {size} -r {r} {phase}", "MiB/s", v, bound, why))
+runs = [x["data"] for x in rows if x["kind"] == "small"]
+for phase in ("put", "get"):
+    v = [next(p["ops_per_s"] for p in d["phases"] if p["name"] == phase) for d in runs]
+    if phase == "put":
+        bound, why = lim["fsync_ops"], "4 KiB write+fdatasync ops/s (each file: 3 replica fsyncs + a journal commit)"
+    else:
+        bound, why = z["zmq_4k_round_trips_per_s"] / 2, "ZeroMQ 4 KiB round trips/s / 2 (locate + read per file)"
+    out.append((f"small {files} x {fsize} -c {clients} -r 3 {phase}", "files/s", v, bound, why))
+print("\ndfs (median of runs; ratio = median / limit):")
+for name, unit, v, bound, why in out:
+    m = statistics.median(v)
+    runs_s = ", ".join(f"{x:.0f}" for x in v)
+    print(f"  {name:34s} {m:9.1f} {unit:8s} runs [{runs_s}]  limit {bound:8.0f}  ratio {m / bound:5.2f}  ({why})")
+PY

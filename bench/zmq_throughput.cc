@@ -1,0 +1,98 @@
+// zmq_throughput: what ZeroMQ itself moves on this machine, the limit the
+// data path is measured against (bench/limits.sh). Raw cppzmq on purpose:
+// it measures the transport, not dfs's bus.
+//   stream of 1 MiB messages, PUSH -> PULL over tcp://127.0.0.1, two
+//     contexts (as two processes would be): copied into each message, and
+//     zero-copy (the message points at the buffer, as a frame filled by
+//     pread does);
+//   4 KiB request/reply round trips, one in flight (a small file's cost).
+// Prints one JSON document.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double Stream(size_t size, int count, bool zero_copy) {
+  zmq::context_t rctx(1), sctx(1);
+  zmq::socket_t pull(rctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::rcvhwm, 64);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string ep = pull.get(zmq::sockopt::last_endpoint);
+  std::vector<char> buf(size, 'x');
+  std::thread sender([&] {
+    zmq::socket_t push(sctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::sndhwm, 64);
+    push.connect(ep);
+    for (int i = 0; i < count; ++i) {
+      zmq::message_t m = zero_copy ? zmq::message_t(buf.data(), buf.size(), nullptr, nullptr)
+                                   : zmq::message_t(buf.data(), buf.size());
+      (void)push.send(m, zmq::send_flags::none);
+    }
+  });
+  zmq::message_t m;
+  (void)pull.recv(m);  // the clock starts once the connection carries data
+  const auto t0 = Clock::now();
+  for (int i = 1; i < count; ++i) (void)pull.recv(m);
+  const double s = Seconds(Clock::now() - t0);
+  sender.join();
+  return static_cast<double>(size) * (count - 1) / s / (1024.0 * 1024.0);
+}
+
+double RoundTrips(size_t size, double seconds) {
+  zmq::context_t rctx(1), sctx(1);
+  zmq::socket_t rep(rctx, zmq::socket_type::rep);
+  rep.bind("tcp://127.0.0.1:*");
+  const std::string ep = rep.get(zmq::sockopt::last_endpoint);
+  std::thread server([&] {
+    zmq::message_t m;
+    while (rep.recv(m)) {
+      if (m.size() == 0) {
+        (void)rep.send(zmq::message_t(), zmq::send_flags::none);
+        return;
+      }
+      (void)rep.send(m, zmq::send_flags::none);
+    }
+  });
+  zmq::socket_t req(sctx, zmq::socket_type::req);
+  req.connect(ep);
+  std::vector<char> buf(size, 'y');
+  zmq::message_t reply;
+  (void)req.send(zmq::buffer(buf), zmq::send_flags::none);  // warm-up: connect
+  (void)req.recv(reply);
+  long n = 0;
+  const auto t0 = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    (void)req.send(zmq::buffer(buf), zmq::send_flags::none);
+    (void)req.recv(reply);
+    if (++n % 256 == 0) elapsed = Seconds(Clock::now() - t0);
+  }
+  elapsed = Seconds(Clock::now() - t0);
+  (void)req.send(zmq::message_t(), zmq::send_flags::none);
+  (void)req.recv(reply);
+  server.join();
+  return static_cast<double>(n) / elapsed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int count = argc > 1 ? std::stoi(argv[1]) : 4096;  // 1 MiB messages per stream run
+  const double copy = Stream(1 << 20, count, false);
+  const double zero = Stream(1 << 20, count, true);
+  const double rtt = RoundTrips(4096, 2.0);
+  std::printf(
+      "{\"zmq_1mib_copy_mib_per_s\":%.1f,\"zmq_1mib_zerocopy_mib_per_s\":%.1f,"
+      "\"zmq_4k_round_trips_per_s\":%.0f}\n",
+      copy, zero, rtt);
+  return 0;
+}
