@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
-  if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 4 * dfs::kGiB) {
-    std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 4G\n");
+  if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 2 * dfs::kGiB) {
+    std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 2G\n");
     return 2;
   }
   if (o.dead_after < std::chrono::milliseconds(500)) {

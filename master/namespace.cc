@@ -119,7 +119,8 @@ ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::Chu
   ChunkList out;
   out.reserve(static_cast<uint32_t>(in.size()));
   for (const auto& c : in) {
-    auto [it, inserted] = chunks_.try_emplace(c.id(), ChunkRecord{c.size(), c.version(), c.checksum(), 0});
+    auto [it, inserted] =
+        chunks_.try_emplace(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
     ++it->second.refs;  // a checkpoint lists a shared chunk once per file
     out.push_back(c.id());
   }

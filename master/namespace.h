@@ -32,8 +32,10 @@ namespace dfs::master {
 
 // What the master knows of one chunk. A chunk id never changes meaning: a
 // rewrite makes new chunks, so these fields are fixed for the id's life.
+// 16 bytes (24 with its key in the table): chunks are under 4 GiB (the
+// master caps the chunk size at 2 GiB), so the size fits 32 bits.
 struct ChunkRecord {
-  uint64_t size = 0;
+  uint32_t size = 0;
   uint32_t version = 0;
   uint32_t checksum = 0;
   uint32_t refs = 0;  // files that hold it (cp shares chunks)

@@ -20,6 +20,8 @@ namespace {
 // Every chunk is written once, as version 1; versions are there for in-place
 // appends and repairs to come.
 constexpr uint32_t kChunkVersion = 1;
+// Chunk sizes fit the chunk table's 32-bit size field with room to spare.
+constexpr uint64_t kMaxChunkSize = 2ull << 30;
 // Chunk ids are reserved in blocks: one journal record per million chunks.
 constexpr uint64_t kChunkIdBlock = 1 << 20;
 // Directory listings go in pages of this many entries (about 60 KiB).
@@ -353,8 +355,8 @@ void NamespaceService::CreateFile(bus::Socket& socket, const bus::Message& m, co
   uint32_t replication = req.replication() ? req.replication() : options_.replication;
   if (replication > 16) return AnswerError(socket, key, Status::InvalidArgument("replication must be 1 to 16"));
   uint64_t chunk_size = req.chunk_size() ? req.chunk_size() : options_.chunk_size;
-  if (chunk_size < 4096 || chunk_size > (4ull << 30)) {
-    return AnswerError(socket, key, Status::InvalidArgument("chunk size must be between 4K and 4G"));
+  if (chunk_size < 4096 || chunk_size > kMaxChunkSize) {
+    return AnswerError(socket, key, Status::InvalidArgument("chunk size must be between 4K and 2G"));
   }
   Lease l;
   l.id = RandomU64() | 1;
@@ -428,6 +430,11 @@ void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, 
   }
   uint64_t total = 0;
   for (const auto& c : req.chunks()) {
+    if (c.size() > l->chunk_size) {
+      return AnswerError(socket, key, Status::InvalidArgument(fmt::format(
+                                          "chunk {} has {} bytes, more than the chunk size {}", c.id(), c.size(),
+                                          l->chunk_size)));
+    }
     if (std::find(l->chunks.begin(), l->chunks.end(), c.id()) == l->chunks.end()) {
       return AnswerError(socket, key,
                          Status::InvalidArgument(fmt::format("chunk {} was not allocated to this write", c.id())));
