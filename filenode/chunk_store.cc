@@ -224,9 +224,12 @@ Status ChunkStore::Delete(ChunkKey key) {
   return s;
 }
 
-void ChunkStore::MarkCorrupt(ChunkKey key) {
+bool ChunkStore::MarkCorrupt(ChunkKey key) {
   std::lock_guard lock(mu_);
-  if (auto it = index_.find(key); it != index_.end()) it->second.corrupt = true;
+  auto it = index_.find(key);
+  if (it == index_.end() || it->second.corrupt) return false;
+  it->second.corrupt = true;
+  return true;
 }
 
 std::vector<ChunkStore::Listed> ChunkStore::List() const {

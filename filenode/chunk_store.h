@@ -98,8 +98,8 @@ class ChunkStore {
   Status Delete(ChunkKey key);
 
   // Remembers that a chunk failed a checksum, for List(); cleared by Delete
-  // or a new copy.
-  void MarkCorrupt(ChunkKey key);
+  // or a new copy. True when it was not marked yet (report it once).
+  bool MarkCorrupt(ChunkKey key);
   struct Listed {
     ChunkMeta meta;
     bool corrupt = false;

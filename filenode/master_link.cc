@@ -14,8 +14,8 @@ constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
 }  // namespace
 
-MasterLink::MasterLink(bus::Context& ctx, Config config, std::function<msg::NodeStats()> stats)
-    : ctx_(ctx), config_(std::move(config)), stats_(std::move(stats)) {}
+MasterLink::MasterLink(bus::Context& ctx, Config config, Hooks hooks)
+    : ctx_(ctx), config_(std::move(config)), hooks_(std::move(hooks)) {}
 
 MasterLink::~MasterLink() = default;
 
@@ -41,6 +41,8 @@ void MasterLink::Reset(Clock::time_point now, std::string_view why) {
   }
   hello_socket_.reset();
   control_socket_.reset();
+  report_ids_.clear();
+  pending_.Clear();
   state_ = State::kNeedHello;
   next_wake_ = now + backoff_;
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
@@ -67,7 +69,7 @@ void MasterLink::SendRegister(Clock::time_point now) {
   r->set_node_id(config_.node_id);
   r->set_incarnation(config_.incarnation);
   r->set_address(config_.data_address);
-  *r->mutable_stats() = stats_();
+  *r->mutable_stats() = hooks_.stats();
   if (auto st = SendOn(*control_socket_, std::move(env)); !st.ok()) return Reset(now, st.message());
   state_ = State::kAwaitRegister;
   deadline_ = now + kReplyTimeout;
@@ -78,7 +80,7 @@ void MasterLink::SendHeartbeat(Clock::time_point now) {
   auto* h = env.mutable_heartbeat_request();
   h->set_node_id(config_.node_id);
   h->set_incarnation(config_.incarnation);
-  *h->mutable_stats() = stats_();
+  *h->mutable_stats() = hooks_.stats();
   if (auto st = SendOn(*control_socket_, std::move(env)); !st.ok()) {
     // A full queue means the master is not reading; silence detection handles it.
     SPDLOG_DEBUG("heartbeat not sent: {}", st.ToString());
@@ -127,8 +129,14 @@ void MasterLink::HandleControlSocket(Clock::time_point now) {
       spdlog::warn("bad message from master: {}", m.defect.message());
       continue;
     }
+    const bool report_answer = report_ids_.erase(m.envelope.request_id()) > 0;
     if (m.envelope.has_error()) {
       Status s = bus::FromProto(m.envelope.error());
+      if (report_answer) {
+        // Until the master's side of chunk reports lands it refuses them.
+        SPDLOG_DEBUG("master did not take a chunk report: {}", s.ToString());
+        continue;
+      }
       if (state_ == State::kAwaitRegister) return Reset(now, "register refused: " + s.message());
       spdlog::warn("master answered with an error: {}", s.message());
       continue;
@@ -144,20 +152,92 @@ void MasterLink::HandleControlSocket(Clock::time_point now) {
         backoff_ = kMinBackoff;
         logged_unreachable_ = false;
         next_heartbeat_ = now + config_.heartbeat_interval;
+        need_full_report_ = true;
         spdlog::info("registered with master {} as node={}",
                      HostPort(config_.master.host, config_.master.port), config_.node_id);
         break;
       }
-      case msg::Envelope::kHeartbeatResponse:
-        if (state_ == State::kRegistered && m.envelope.heartbeat_response().needs_register()) {
+      case msg::Envelope::kHeartbeatResponse: {
+        const auto& hb = m.envelope.heartbeat_response();
+        if (state_ == State::kRegistered && hb.needs_register()) {
           spdlog::info("master asks node={} to register again", config_.node_id);
           SendRegister(now);
+          break;
         }
+        if (hb.needs_full_report()) need_full_report_ = true;
+        HandleDeletes(hb.delete_chunks());
+        break;
+      }
+      case msg::Envelope::kChunkReportResponse:
+        HandleDeletes(m.envelope.chunk_report_response().delete_());
         break;
       default:
         SPDLOG_DEBUG("ignoring message type {} from master", static_cast<int>(m.envelope.body_case()));
     }
   }
+}
+
+void MasterLink::ReportStored(const msg::StoredChunk& chunk) {
+  if (state_ == State::kRegistered) *pending_.add_stored() = chunk;
+}
+void MasterLink::ReportDeleted(const msg::StoredChunk& chunk) {
+  if (state_ == State::kRegistered) *pending_.add_deleted() = chunk;
+}
+void MasterLink::ReportCorrupt(const msg::StoredChunk& chunk) {
+  if (state_ == State::kRegistered) *pending_.add_corrupt() = chunk;
+}
+
+void MasterLink::HandleDeletes(const google::protobuf::RepeatedPtrField<msg::StoredChunk>& chunks) {
+  if (chunks.empty()) return;
+  spdlog::info("master asks node={} to delete {} chunks", config_.node_id, chunks.size());
+  hooks_.delete_chunks(std::vector<msg::StoredChunk>(chunks.begin(), chunks.end()));
+}
+
+Status MasterLink::SendReport(msg::ChunkReportRequest report) {
+  report.set_node_id(config_.node_id);
+  report.set_incarnation(config_.incarnation);
+  msg::Envelope env;
+  env.set_request_id(next_request_id_++);
+  *env.mutable_chunk_report_request() = std::move(report);
+  const uint64_t id = env.request_id();
+  bus::Message m;
+  m.envelope = std::move(env);
+  DFS_RETURN_IF_ERROR(control_socket_->Send(std::move(m)));
+  report_ids_.insert(id);
+  return Status::OK();
+}
+
+void MasterLink::SendReports() {
+  if (need_full_report_) {
+    // The inventory is taken now, so it covers every change reported so far.
+    pending_.Clear();
+    Inventory inv = hooks_.inventory();
+    const size_t total = inv.stored.size() + inv.corrupt.size();
+    size_t sent = 0;
+    Status st;
+    do {
+      msg::ChunkReportRequest page;
+      page.set_full(true);
+      size_t room = kReportPageChunks;
+      for (; room > 0 && sent < inv.stored.size(); --room, ++sent) *page.add_stored() = inv.stored[sent];
+      for (; room > 0 && sent < total; --room, ++sent) *page.add_corrupt() = inv.corrupt[sent - inv.stored.size()];
+      page.set_last_page(sent == total);
+      st = SendReport(std::move(page));
+    } while (st.ok() && sent < total);
+    if (!st.ok()) {
+      SPDLOG_DEBUG("full chunk report not sent ({}); trying again", st.ToString());
+      return;
+    }
+    need_full_report_ = false;
+    SPDLOG_DEBUG("full chunk report sent: {} chunks", total);
+    return;
+  }
+  if (pending_.stored_size() + pending_.deleted_size() + pending_.corrupt_size() == 0) return;
+  if (Status st = SendReport(pending_); !st.ok()) {
+    SPDLOG_DEBUG("chunk report not sent ({}); trying again", st.ToString());
+    return;
+  }
+  pending_.Clear();
 }
 
 void MasterLink::Service(Clock::time_point now) {
@@ -180,6 +260,7 @@ void MasterLink::Service(Clock::time_point now) {
       } else if (now >= next_heartbeat_) {
         SendHeartbeat(now);
       }
+      if (state_ == State::kRegistered) SendReports();
       break;
   }
   switch (state_) {

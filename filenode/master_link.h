@@ -8,6 +8,12 @@
 // again from hello, so a master that restarted, even on other ports, is found
 // again. A heartbeat answered "needs_register" registers again at once.
 //
+// Chunk reports (GFS: the master learns locations from the nodes): after
+// every registration, and whenever a heartbeat answer asks, the link sends a
+// full report in pages; between them it sends what changed (stored, deleted,
+// corrupt), batched per poll turn. Deletions the master asks for, in
+// heartbeat or report answers, go to the `delete_chunks` hook.
+//
 // Not thread-safe: owned by the node's main thread.
 #pragma once
 
@@ -16,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <unordered_set>
 
 #include "bus/socket.h"
 #include "common/net.h"
@@ -35,9 +43,32 @@ class MasterLink {
     int silent_intervals = 3;
   };
 
-  // `stats` is asked for fresh figures before every register and heartbeat.
-  MasterLink(bus::Context& ctx, Config config, std::function<msg::NodeStats()> stats);
+  // Every chunk the node holds, for a full report.
+  struct Inventory {
+    std::vector<msg::StoredChunk> stored;
+    std::vector<msg::StoredChunk> corrupt;
+  };
+  struct Hooks {
+    // Fresh figures before every register and heartbeat.
+    std::function<msg::NodeStats()> stats;
+    std::function<Inventory()> inventory;
+    // The master wants these gone; the hook reports them deleted.
+    std::function<void(const std::vector<msg::StoredChunk>&)> delete_chunks;
+  };
+
+  // A full report goes in pages of at most this many chunks (~1.3 MB each),
+  // well under the node port's 64 MiB message limit.
+  static constexpr size_t kReportPageChunks = 50000;
+
+  MasterLink(bus::Context& ctx, Config config, Hooks hooks);
   ~MasterLink();
+
+  // Changes to report with the next batch (sent from Service). Reports made
+  // while unregistered are dropped: the full report after registering
+  // covers them.
+  void ReportStored(const msg::StoredChunk& chunk);
+  void ReportDeleted(const msg::StoredChunk& chunk);
+  void ReportCorrupt(const msg::StoredChunk& chunk);
 
   // Receives whatever arrived and sends what is due. Never blocks.
   void Service(Clock::time_point now);
@@ -57,10 +88,16 @@ class MasterLink {
   void HandleControlSocket(Clock::time_point now);
   void Reset(Clock::time_point now, std::string_view why);
   Status SendOn(bus::Socket& socket, msg::Envelope env);
+  void SendReports();
+  Status SendReport(msg::ChunkReportRequest report);
+  void HandleDeletes(const google::protobuf::RepeatedPtrField<msg::StoredChunk>& chunks);
 
   bus::Context& ctx_;
   Config config_;
-  std::function<msg::NodeStats()> stats_;
+  Hooks hooks_;
+  msg::ChunkReportRequest pending_;        // the next incremental report
+  bool need_full_report_ = false;
+  std::unordered_set<uint64_t> report_ids_;  // reports awaiting an answer
   State state_ = State::kNeedHello;
   std::unique_ptr<bus::Socket> hello_socket_;
   std::unique_ptr<bus::Socket> control_socket_;

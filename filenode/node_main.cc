@@ -13,6 +13,9 @@
 int main(int argc, char** argv) {
   dfs::filenode::NodeOptions o;
   std::string capacity;
+  std::string credit_pool;
+  std::string upstream_silence;
+  std::string downstream_timeout;
   CLI::App app{"dfs-node: stores chunks of a dfs cluster on local disk"};
   app.add_option("--dir", o.dir, "data folder (chunks, node.id, node.addr)")->required();
   app.add_option("--master", o.master, "the master's HOST:PORT")->required();
@@ -20,10 +23,24 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "data port; 0 picks a free one")->capture_default_str();
   app.add_option("--advertise", o.advertise, "host others dial (default: --bind)");
   app.add_option("--capacity", capacity, "bytes to offer (default: the disk's size)")->check(dfs::SizeFlag());
+  app.add_option("--credit-pool", credit_pool, "bytes of write frames buffered for all streams (default 256M)")
+      ->check(dfs::SizeFlag());
+  app.add_option("--stream-idle-timeout", upstream_silence, "abort a write whose sender is silent this long (30s)")
+      ->check(dfs::DurationFlag());
+  app.add_option("--downstream-timeout", downstream_timeout,
+                 "fail writes whose next node answers nothing this long (5s)")
+      ->check(dfs::DurationFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
   if (!capacity.empty()) o.capacity = *dfs::ParseSize(capacity);
+  if (!credit_pool.empty()) o.credit_pool = *dfs::ParseSize(credit_pool);
+  if (!upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(upstream_silence);
+  if (!downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(downstream_timeout);
+  if (o.credit_pool == 0) {
+    std::fprintf(stderr, "dfs-node: --credit-pool must be at least one frame\n");
+    return 2;
+  }
   if (auto m = dfs::ParseHostPort(o.master, 5550); !m) {
     std::fprintf(stderr, "dfs-node: --master: %s\n", m.error().message().c_str());
     return 2;

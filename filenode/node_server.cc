@@ -13,6 +13,19 @@
 
 namespace dfs::filenode {
 
+namespace {
+
+msg::StoredChunk ToStoredChunk(const ChunkMeta& c) {
+  msg::StoredChunk out;
+  out.set_chunk_id(c.key.id);
+  out.set_version(c.key.version);
+  out.set_size(c.size);
+  out.set_crc32c(c.crc32c);
+  return out;
+}
+
+}  // namespace
+
 NodeServer::NodeServer(NodeOptions options) : options_(std::move(options)), incarnation_(RandomU64()) {}
 NodeServer::~NodeServer() = default;
 
@@ -21,6 +34,8 @@ Status NodeServer::Start() {
   lock_.emplace(std::move(lock));
   DFS_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(options_.dir));
   DFS_ASSIGN_OR_RETURN(HostAndPort master, ParseHostPort(options_.master, 5550));
+  store_ = std::make_unique<ChunkStore>(options_.dir);
+  DFS_RETURN_IF_ERROR(store_->Scan().status());
 
   context_ = std::make_unique<bus::Context>();
   bus::SocketOptions data;
@@ -38,16 +53,50 @@ Status NodeServer::Start() {
   lc.data_address = data_address_;
   lc.heartbeat_interval = options_.heartbeat_interval;
   lc.silent_intervals = options_.master_silent_intervals;
-  link_ = std::make_unique<MasterLink>(*context_, lc, [this] { return Stats(); });
+  MasterLink::Hooks hooks;
+  hooks.stats = [this] { return Stats(); };
+  hooks.inventory = [this] { return Inventory(); };
+  hooks.delete_chunks = [this](const std::vector<msg::StoredChunk>& c) { DeleteChunks(c); };
+  link_ = std::make_unique<MasterLink>(*context_, lc, std::move(hooks));
+
+  PipelineOptions po;
+  po.credit_pool = options_.credit_pool;
+  po.upstream_silence = options_.upstream_silence;
+  po.downstream_timeout = options_.downstream_timeout;
+  po.capacity = options_.capacity;
+  DataService::Events events;
+  events.stored = [this](const ChunkMeta& c) { link_->ReportStored(ToStoredChunk(c)); };
+  events.corrupt = [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); };
+  data_ = std::make_unique<DataService>(*context_, *data_socket_, *store_, node_id_, po, std::move(events));
+  DFS_RETURN_IF_ERROR(data_->Start());
   spdlog::info("node={} up data={} master={} dir={}", node_id_, data_address_, options_.master, options_.dir);
   return Status::OK();
 }
 
-msg::NodeStats NodeServer::Stats() const {
+MasterLink::Inventory NodeServer::Inventory() const {
+  MasterLink::Inventory inv;
+  for (const auto& c : store_->List()) (c.corrupt ? inv.corrupt : inv.stored).push_back(ToStoredChunk(c.meta));
+  return inv;
+}
+
+void NodeServer::DeleteChunks(const std::vector<msg::StoredChunk>& chunks) {
+  for (const auto& c : chunks) {
+    ChunkKey key{c.chunk_id(), c.version()};
+    Status s = store_->Delete(key);
+    if (!s.ok() && s.code() != Code::kNotFound) {
+      spdlog::warn("node={} cannot delete {}: {}", node_id_, ChunkName(key), s.ToString());
+      continue;
+    }
+    // Gone either way: say so, so the master's map converges.
+    link_->ReportDeleted(c);
+  }
+}
+
+msg::NodeStats NodeServer::Stats() {
   msg::NodeStats st;
   boost::system::error_code ec;
   auto space = boost::filesystem::space(options_.dir, ec);
-  uint64_t used = 0;  // chunk bytes; the chunk store arrives with issue 4
+  uint64_t used = store_->used_bytes();
   uint64_t fs_capacity = ec ? 0 : space.capacity;
   uint64_t fs_available = ec ? 0 : space.available;
   if (ec) spdlog::warn("cannot read free space of {}: {}", options_.dir, ec.message());
@@ -56,22 +105,28 @@ msg::NodeStats NodeServer::Stats() const {
   st.set_capacity(capacity);
   st.set_used(used);
   st.set_available(std::min(fs_available, left));
-  st.set_chunks(0);
+  st.set_chunks(store_->chunk_count());
+  data_->FillStats(st, std::chrono::steady_clock::now());
   return st;
 }
 
 Status NodeServer::Run(int stop_fd) {
   using Clock = std::chrono::steady_clock;
   for (;;) {
+    // Downstream answers and finished chunks first, then the master link,
+    // which sends the chunk reports this turn produced.
     auto now = Clock::now();
+    data_->Service(now);
     link_->Service(now);
-    // The link's sockets change when it reconnects, so the poll set is
-    // rebuilt each turn; it is three or four entries.
+    // The link's sockets change when it reconnects, and downstream links
+    // come and go, so the poll set is rebuilt each turn; it is a few entries.
     bus::Poller poller;
     const size_t stop_idx = poller.AddFd(stop_fd);
     const size_t data_idx = poller.Add(*data_socket_);
     for (bus::Socket* s : link_->sockets()) poller.Add(*s);
-    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(link_->NextWake() - Clock::now());
+    data_->AddTo(poller);
+    auto wake = std::min(link_->NextWake(), data_->NextWake(now));
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
     timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
     DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));
     (void)ready;
@@ -101,6 +156,7 @@ void NodeServer::HandleData(bus::Message& m) {
     IgnoreError(bus::ReplyError(*data_socket_, m, m.defect));  // the sender may be gone
     return;
   }
+  if (data_->Handle(m, std::chrono::steady_clock::now())) return;
   msg::Envelope reply;
   switch (m.envelope.body_case()) {
     case msg::Envelope::kHelloRequest:

@@ -1,5 +1,7 @@
-// dfs-node's server: locks its folder, binds the data ROUTER, keeps the link
-// to the master, and serves until told to stop. One thread owns every socket.
+// dfs-node's server: locks its folder, scans its chunk store, binds the data
+// ROUTER, keeps the link to the master, and serves until told to stop. One
+// thread owns every socket (the data ROUTER, the DEALERs to downstream nodes
+// and to the master); only chunk finishing (fsync) runs on a worker thread.
 #pragma once
 
 #include <memory>
@@ -9,6 +11,8 @@
 #include "bus/socket.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "filenode/chunk_store.h"
+#include "filenode/data_service.h"
 #include "filenode/master_link.h"
 #include "filenode/options.h"
 
@@ -28,15 +32,20 @@ class NodeServer {
 
  private:
   void HandleData(bus::Message& m);
-  msg::NodeStats Stats() const;
+  msg::NodeStats Stats();
+  MasterLink::Inventory Inventory() const;
+  void DeleteChunks(const std::vector<msg::StoredChunk>& chunks);
 
   NodeOptions options_;
   std::optional<DirLock> lock_;
   std::string node_id_;
   uint64_t incarnation_ = 0;
+  std::unique_ptr<ChunkStore> store_;
   std::unique_ptr<bus::Context> context_;
   std::unique_ptr<bus::Socket> data_socket_;
   std::unique_ptr<MasterLink> link_;
+  // After the socket and store it uses: destroyed first.
+  std::unique_ptr<DataService> data_;
   std::string data_address_;
   LogRateLimiter defect_log_;
 };

@@ -21,6 +21,13 @@ struct NodeOptions {
   // Silence from the master for this many intervals means it is gone: drop
   // the connection, say hello again (it may have moved ports) and register.
   int master_silent_intervals = 3;
+  // Bytes of write frames the node will hold for all its streams at once
+  // (credit granted upstream). 256 MiB = 16 streams at full credit of 16 x 1 MiB.
+  uint64_t credit_pool = 256ull << 20;
+  // A stream whose sender says nothing this long is aborted (its credit freed).
+  std::chrono::milliseconds upstream_silence{30000};
+  // A next node that answers nothing this long fails the streams through it.
+  std::chrono::milliseconds downstream_timeout{5000};
 };
 
 }  // namespace dfs::filenode

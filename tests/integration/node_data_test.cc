@@ -1,12 +1,17 @@
 // The node's data port driven directly over the bus (no client library):
 // a 3-node write pipeline, reads from every replica, bad frames aborting the
 // stream on every node, corruption on disk, and a node killed mid-stream.
+// Chunk ids come from the master under a write lease, as a client's do: the
+// master deletes chunks that no file and no write owns.
 #include <sys/stat.h>
 
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include <gtest/gtest.h>
 
+#include "client/dfs_client.h"
 #include "tests/integration/node_test_client.h"
 
 namespace dfs::test {
@@ -19,6 +24,20 @@ class NodeDataTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(cluster_.Start());
     for (int i = 0; i < 3; ++i) clients_.push_back(std::make_unique<NodeClient>(ctx_, NodeHostPort(cluster_, i)));
+    client::ClientOptions o;
+    o.master = cluster_.master_address();
+    auto c = client::Client::Connect(o);
+    ASSERT_TRUE(c) << c.error().ToString();
+    master_ = std::move(*c);
+    auto lease = master_->BeginWrite("/node-data-test");
+    ASSERT_TRUE(lease) << lease.error().ToString();
+    lease_ = *lease;
+  }
+  // A fresh chunk id and version, leased to this test.
+  std::pair<uint64_t, uint32_t> Allocate() {
+    auto p = master_->AllocateChunk(lease_, next_index_++);
+    EXPECT_TRUE(p) << p.error().ToString();
+    return p ? std::pair(p->chunk_id, p->version) : std::pair(uint64_t{0}, 0u);
   }
   std::vector<msg::NodeAddress> After(int first) {
     std::vector<msg::NodeAddress> out;
@@ -32,8 +51,9 @@ class NodeDataTest : public ::testing::Test {
     return n;
   }
   // Opens a 3-node stream on node 0 and sends `good` frames of `data`, acked.
-  uint64_t OpenWithFrames(uint64_t chunk, const std::string& data, int good) {
-    auto open = clients_[0]->Open(chunk, 1, After(0), kFrame);
+  uint64_t OpenWithFrames(const std::string& data, int good) {
+    auto [chunk, version] = Allocate();
+    auto open = clients_[0]->Open(chunk, version, After(0), kFrame);
     EXPECT_TRUE(AnswerStatus(open).ok()) << AnswerStatus(open).ToString();
     if (!open) return 0;
     uint64_t stream = open->envelope.write_open_response().stream_id();
@@ -49,12 +69,16 @@ class NodeDataTest : public ::testing::Test {
 
   MiniCluster cluster_;
   bus::Context ctx_;
+  std::unique_ptr<client::Client> master_;
+  client::WriteLease lease_;
+  uint32_t next_index_ = 0;
   std::vector<std::unique_ptr<NodeClient>> clients_;
 };
 
 TEST_F(NodeDataTest, PipelineWriteReadsBackFromEveryNode) {
   const std::string data = RandomData(5 * 1024 * 1024 + 12345, 1);
-  WriteOutcome w = WriteChunk(*clients_[0], 77, 2, After(0), data, kFrame);
+  auto [id, v] = Allocate();
+  WriteOutcome w = WriteChunk(*clients_[0], id, v, After(0), data, kFrame);
   ASSERT_TRUE(w.status.ok()) << w.status.ToString();
   EXPECT_GE(w.credit, 1u);
   EXPECT_LE(w.credit, 16u);
@@ -65,20 +89,20 @@ TEST_F(NodeDataTest, PipelineWriteReadsBackFromEveryNode) {
     EXPECT_EQ(w.replicas[static_cast<size_t>(i)].node_id(), cluster_.node_id(i));  // this node first, then downstream
     EXPECT_EQ(w.replicas[static_cast<size_t>(i)].crc32c(), Crc32c(data));
     EXPECT_EQ(w.replicas[static_cast<size_t>(i)].size(), data.size());
-    auto back = ReadChunk(*clients_[static_cast<size_t>(i)], 77, 2, 0, data.size(), 1 << 20);
+    auto back = ReadChunk(*clients_[static_cast<size_t>(i)], id, v, 0, data.size(), 1 << 20);
     ASSERT_TRUE(back) << back.error().ToString();
     EXPECT_TRUE(*back == data) << "node " << i << " returned other bytes";
     // A ranged read at an odd offset.
-    auto part = ReadChunk(*clients_[static_cast<size_t>(i)], 77, 2, 70001, 200003, 65536);
+    auto part = ReadChunk(*clients_[static_cast<size_t>(i)], id, v, 70001, 200003, 65536);
     ASSERT_TRUE(part) << part.error().ToString();
     EXPECT_TRUE(*part == data.substr(70001, 200003));
     EXPECT_EQ(ChunkFiles(cluster_.node_dir(i), ".chunk").size(), 1u);
   }
   EXPECT_EQ(TempsEverywhere(), 0u);
   // A read past the end, of a missing chunk, and one longer than 8 MiB.
-  EXPECT_EQ(AnswerStatus(clients_[0]->Read(77, 2, data.size() + 1, 10)).code(), Code::kInvalidArgument);
-  EXPECT_EQ(AnswerStatus(clients_[0]->Read(77, 3, 0, 10)).code(), Code::kNotFound);
-  auto capped = clients_[0]->Read(77, 2, 0, 64u << 20);
+  EXPECT_EQ(AnswerStatus(clients_[0]->Read(id, v, data.size() + 1, 10)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(AnswerStatus(clients_[0]->Read(id, v + 1, 0, 10)).code(), Code::kNotFound);
+  auto capped = clients_[0]->Read(id, v, 0, 64u << 20);
   ASSERT_TRUE(AnswerStatus(capped).ok());
   EXPECT_EQ(capped->payload[0].size(), data.size());  // the chunk is shorter than the cap
   EXPECT_EQ(capped->envelope.read_response().chunk_size(), data.size());
@@ -86,7 +110,7 @@ TEST_F(NodeDataTest, PipelineWriteReadsBackFromEveryNode) {
 
 TEST_F(NodeDataTest, WrongCrcAbortsTheStreamOnEveryNode) {
   const std::string data = RandomData(8 * kFrame, 2);
-  uint64_t stream = OpenWithFrames(5, data, 2);
+  uint64_t stream = OpenWithFrames(data, 2);
   auto bad = clients_[0]->Await(
       clients_[0]->SendFrame(stream, 2 * kFrame, std::string_view(data).substr(2 * kFrame, kFrame), 12345));
   Status s = AnswerStatus(bad);
@@ -101,20 +125,21 @@ TEST_F(NodeDataTest, WrongCrcAbortsTheStreamOnEveryNode) {
 
 TEST_F(NodeDataTest, WrongOffsetAbortsTheStreamOnEveryNode) {
   const std::string data = RandomData(8 * kFrame, 3);
-  uint64_t stream = OpenWithFrames(6, data, 3);
+  uint64_t stream = OpenWithFrames(data, 3);
   // Frame 4 where frame 3 belongs: a gap.
   auto bad = clients_[0]->Await(
       clients_[0]->SendFrame(stream, 4 * kFrame, std::string_view(data).substr(4 * kFrame, kFrame)));
   EXPECT_EQ(AnswerStatus(bad).code(), Code::kInvalidArgument) << AnswerStatus(bad).ToString();
   EXPECT_TRUE(WaitFor([&] { return TempsEverywhere() == 0; }, 5s)) << TempsEverywhere() << " temp files left";
-  // A fresh write of the same chunk works afterwards.
-  WriteOutcome w = WriteChunk(*clients_[0], 6, 1, After(0), data, kFrame);
+  // A fresh write works afterwards.
+  auto [id, v] = Allocate();
+  WriteOutcome w = WriteChunk(*clients_[0], id, v, After(0), data, kFrame);
   EXPECT_TRUE(w.status.ok()) << w.status.ToString();
 }
 
 TEST_F(NodeDataTest, WrongCloseChecksumIsCorruption) {
   const std::string data = RandomData(3 * kFrame, 4);
-  uint64_t stream = OpenWithFrames(8, data, 3);
+  uint64_t stream = OpenWithFrames(data, 3);
   auto close = clients_[0]->Await(clients_[0]->SendClose(stream, data.size(), Crc32c(data) ^ 1));
   EXPECT_EQ(AnswerStatus(close).code(), Code::kCorruption) << AnswerStatus(close).ToString();
   EXPECT_TRUE(WaitFor([&] { return TempsEverywhere() == 0; }, 5s));
@@ -123,7 +148,8 @@ TEST_F(NodeDataTest, WrongCloseChecksumIsCorruption) {
 
 TEST_F(NodeDataTest, CorruptedByteOnDiskIsCorruptionOnRead) {
   const std::string data = RandomData(1024 * 1024, 5);
-  WriteOutcome w = WriteChunk(*clients_[0], 9, 1, After(0), data, kFrame);
+  auto [id, v] = Allocate();
+  WriteOutcome w = WriteChunk(*clients_[0], id, v, After(0), data, kFrame);
   ASSERT_TRUE(w.status.ok()) << w.status.ToString();
   auto files = ChunkFiles(cluster_.node_dir(1), ".chunk");
   ASSERT_EQ(files.size(), 1u);
@@ -133,21 +159,21 @@ TEST_F(NodeDataTest, CorruptedByteOnDiskIsCorruptionOnRead) {
     char c = static_cast<char>(data[300000] ^ 0x01);
     f.write(&c, 1);
   }
-  auto bad = clients_[1]->Read(9, 1, 262144, 65536);  // the block holding byte 300000
+  auto bad = clients_[1]->Read(id, v, 262144, 65536);  // the block holding byte 300000
   Status s = AnswerStatus(bad);
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
-  EXPECT_NE(s.message().find("chunk 9 v1"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(fmt::format("chunk {} v{}", id, v)), std::string::npos) << s.message();
   EXPECT_TRUE(bad && bad->payload.empty());
   // Other blocks of that replica, and the other replicas, still read.
-  EXPECT_TRUE(AnswerStatus(clients_[1]->Read(9, 1, 0, 262144)).ok());
-  auto good = ReadChunk(*clients_[2], 9, 1, 0, data.size(), 1 << 20);
+  EXPECT_TRUE(AnswerStatus(clients_[1]->Read(id, v, 0, 262144)).ok());
+  auto good = ReadChunk(*clients_[2], id, v, 0, data.size(), 1 << 20);
   ASSERT_TRUE(good);
   EXPECT_TRUE(*good == data);
 }
 
 TEST_F(NodeDataTest, KilledLastNodeFailsTheStreamWithinSeconds) {
   const std::string data = RandomData(16 * kFrame, 6);
-  uint64_t stream = OpenWithFrames(10, data, 2);
+  uint64_t stream = OpenWithFrames(data, 2);
   cluster_.KillNode(2);
   auto start = std::chrono::steady_clock::now();
   // The client keeps sending within its credit; some answer must be an error.

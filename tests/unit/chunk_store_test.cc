@@ -142,7 +142,8 @@ TEST_F(ChunkStoreTest, FlippedByteIsCorruptionInThatBlockOnly) {
   std::vector<std::byte> all(data.size());
   EXPECT_EQ(store_->Read(key, 0, all).code(), Code::kCorruption);
 
-  store_->MarkCorrupt(key);
+  EXPECT_TRUE(store_->MarkCorrupt(key));
+  EXPECT_FALSE(store_->MarkCorrupt(key));  // reported once
   auto listed = store_->List();
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_TRUE(listed[0].corrupt);

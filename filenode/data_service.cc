@@ -1,0 +1,75 @@
+#include "filenode/data_service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+
+namespace dfs::filenode {
+
+DataService::DataService(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
+                         PipelineOptions options, Events events)
+    : router_(router),
+      store_(store),
+      node_id_(node_id),
+      events_(std::move(events)),
+      pipeline_(ctx, router, store, std::move(node_id), options, events_.stored) {}
+
+Status DataService::Start() { return pipeline_.Start(); }
+
+bool DataService::Handle(bus::Message& m, Clock::time_point now) {
+  switch (m.envelope.body_case()) {
+    case msg::Envelope::kWriteOpenRequest: pipeline_.Open(m, now); return true;
+    case msg::Envelope::kWriteFrameRequest: pipeline_.Frame(m, now); return true;
+    case msg::Envelope::kWriteCloseRequest: pipeline_.Close(m, now); return true;
+    case msg::Envelope::kWriteAbortRequest: pipeline_.Abort(m, now); return true;
+    case msg::Envelope::kReadRequest: Read(m, now); return true;
+    default: return false;
+  }
+}
+
+void DataService::Read(const bus::Message& m, Clock::time_point now) {
+  const auto& req = m.envelope.read_request();
+  const ChunkKey key{req.chunk_id(), req.version()};
+  auto fail = [&](const Status& s) {
+    IgnoreError(bus::ReplyError(router_, m, s.Prepend(fmt::format("node {}", node_id_))));  // reader may be gone
+  };
+  auto meta = store_.Lookup(key);
+  if (!meta) return fail(meta.error());
+  if (req.offset() > meta->size) {
+    return fail(Status::InvalidArgument(
+        fmt::format("{}: read at {} is past its end ({} bytes)", ChunkName(key), req.offset(), meta->size)));
+  }
+  const uint64_t length = std::min<uint64_t>({req.length(), kMaxReadLength, meta->size - req.offset()});
+  bus::Frame frame = bus::Frame::Allocate(length);
+  Status s = store_.Read(key, req.offset(), std::span<std::byte>(frame.data(), length));
+  if (!s.ok()) {
+    if (s.code() == Code::kCorruption) {
+      spdlog::error("node={} {}", node_id_, s.message());
+      if (store_.MarkCorrupt(key)) events_.corrupt(*meta);
+    }
+    return fail(s);
+  }
+  msg::Envelope reply;
+  auto* r = reply.mutable_read_response();
+  r->set_offset(req.offset());
+  r->set_crc32c(Crc32c(std::span<const std::byte>(frame.data(), length)));
+  r->set_chunk_size(meta->size);
+  std::vector<bus::Frame> payload;
+  payload.push_back(std::move(frame));
+  if (Status st = bus::Reply(router_, m, std::move(reply), std::move(payload)); !st.ok()) {
+    SPDLOG_DEBUG("read answer not sent: {}", st.ToString());
+    return;
+  }
+  pipeline_.bytes_out().Add(length, now);
+}
+
+void DataService::FillStats(msg::NodeStats& stats, Clock::time_point now) {
+  stats.set_streams_open(static_cast<uint32_t>(pipeline_.streams_open()));
+  stats.set_credit_in_use(pipeline_.credit().in_use());
+  stats.set_credit_pool(pipeline_.credit().size());
+  stats.set_bytes_in_per_s(pipeline_.bytes_in().PerSecond(now));
+  stats.set_bytes_out_per_s(pipeline_.bytes_out().PerSecond(now));
+}
+
+}  // namespace dfs::filenode

@@ -1,0 +1,56 @@
+// The node's data port: every request that arrives on the data ROUTER goes
+// through Handle. Writes go to the WritePipeline; reads are answered here,
+// one ReadResponse + one payload frame each, verified against the stored
+// block checksums before they leave (a mismatch is Corruption, and the chunk
+// is reported corrupt to the master).
+//
+// Not thread-safe: the node's poll thread owns it.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "bus/socket.h"
+#include "filenode/chunk_store.h"
+#include "filenode/write_pipeline.h"
+
+namespace dfs::filenode {
+
+// A read answers at most this many bytes (the client asks again for more):
+// a frame well under the bus's 16 MiB message limit.
+inline constexpr uint32_t kMaxReadLength = 8 << 20;
+
+class DataService {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Events {
+    std::function<void(const ChunkMeta&)> stored;   // a write closed here and downstream
+    std::function<void(const ChunkMeta&)> corrupt;  // a read found a bad block (once per chunk)
+  };
+
+  DataService(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
+              PipelineOptions options, Events events);
+
+  Status Start();
+  // Handles a data request; false when `m` is not one (the caller answers).
+  bool Handle(bus::Message& m, Clock::time_point now);
+
+  void AddTo(bus::Poller& poller) { pipeline_.AddTo(poller); }
+  void Service(Clock::time_point now) { pipeline_.Service(now); }
+  Clock::time_point NextWake(Clock::time_point now) const { return pipeline_.NextWake(now); }
+
+  // streams_open, credit_in_use, credit_pool, bytes_in/out_per_s.
+  void FillStats(msg::NodeStats& stats, Clock::time_point now);
+
+ private:
+  void Read(const bus::Message& m, Clock::time_point now);
+
+  bus::Socket& router_;
+  ChunkStore& store_;
+  std::string node_id_;
+  Events events_;
+  WritePipeline pipeline_;
+};
+
+}  // namespace dfs::filenode

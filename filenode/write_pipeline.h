@@ -1,0 +1,116 @@
+// The write half of the node's data port: WriteOpen / WriteFrame /
+// WriteClose / WriteAbort exactly as messages/data.proto describes them.
+//
+// Each frame is checked (CRC32C of the payload, offset = bytes so far, size,
+// credit), forwarded to the next node as the same buffer (Frame::Share, no
+// copy), written locally, and acknowledged upstream once it is written here
+// AND the next node acknowledged it. A close finishes the local file on the
+// sync worker (fdatasync, rename, folder fsync) while the next nodes do the
+// same, and is answered with this node's checksum followed by theirs. Any
+// failure aborts the stream here and downstream, answers every waiting
+// upstream request with the reason, removes the temp files and frees the
+// credit. Streams whose upstream falls silent, or whose downstream stops
+// answering, are aborted the same way.
+//
+// Memory: a stream holds credit_frames x frame_size of the node's credit
+// pool from open to close; the upstream never has more frames in flight, so
+// that bounds what the node buffers.
+//
+// Not thread-safe: the poll thread owns it and every socket it uses.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <unordered_map>
+
+#include "bus/socket.h"
+#include "common/logging.h"
+#include "filenode/chunk_store.h"
+#include "filenode/downstream_links.h"
+#include "filenode/flow_accounting.h"
+#include "filenode/sync_worker.h"
+#include "filenode/write_stream.h"
+
+namespace dfs::filenode {
+
+struct PipelineOptions {
+  uint64_t credit_pool = 256ull << 20;
+  // Frames in flight per stream at most: 16 x 1 MiB keeps a 2.5 GiB/s link
+  // busy across a few ms of fsync jitter without hoarding the pool.
+  uint32_t max_credit_frames = 16;
+  std::chrono::milliseconds upstream_silence{30000};
+  // A downstream that answers nothing (open, frame) for this long is dead:
+  // ZMTP heartbeats drop a dead TCP peer in 3 s, but say nothing to us.
+  // Each node further up waits `hop_margin` longer per node after it, so the
+  // node next to the silent one reports first and names it.
+  std::chrono::milliseconds downstream_timeout{5000};
+  std::chrono::milliseconds hop_margin{1000};
+  // A close waits for fsyncs down the chain: more patience.
+  std::chrono::milliseconds close_timeout{30000};
+  uint64_t capacity = 0;  // 0: only the disk limits chunks
+};
+
+class WritePipeline {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  WritePipeline(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
+                PipelineOptions options, std::function<void(const ChunkMeta&)> on_stored);
+  ~WritePipeline();
+
+  Status Start();
+
+  void Open(const bus::Message& m, Clock::time_point now);
+  void Frame(bus::Message& m, Clock::time_point now);
+  void Close(const bus::Message& m, Clock::time_point now);
+  void Abort(const bus::Message& m, Clock::time_point now);
+
+  // Downstream links and the sync worker's completions.
+  void AddTo(bus::Poller& poller);
+  // Reads downstream answers and finished chunks, enforces timeouts.
+  void Service(Clock::time_point now);
+  Clock::time_point NextWake(Clock::time_point now) const;
+
+  size_t streams_open() const { return streams_.size(); }
+  const CreditPool& credit() const { return credit_; }
+  RateMeter& bytes_in() { return bytes_in_; }
+  RateMeter& bytes_out() { return bytes_out_; }
+
+ private:
+  using StreamMap = std::unordered_map<uint64_t, WriteStream>;
+
+  WriteStream* Find(uint64_t id, const std::string& route);
+  Status Missing(uint64_t id) const;
+  void Answer(const ReplyTo& to, msg::Envelope env);
+  void AnswerError(const ReplyTo& to, const Status& error);
+  Status SendDown(WriteStream& s, msg::Envelope env, std::vector<bus::Frame> payload, Clock::time_point now,
+                  bool expect_answer = true);
+  // Aborts the stream everywhere and forgets it. The downstream is told
+  // unless it is the one that failed (its error means it already aborted).
+  void Fail(uint64_t id, const Status& why, bool tell_downstream, Clock::time_point now);
+  void OnDownstream(bus::Message& m, Clock::time_point now);
+  void OnFinished(SyncWorker::Done& done, Clock::time_point now);
+  void MaybeFinishClose(uint64_t id);
+  void Sweep(Clock::time_point now);
+
+  bus::Socket& router_;
+  ChunkStore& store_;
+  std::string node_id_;
+  PipelineOptions options_;
+  std::function<void(const ChunkMeta&)> on_stored_;
+  DownstreamLinks links_;
+  SyncWorker sync_;
+  CreditPool credit_;
+  RateMeter bytes_in_;
+  RateMeter bytes_out_;
+  StreamMap streams_;
+  std::unordered_map<uint64_t, uint64_t> ds_requests_;  // request id sent downstream -> stream id
+  // Why recently failed streams failed, for the requests still on their way.
+  std::unordered_map<uint64_t, std::pair<Status, Clock::time_point>> tombstones_;
+  uint64_t next_stream_id_;
+  uint64_t next_request_id_ = 1;
+  Clock::time_point next_sweep_{};
+  LogRateLimiter fail_log_;
+};
+
+}  // namespace dfs::filenode
