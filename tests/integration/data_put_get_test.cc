@@ -1,0 +1,169 @@
+// Put and get through dfs-cli against a real master and three real nodes:
+// every size around the chunk boundary at every replication, compared byte
+// for byte after get, cat and ranged cat; the CLI contract for an existing
+// file, stdin and stdout, seed-style aliases and concurrent writers.
+// A small --chunk-size (256K) makes "many chunks" cheap.
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/data_test_util.h"
+#include "tests/support/cluster.h"
+
+namespace dfs::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr size_t kChunk = 256 * 1024;
+
+class DataPutGetTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(cluster_.Start()); }
+
+  std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
+
+  // put LOCAL REMOTE with a small chunk size; asserts success.
+  void Put(const std::string& bytes, const std::string& remote, int replication) {
+    const std::string local = Local("in");
+    WriteLocal(local, bytes);
+    auto r = cluster_.Cli({"put", "-r", std::to_string(replication), "--chunk-size", "256K", local, remote});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+  }
+
+  nlohmann::json StatJson(const std::string& remote) {
+    auto r = cluster_.Cli({"--json", "stat", remote});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
+  }
+
+  MiniCluster cluster_{{.nodes = 3}};
+};
+
+TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
+  const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 10 * kChunk};
+  for (int r = 1; r <= 3; ++r) {
+    for (size_t size : sizes) {
+      SCOPED_TRACE("replication " + std::to_string(r) + ", size " + std::to_string(size));
+      const std::string data = RandomBytes(size, size * 7 + static_cast<uint64_t>(r));
+      const std::string remote = "/r" + std::to_string(r) + "-" + std::to_string(size);
+      Put(data, remote, r);
+
+      auto st = StatJson(remote);
+      EXPECT_EQ(st["size"], size);
+      EXPECT_EQ(st["replication"], r);
+      ASSERT_EQ(st["chunks"].size(), (size + kChunk - 1) / kChunk);
+      for (const auto& c : st["chunks"]) {
+        EXPECT_LE(c["size"].get<size_t>(), kChunk);
+        EXPECT_EQ(c["replicas"].size(), static_cast<size_t>(r)) << c.dump();
+      }
+
+      const std::string out = Local("out");
+      auto g = cluster_.Cli({"get", remote, out});
+      ASSERT_EQ(g.exit_code, 0) << g.err;
+      EXPECT_TRUE(ReadLocal(out) == data);
+      auto c = cluster_.Cli({"cat", remote});
+      ASSERT_EQ(c.exit_code, 0) << c.err;
+      EXPECT_TRUE(c.out == data);
+
+      // Ranges: the first byte, across a chunk boundary, past the end.
+      const std::pair<size_t, size_t> ranges[] = {{0, 1}, {kChunk - 3, 7}, {kChunk + 5, 3 * kChunk}, {size, 10}};
+      for (auto [off, len] : ranges) {
+        auto rc = cluster_.Cli({"cat", "--offset", std::to_string(off), "--length", std::to_string(len), remote});
+        ASSERT_EQ(rc.exit_code, 0) << rc.err;
+        const std::string want = off < size ? data.substr(off, len) : "";
+        EXPECT_TRUE(rc.out == want) << "range " << off << "+" << len << ": got " << rc.out.size() << " bytes";
+      }
+    }
+  }
+}
+
+TEST_F(DataPutGetTest, PutOntoAnExistingFileNeedsForce) {
+  Put("first", "/f", 1);
+  WriteLocal(Local("second"), "second version");
+  auto r = cluster_.Cli({"put", Local("second"), "/f"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "dfs-cli: file exists: /f (use -f to overwrite)\n");
+  auto c = cluster_.Cli({"cat", "/f"});
+  EXPECT_EQ(c.out, "first");
+  r = cluster_.Cli({"put", "-f", Local("second"), "/f"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(cluster_.Cli({"cat", "/f"}).out, "second version");
+}
+
+TEST_F(DataPutGetTest, StdinPutAndStdoutGet) {
+  const std::string data = RandomBytes(3 * kChunk + 123, 42);
+  auto p = cluster_.Cli({"put", "--chunk-size", "256K", "-", "/piped"}, 60s, data);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto g = cluster_.Cli({"get", "/piped", "-"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_TRUE(g.out == data);
+  EXPECT_EQ(StatJson("/piped")["chunks"].size(), 4u);
+  // An empty stdin makes an empty file.
+  ASSERT_EQ(cluster_.Cli({"put", "-", "/empty"}, 60s, "").exit_code, 0);
+  EXPECT_EQ(StatJson("/empty")["size"], 0);
+}
+
+TEST_F(DataPutGetTest, PutAndGetIntoDirectoriesAndSeedAliases) {
+  ASSERT_EQ(cluster_.Cli({"mkdir", "/docs"}).exit_code, 0);
+  WriteLocal(Local("notes.txt"), "seed style");
+  // -u LOCAL SERVER_DIR: into the directory under the local name.
+  auto u = cluster_.Cli({"-u", Local("notes.txt"), "/docs"});
+  ASSERT_EQ(u.exit_code, 0) << u.err;
+  EXPECT_EQ(cluster_.Cli({"-v", "/docs/notes.txt"}).out, "seed style");
+  // -d SERVER_FILE LOCAL_DIR.
+  std::filesystem::create_directory(Local("down"));
+  auto d = cluster_.Cli({"-d", "/docs/notes.txt", Local("down")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_EQ(ReadLocal(Local("down/notes.txt")), "seed style");
+  // No temporary is left beside it.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(Local("down")), {}), 1);
+}
+
+TEST_F(DataPutGetTest, FailuresAreOneLineNamingThePath) {
+  auto g = cluster_.Cli({"get", "/missing", Local("x")});
+  EXPECT_EQ(g.exit_code, 1);
+  EXPECT_NE(g.err.find("/missing"), std::string::npos) << g.err;
+  EXPECT_EQ(std::count(g.err.begin(), g.err.end(), '\n'), 1) << g.err;
+  EXPECT_FALSE(std::filesystem::exists(Local("x")));
+  auto c = cluster_.Cli({"cat", "/"});
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("is a directory: /"), std::string::npos) << c.err;
+  auto p = cluster_.Cli({"put", Local("no-such-file"), "/x"});
+  EXPECT_EQ(p.exit_code, 1);
+  EXPECT_NE(p.err.find("no-such-file"), std::string::npos) << p.err;
+  auto r = cluster_.Cli({"put", "-r", "4", "-", "/four"}, 60s, "data");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/four"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("-r"), std::string::npos) << r.err;
+  EXPECT_EQ(cluster_.Cli({"stat", "/four"}).exit_code, 1);  // nothing partial is visible
+  EXPECT_EQ(cluster_.Cli({"put"}).exit_code, 2);
+}
+
+TEST_F(DataPutGetTest, ConcurrentPutsOfDifferentFiles) {
+  constexpr int kWriters = 4;
+  std::vector<std::string> data;
+  for (int i = 0; i < kWriters; ++i) {
+    data.push_back(RandomBytes(10 * kChunk + static_cast<size_t>(i), 100 + static_cast<uint64_t>(i)));
+    WriteLocal(Local("c" + std::to_string(i)), data.back());
+  }
+  std::vector<CommandResult> results(kWriters);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWriters; ++i) {
+    threads.emplace_back([&, i] {
+      results[static_cast<size_t>(i)] = cluster_.Cli(
+          {"put", "-r", "2", "--chunk-size", "256K", Local("c" + std::to_string(i)), "/c" + std::to_string(i)});
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(results[static_cast<size_t>(i)].exit_code, 0) << results[static_cast<size_t>(i)].err;
+    auto c = cluster_.Cli({"cat", "/c" + std::to_string(i)});
+    EXPECT_TRUE(c.out == data[static_cast<size_t>(i)]) << "file " << i;
+  }
+}
+
+}  // namespace
+}  // namespace dfs::test
