@@ -404,6 +404,9 @@ void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m,
   if (next_chunk_id_ < ns_.chunk_id_limit()) return Answer(socket, key, reply);
   // Out of reserved ids: reserve the next block durably before anyone uses it.
   auto rec = NewRecord(m);
+  // Not a request of its own: replay must not answer the allocation's retries.
+  rec.set_client_id(0);
+  rec.set_request_id(0);
   rec.mutable_reserve_ids()->set_chunk_id_limit(next_chunk_id_ + kChunkIdBlock);
   if (Status s = ns_.Apply(rec, nullptr); !s.ok()) return AnswerError(socket, key, s);
   Journal(rec, Pending{key, std::move(reply)});
