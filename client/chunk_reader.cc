@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "client/crc32c_combine.h"
 #include "common/checksum.h"
@@ -40,6 +41,7 @@ bool ChunkReader::NextReplica() {
 
 void ChunkReader::ReplicaFailed(const std::string& reason, bool dead) {
   const NodeRef& node = span_.replicas[replica_];
+  spdlog::warn("chunk {}: replica on node {} ({}) failed: {}", span_.id, node.id, node.address, reason);
   bad_.push_back({span_.id, span_.version, node.id, reason});
   if (dead) {
     avoid_.insert(node.id);
@@ -57,6 +59,16 @@ void ChunkReader::ReplicaFailed(const std::string& reason, bool dead) {
 }
 
 void ChunkReader::Pump(Clock::time_point now, const Admit& admit) {
+  // Another chunk of this read found our replica's node dead: move on now
+  // rather than at our own stall timeout, if a live-looking one is left.
+  if (status_.ok() && avoid_.contains(span_.replicas[replica_].id)) {
+    for (size_t i = 0; i < span_.replicas.size(); ++i) {
+      if (i != replica_ && !tried_.contains(i) && !avoid_.contains(span_.replicas[i].id)) {
+        ReplicaFailed("its node stopped answering another read of this file", true);
+        break;
+      }
+    }
+  }
   while (status_.ok() && inflight_.size() < config_.window) {
     size_t f;
     if (!retry_.empty()) {

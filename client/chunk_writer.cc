@@ -79,15 +79,15 @@ void ChunkWriter::Fail(Status status) {
   if (state_ == State::kFailed || state_ == State::kStored) return;
   state_ = State::kFailed;
   failure_ = std::move(status);
-  // A node's message names the node at fault ("node n2: disk full",
-  // "downstream n3 did not answer"); blame the nodes it names.
-  if (suspects_.empty()) {
-    for (const auto& n : placement_.pipeline) {
-      const std::string& m = failure_.message();
-      if ((!n.id.empty() && m.find(n.id) != std::string::npos) ||
-          (!n.address.empty() && m.find(n.address) != std::string::npos)) {
-        suspects_.push_back(n.id);
-      }
+}
+
+void ChunkWriter::Blame(std::string_view node_message) {
+  // A node's own message names the node at fault ("node n2: disk full",
+  // "node n3 (host:port) stopped answering"); blame the nodes it names.
+  for (const auto& n : placement_.pipeline) {
+    if ((!n.id.empty() && node_message.find(n.id) != std::string_view::npos) ||
+        (!n.address.empty() && node_message.find(n.address) != std::string_view::npos)) {
+      suspects_.push_back(n.id);
     }
   }
 }
@@ -101,6 +101,7 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
   if (!reply.defect.ok()) return Fail(reply.defect.Prepend("bad reply from node " + first));
   if (reply.envelope.has_error()) {
     Status s = bus::FromProto(reply.envelope.error());
+    Blame(s.message());
     return Fail(s.Prepend(fmt::format("node {} ({})", placement_.pipeline.front().id, first)));
   }
   const auto& env = reply.envelope;
@@ -155,8 +156,9 @@ void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
 
 ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
   if (state_ == State::kFailed || state_ == State::kStored || requests_.empty()) return Clock::time_point::max();
-  // Closing waits for an fsync on every replica, one after another.
-  auto limit = state_ == State::kClosing ? 3 * config_.stall_timeout : config_.stall_timeout;
+  // Closing waits for an fdatasync on every replica, one after another: a
+  // 64 MiB chunk takes a fraction of a second here, give it a lot more.
+  auto limit = state_ == State::kClosing ? 2 * config_.stall_timeout : config_.stall_timeout;
   return last_heard_ + limit;
 }
 
@@ -168,6 +170,16 @@ void ChunkWriter::Tick(Clock::time_point now) {
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_);
   Fail(Status::TimedOut(fmt::format("chunk {}: pipeline {} silent for {:.1f} s {}", placement_.chunk_id,
                                     placement_.pipeline.front().address, waited.count() / 1000.0, what)));
+}
+
+void ChunkWriter::FailThrough(const std::string& node_id) {
+  if (state_ == State::kFailed || state_ == State::kStored) return;
+  for (const auto& n : placement_.pipeline) {
+    if (n.id != node_id) continue;
+    suspects_.push_back(node_id);
+    return Fail(Status::Unavailable(fmt::format("chunk {}: node {} failed in another pipeline of this write",
+                                                placement_.chunk_id, node_id)));
+  }
 }
 
 void ChunkWriter::Abort() {

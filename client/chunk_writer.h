@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -28,7 +29,7 @@ class ChunkWriter {
     uint32_t frame_size = 1 << 20;
     // Waiting on the pipeline (open, acks, close) with nothing heard for this
     // long means a node died or stalled.
-    std::chrono::milliseconds stall_timeout{4000};
+    std::chrono::milliseconds stall_timeout{5000};
   };
 
   ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config);
@@ -54,6 +55,11 @@ class ChunkWriter {
   // When Tick has something to decide; Clock::time_point::max() if nothing.
   Clock::time_point deadline() const;
 
+  // Fails the attempt because `node_id`, one of its pipeline, failed
+  // elsewhere (another chunk's pipeline): no point waiting for a stall.
+  // Does nothing once stored, failed, or when the node is not in the pipeline.
+  void FailThrough(const std::string& node_id);
+
   // Once failed: tells the first node to drop the stream (best effort; the
   // node also drops a stream whose client went silent).
   void Abort();
@@ -69,6 +75,7 @@ class ChunkWriter {
  private:
   void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now);
   void Fail(Status status);
+  void Blame(std::string_view node_message);
   void MaybeClose(Clock::time_point now);
   void CheckReplicas(const msg::WriteCloseResponse& r);
 

@@ -170,7 +170,9 @@ struct PutOptions {
   uint32_t frame_size = 1 << 20;  // payload bytes per frame (DESIGN.md: 1 MiB)
   // A pipeline silent this long while owing an answer has failed (a node
   // died or stalled); the chunk is resent to a pipeline without the culprit.
-  std::chrono::milliseconds stall_timeout{4000};
+  // A little over a node's own downstream timeout (3 s + 1 s per hop), so a
+  // live head node usually names the silent node first.
+  std::chrono::milliseconds stall_timeout{5000};
   int attempts_per_chunk = 5;   // pipelines tried per chunk before giving up
 };
 

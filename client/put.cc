@@ -13,6 +13,8 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "client/chunk_writer.h"
 #include "client/client_impl.h"
@@ -74,6 +76,9 @@ class PutJob {
   Status FinishProbe(ChunkTask& t, Clock::time_point now);
   void Dispatch(const bus::Message& reply, Clock::time_point now);
   Clock::time_point NextWake() const;
+  // A node failed: every stream through it fails now rather than at its
+  // own stall timeout, and no later chunk is placed on it.
+  void MarkBad(const std::string& node_id);
 
   Client& client_;
   NodeLinks& links_;
@@ -183,12 +188,15 @@ Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
 Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
   ChunkWriter& w = *t.writer;
   w.Abort();
+  spdlog::warn("put {}: chunk {} (id {}) failed on attempt {}: {}; suspects [{}]", lease_.path, t.index,
+               w.placement().chunk_id, t.attempts, w.failure().message(), fmt::join(w.suspects(), ","));
   if (t.attempts >= options_.attempts_per_chunk) {
     return Status(w.failure().code(), fmt::format("chunk {} failed on {} pipelines; last: {}", t.index,
                                                   t.attempts, w.failure().message()));
   }
   if (!w.suspects().empty()) {
-    for (const auto& id : w.suspects()) bad_nodes_.insert(id);
+    const std::vector<std::string> suspects = w.suspects();  // MarkBad may touch this writer
+    for (const auto& id : suspects) MarkBad(id);
     return Allocate(t, now);
   }
   for (const NodeRef& n : w.placement().pipeline) {
@@ -196,7 +204,7 @@ Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
     ping.mutable_hello_request()->set_peer_name("dfs-client probe");
     auto id = links_.Send(n.address, std::move(ping));
     if (id) t.probes.emplace(*id, n);
-    else bad_nodes_.insert(n.id);
+    else MarkBad(n.id);
   }
   t.probe_deadline = now + kProbeTimeout;
   t.probing = true;
@@ -205,12 +213,21 @@ Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
 
 Status PutJob::FinishProbe(ChunkTask& t, Clock::time_point now) {
   for (const auto& [id, node] : t.probes) {
-    bad_nodes_.insert(node.id);
+    spdlog::warn("put {}: node {} ({}) did not answer a ping; writing without it", lease_.path, node.id,
+                 node.address);
+    MarkBad(node.id);
     links_.Drop(node.address);  // stale frames must not reach it when it wakes
   }
   t.probes.clear();
   t.probing = false;
   return Allocate(t, now);
+}
+
+void PutJob::MarkBad(const std::string& node_id) {
+  if (!bad_nodes_.insert(node_id).second) return;
+  for (auto& t : active_) {
+    if (t->writer && !t->probing) t->writer->FailThrough(node_id);
+  }
 }
 
 void PutJob::Dispatch(const bus::Message& reply, Clock::time_point now) {

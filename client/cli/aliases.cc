@@ -26,7 +26,7 @@ constexpr Alias kAliases[] = {
 };
 
 // dfs-cli's global options that take a value in the next word.
-constexpr std::string_view kValueOptions[] = {"--master", "--timeout"};
+constexpr std::string_view kValueOptions[] = {"--master", "--timeout", "--log-level"};
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
 
 #include "client/cli/commands.h"
 #include "common/flags.h"
@@ -20,6 +21,12 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", ctx.timeout_s, "seconds to wait for each answer from the master")
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
+  std::string log_level = "error";
+  app.add_option("--log-level", log_level, "library log lines on stderr: debug|info|warn|error|off")
+      ->check([](const std::string& v) { return dfs::IsValidLogLevel(v) ? "" : "not a log level: " + v; })
+      // Takes effect as parsed: the commands run within the parse.
+      ->each([](const std::string& v) { spdlog::set_level(spdlog::level::from_str(v)); })
+      ->capture_default_str();
   app.require_subcommand(1);
   app.footer(
       "Seed-style aliases: -u LOCAL REMOTE (= put), -d REMOTE LOCAL (= get), -v REMOTE (= cat),\n"
@@ -31,7 +38,8 @@ int main(int argc, char** argv) {
   dfs::cli::RegisterTreeCommand(app, ctx);
   dfs::cli::RegisterUsageCommands(app, ctx);
   dfs::cli::RegisterDataCommands(app, ctx);
-  // Keep the library's logs (reconnects, retries) off the user's terminal.
+  // Keep the library's logs (reconnects, retries) off the user's terminal
+  // unless asked for: they are not the one-line error a failure prints.
   if (auto s = dfs::InitLogging("cli", "error"); !s.ok()) return 2;
   std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args = dfs::cli::RewriteSeedAliases(argc, argv);

@@ -120,6 +120,7 @@ class PipedCli {
     return std::nullopt;
   }
   std::string err() const { return ReadLocal(err_path_); }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string err_path_;
