@@ -47,7 +47,7 @@ Result<FileStatus> Client::Get(std::string_view remote, int fd, const GetOptions
   // file, from where its position stands; O_APPEND ignores positions, and
   // pipes and terminals have none, so those get the bytes in order.
   const bool positioned = S_ISREG(st.st_mode) && flags >= 0 && (flags & O_APPEND) == 0 && base >= 0;
-  const std::string name = fmt::format("fd {}", fd);
+  const std::string name = fd == STDOUT_FILENO ? "standard output" : fmt::format("fd {}", fd);
   uint64_t written = 0;
   ReadSink sink;
   if (positioned) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/checksum.h"
 #include "tests/integration/data_test_util.h"
 #include "tests/support/cluster.h"
 
@@ -53,6 +54,8 @@ TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
 
       auto st = StatJson(remote);
       EXPECT_EQ(st["size"], size);
+      // The client combines per-chunk CRCs into the file's; check it against one computed whole.
+      EXPECT_EQ(st["checksum"], Crc32c(data));
       EXPECT_EQ(st["replication"], r);
       ASSERT_EQ(st["chunks"].size(), (size + kChunk - 1) / kChunk);
       for (const auto& c : st["chunks"]) {
