@@ -10,6 +10,7 @@
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
+  dfs::client::KeepDataBuffersInHeap();
   CLI::App app{"dfs-bench: throughput runs against a dfs cluster"};
   std::string master;
   bool json = false;

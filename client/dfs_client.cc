@@ -1,5 +1,7 @@
 #include "client/dfs_client.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -12,6 +14,14 @@ std::string DefaultMaster(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("DFS_MASTER"); env != nullptr && *env != '\0') return env;
   return "127.0.0.1:5550";
+}
+
+void KeepDataBuffersInHeap() {
+  // Above glibc's mmap threshold (128 KiB, adapting up to 32 MiB only after
+  // frees) every 1 MiB frame is a fresh mmap; below it, a freed frame is
+  // reused. The trim threshold keeps a burst's worth of them around.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 Result<bus::Message> Client::Impl::Call(msg::Envelope request) {

@@ -54,6 +54,13 @@ struct NodeStatus {
   uint64_t last_heartbeat_ms_ago = 0;
 };
 
+// Process-wide, for a tool's main() to call once at start-up: freed data
+// buffers (1 MiB frames, sent and received) stay in the heap for reuse
+// instead of going back to the kernel, since every fresh buffer costs page
+// faults and zeroing: measured here, gets ran 1.4-2x faster with it. Memory
+// held stays bounded by the data in flight (parallel x credit).
+void KeepDataBuffersInHeap();
+
 // The local user's name: getpwuid(geteuid()), else $USER, else "uid<N>".
 std::string LocalUserName();
 

@@ -14,6 +14,7 @@
 #include "common/signals.h"
 
 int main(int argc, char** argv) {
+  dfs::client::KeepDataBuffersInHeap();
   dfs::cli::Context ctx;
   CLI::App app{"dfs-cli: use a dfs cluster"};
   app.add_option("--master", ctx.master_flag, "the master's HOST:PORT (default $DFS_MASTER, else 127.0.0.1:5550)");
