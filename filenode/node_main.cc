@@ -1,4 +1,6 @@
 // dfs-node: flags in, NodeServer out.
+#include <malloc.h>
+
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +13,12 @@
 #include "filenode/node_server.h"
 
 int main(int argc, char** argv) {
+  // Received frames (1 MiB) are malloc'd by ZeroMQ. Above glibc's mmap
+  // threshold (128 KiB until frees adapt it) each would be a fresh mmap,
+  // page-faulted in and unmapped again; below it freed frames are reused.
+  // The credit pool bounds how many are alive at once.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   dfs::filenode::NodeOptions o;
   std::string capacity;
   std::string credit_pool;
@@ -28,7 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("--stream-idle-timeout", upstream_silence, "abort a write whose sender is silent this long (30s)")
       ->check(dfs::DurationFlag());
   app.add_option("--downstream-timeout", downstream_timeout,
-                 "fail writes whose next node answers nothing this long (5s)")
+                 "fail writes whose next node answers nothing this long (3s)")
       ->check(dfs::DurationFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");

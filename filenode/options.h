@@ -27,7 +27,7 @@ struct NodeOptions {
   // A stream whose sender says nothing this long is aborted (its credit freed).
   std::chrono::milliseconds upstream_silence{30000};
   // A next node that answers nothing this long fails the streams through it.
-  std::chrono::milliseconds downstream_timeout{5000};
+  std::chrono::milliseconds downstream_timeout{3000};
 };
 
 }  // namespace dfs::filenode

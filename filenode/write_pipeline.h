@@ -40,10 +40,13 @@ struct PipelineOptions {
   uint32_t max_credit_frames = 16;
   std::chrono::milliseconds upstream_silence{30000};
   // A downstream that answers nothing (open, frame) for this long is dead:
-  // ZMTP heartbeats drop a dead TCP peer in 3 s, but say nothing to us.
+  // ZMTP heartbeats drop a dead TCP peer in 3 s, but say nothing to us. A
+  // healthy node acks a frame in milliseconds; 3 s (+1 s per hop, so 4 s at
+  // the head of a 3-node pipeline) names the culprit by the time a client
+  // gives up on the pipeline (libdfs_client's stall_timeout, 4 s).
   // Each node further up waits `hop_margin` longer per node after it, so the
   // node next to the silent one reports first and names it.
-  std::chrono::milliseconds downstream_timeout{5000};
+  std::chrono::milliseconds downstream_timeout{3000};
   std::chrono::milliseconds hop_margin{1000};
   // A close waits for fsyncs down the chain: more patience.
   std::chrono::milliseconds close_timeout{30000};
