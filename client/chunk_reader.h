@@ -47,7 +47,7 @@ class ChunkReader {
   struct Config {
     uint32_t frame_size = 1 << 20;
     uint32_t window = 8;
-    std::chrono::milliseconds stall_timeout{2000};
+    std::chrono::milliseconds stall_timeout{3000};
     // The sink takes the same bytes again (positioned writes): a chunk whose
     // whole CRC is wrong is read again from the next replica. Otherwise
     // (ordered output) that fails the read.

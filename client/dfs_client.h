@@ -191,8 +191,9 @@ struct GetOptions {
   int parallel = 4;           // chunks fetched at once (unordered reads)
   uint32_t window = 8;        // reads in flight per chunk: the credit a reader grants
   uint32_t frame_size = 1 << 20;
-  // A replica silent this long while owing an answer is abandoned for the next.
-  std::chrono::milliseconds stall_timeout{2000};
+  // A replica silent this long while owing an answer is abandoned for the
+  // next (a node whose disk is saturated can pause for a second or two).
+  std::chrono::milliseconds stall_timeout{3000};
 };
 
 // Receives verified bytes of a read at their offset in the file. Returning

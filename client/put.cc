@@ -29,8 +29,9 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // How long pipeline nodes get to answer a ping after a failure: a live
-// node answers in well under a millisecond.
-constexpr milliseconds kProbeTimeout{750};
+// node answers in well under a millisecond, but one whose writes are being
+// throttled by the kernel's writeback can take a while.
+constexpr milliseconds kProbeTimeout{1500};
 
 struct ChunkTask {
   uint32_t index = 0;
@@ -135,7 +136,19 @@ Status PutJob::Launch(Clock::time_point now) {
 Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   ++t.attempts;
   std::vector<std::string> exclude(bad_nodes_.begin(), bad_nodes_.end());
-  DFS_ASSIGN_OR_RETURN(ChunkPlacement placement, client_.AllocateChunk(lease_, t.index, exclude));
+  auto placed = client_.AllocateChunk(lease_, t.index, exclude);
+  if (!placed && placed.error().code() == Code::kUnavailable && !exclude.empty()) {
+    // Too few nodes once ours are excluded. Our verdicts are guesses (a
+    // node slow to answer a ping under heavy writeback looks dead); the
+    // master's liveness is authoritative, so place by that alone. A node
+    // that really died fails this attempt again, and the master will have
+    // declared it dead by the next.
+    spdlog::warn("put {}: {}; placing chunk {} without excluding [{}]", lease_.path, placed.error().message(),
+                 t.index, fmt::join(exclude, ","));
+    placed = client_.AllocateChunk(lease_, t.index, {});
+  }
+  if (!placed) return placed.error();
+  ChunkPlacement placement = std::move(*placed);
   if (sized_) t.crc = 0;  // re-read and re-summed on every attempt
   t.next_kept = 0;
   t.writer = std::make_unique<ChunkWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
