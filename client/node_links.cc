@@ -43,20 +43,16 @@ Result<uint64_t> NodeLinks::Send(const std::string& address, msg::Envelope reque
   return id;
 }
 
-Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply) {
-  if (links_.empty()) {
-    // Nothing can answer; still honour the wait so callers' loops pace.
-    bus::Poller idle;
-    DFS_ASSIGN_OR_RETURN(int ignored, idle.Wait(timeout));
-    (void)ignored;
-    return 0;
-  }
+Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply, int also_fd) {
   bus::Poller poller;
   std::vector<std::pair<const std::string*, bus::Socket*>> order;
   for (auto& [address, socket] : links_) {
     poller.Add(*socket);
     order.emplace_back(&address, socket.get());
   }
+  // After the sockets, so their indexes match `order`. With no socket and
+  // no fd, the wait still paces the caller's loop.
+  if (also_fd >= 0) poller.AddFd(also_fd);
   DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));
   int handled = 0;
   if (ready <= 0) return handled;

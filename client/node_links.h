@@ -28,10 +28,11 @@ class NodeLinks {
   Result<uint64_t> Send(const std::string& address, msg::Envelope request,
                         std::vector<bus::Frame> payload = {});
 
-  // Waits up to `timeout` for the first reply from any node, then hands
-  // `on_reply` every reply already queued. Returns how many were handled.
+  // Waits up to `timeout` for the first reply from any node (or for
+  // `also_fd`, when given, to turn readable), then hands `on_reply` every
+  // reply already queued. Returns how many were handled.
   using ReplyHandler = std::function<void(const std::string& address, bus::Message& reply)>;
-  Result<int> Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply);
+  Result<int> Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply, int also_fd = -1);
 
   // Closes the connection to `address`, discarding what is queued for it: a
   // node found dead or stalled must not receive stale frames when it wakes.

@@ -70,7 +70,8 @@ class PutJob {
 
  private:
   bool MoreChunks() const;
-  Status Launch(Clock::time_point now);
+  // Starts the next chunk; false when a stream has no bytes for it yet.
+  Result<bool> Launch(Clock::time_point now);
   Status Allocate(ChunkTask& t, Clock::time_point now);
   Status Pump(ChunkTask& t, Clock::time_point now);
   Status Recover(ChunkTask& t, Clock::time_point now);
@@ -91,6 +92,7 @@ class PutJob {
   uint64_t total_ = 0;    // sized: the file's size
   uint32_t chunks_ = 0;   // sized: how many chunks
   bool eof_ = false;      // stream: exhausted
+  bool waiting_for_input_ = false;  // stream: a frame is not all there yet
   size_t max_active_ = 1;
   uint32_t next_index_ = 0;
   uint64_t next_offset_ = 0;
@@ -104,7 +106,7 @@ bool PutJob::MoreChunks() const {
   return !eof_ && (active_.empty() || active_.back()->sealed);
 }
 
-Status PutJob::Launch(Clock::time_point now) {
+Result<bool> PutJob::Launch(Clock::time_point now) {
   auto t = std::make_unique<ChunkTask>();
   t->index = next_index_;
   t->file_offset = next_offset_;
@@ -115,10 +117,15 @@ Status PutJob::Launch(Clock::time_point now) {
     // Read the first frame before asking for a chunk: an exhausted stream
     // must not cost an allocation (nor leave an empty chunk behind).
     const auto n = static_cast<size_t>(std::min<uint64_t>(writer_config_.frame_size, lease_.chunk_size));
-    DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadNext(n));
+    DFS_ASSIGN_OR_RETURN(std::optional<bus::Frame> next, source_.ReadNext(n));
+    if (!next) {
+      waiting_for_input_ = true;
+      return false;
+    }
+    bus::Frame f = std::move(*next);
     if (f.size() == 0) {
       eof_ = true;
-      return Status::OK();
+      return false;
     }
     t->kept_crc.push_back(Crc32c(std::span<const std::byte>(f.data(), f.size())));
     t->crc = t->kept_crc.back();
@@ -130,7 +137,7 @@ Status PutJob::Launch(Clock::time_point now) {
   next_offset_ += t->size;  // streams: advanced further as the chunk grows
   DFS_RETURN_IF_ERROR(Allocate(*t, now));
   active_.push_back(std::move(t));
-  return Status::OK();
+  return true;
 }
 
 Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
@@ -180,7 +187,12 @@ Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
       continue;
     }
     const auto n = static_cast<size_t>(std::min<uint64_t>(writer_config_.frame_size, lease_.chunk_size - t.size));
-    DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadNext(n));
+    DFS_ASSIGN_OR_RETURN(std::optional<bus::Frame> next, source_.ReadNext(n));
+    if (!next) {
+      waiting_for_input_ = true;
+      return Status::OK();
+    }
+    bus::Frame f = std::move(*next);
     if (f.size() == 0) {
       t.sealed = true;
       eof_ = true;
@@ -266,7 +278,11 @@ Result<FileStatus> PutJob::Run() {
   auto renew_at = Clock::now() + renew_every;
   for (;;) {
     auto now = Clock::now();
-    while (active_.size() < max_active_ && MoreChunks()) DFS_RETURN_IF_ERROR(Launch(now));
+    waiting_for_input_ = false;
+    while (active_.size() < max_active_ && MoreChunks()) {
+      DFS_ASSIGN_OR_RETURN(bool launched, Launch(now));
+      if (!launched) break;
+    }
     for (size_t i = 0; i < active_.size();) {
       ChunkTask& t = *active_[i];
       if (t.probing) {
@@ -296,13 +312,14 @@ Result<FileStatus> PutJob::Run() {
       renew_at = now + renew_every;
     }
     // New chunks may start as soon as a stored one left a slot free.
-    if (active_.size() < max_active_ && MoreChunks()) continue;
+    if (active_.size() < max_active_ && MoreChunks() && !waiting_for_input_) continue;
     auto wake = std::min(NextWake(), renew_at);
     auto wait = std::chrono::ceil<milliseconds>(wake - Clock::now());
     wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
-    DFS_ASSIGN_OR_RETURN(int handled, links_.Poll(wait, [&](const std::string&, bus::Message& m) {
-      Dispatch(m, Clock::now());
-    }));
+    const int input = waiting_for_input_ ? source_.wait_fd() : -1;
+    DFS_ASSIGN_OR_RETURN(int handled, links_.Poll(
+                                          wait, [&](const std::string&, bus::Message& m) { Dispatch(m, Clock::now()); },
+                                          input));
     (void)handled;
     // Only after the queued answers are in: a long blocking read of the
     // input must not look like a silent pipeline.

@@ -1,10 +1,12 @@
 #include "client/put_source.h"
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -17,35 +19,54 @@ class StreamOnly : public PutSource {
   Result<bus::Frame> ReadAt(uint64_t, size_t) override {
     return Status::Internal("a stream cannot be read at an offset");
   }
-  Result<bus::Frame> ReadNext(size_t max) override {
+  Result<std::optional<bus::Frame>> ReadNext(size_t max) override {
     // Read straight into a frame of the full size; only a short last frame
     // is copied into one of its own size.
-    bus::Frame f = bus::Frame::Allocate(max);
-    size_t got = 0;
-    while (got < max) {
-      DFS_ASSIGN_OR_RETURN(size_t n, Read(f.data() + got, max - got));
-      if (n == 0) break;
-      got += n;
+    if (pending_.size() != max) {
+      if (got_ > max) return Status::Internal("a stream frame shrank while being filled");
+      bus::Frame f = bus::Frame::Allocate(max);
+      if (got_ > 0) std::memcpy(f.data(), pending_.data(), got_);
+      pending_ = std::move(f);
     }
-    if (got == max) return f;
-    return bus::Frame::Copy(std::span<const std::byte>(f.data(), got));
+    while (got_ < max) {
+      DFS_ASSIGN_OR_RETURN(std::optional<size_t> n, Read(pending_.data() + got_, max - got_));
+      if (!n) return std::optional<bus::Frame>();
+      if (*n == 0) break;
+      got_ += *n;
+    }
+    const size_t got = std::exchange(got_, 0);
+    bus::Frame out = std::exchange(pending_, bus::Frame());
+    if (got == max) return std::optional<bus::Frame>(std::move(out));
+    return std::optional<bus::Frame>(bus::Frame::Copy(std::span<const std::byte>(out.data(), got)));
   }
 
  protected:
-  // 0 at the end.
-  virtual Result<size_t> Read(std::byte* dst, size_t n) = 0;
+  // 0 at the end; nullopt when nothing can be read without waiting.
+  virtual Result<std::optional<size_t>> Read(std::byte* dst, size_t n) = 0;
+
+ private:
+  bus::Frame pending_;  // the frame being filled, `got_` bytes so far
+  size_t got_ = 0;
 };
 
 class FdStream : public StreamOnly {
  public:
   FdStream(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  int wait_fd() const override { return fd_; }
 
  protected:
-  Result<size_t> Read(std::byte* dst, size_t n) override {
+  Result<std::optional<size_t>> Read(std::byte* dst, size_t n) override {
+    // Never block: Put's loop has acknowledgements to take and a lease to
+    // renew while a slow producer (tar | dfs-cli put -) thinks.
+    pollfd p{fd_, POLLIN, 0};
+    int ready = ::poll(&p, 1, 0);
+    if (ready < 0 && errno != EINTR) return Status::FromErrno(errno, "poll " + name_);
+    if (ready <= 0) return std::optional<size_t>();
     for (;;) {
       ssize_t r = ::read(fd_, dst, n);
-      if (r >= 0) return static_cast<size_t>(r);
+      if (r >= 0) return std::optional<size_t>(static_cast<size_t>(r));
       if (errno == EINTR) continue;
+      if (errno == EAGAIN) return std::optional<size_t>();
       return Status::FromErrno(errno, "read " + name_);
     }
   }
@@ -74,7 +95,7 @@ class FdFile : public PutSource {
     }
     return f;
   }
-  Result<bus::Frame> ReadNext(size_t) override { return Status::Internal("read a file at offsets"); }
+  Result<std::optional<bus::Frame>> ReadNext(size_t) override { return Status::Internal("read a file at offsets"); }
 
  private:
   int fd_;
@@ -90,7 +111,9 @@ class Memory : public PutSource {
     if (offset + length > data_.size()) return Status::Internal("read past the end of the buffer");
     return bus::Frame::Copy(data_.subspan(offset, length));
   }
-  Result<bus::Frame> ReadNext(size_t) override { return Status::Internal("read a buffer at offsets"); }
+  Result<std::optional<bus::Frame>> ReadNext(size_t) override {
+    return Status::Internal("read a buffer at offsets");
+  }
 
  private:
   std::span<const std::byte> data_;
@@ -101,14 +124,15 @@ class IStream : public StreamOnly {
   explicit IStream(std::istream& in) : in_(in) {}
 
  protected:
-  Result<size_t> Read(std::byte* dst, size_t n) override {
+  // Blocks: an istream cannot say whether a read would.
+  Result<std::optional<size_t>> Read(std::byte* dst, size_t n) override {
     if (!in_.good()) {
       if (in_.bad()) return Status::IOError("read failed on the input stream");
-      return size_t{0};
+      return std::optional<size_t>(0);
     }
     in_.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
     if (in_.bad()) return Status::IOError("read failed on the input stream");
-    return static_cast<size_t>(in_.gcount());
+    return std::optional<size_t>(static_cast<size_t>(in_.gcount()));
   }
 
  private:

@@ -25,9 +25,13 @@ class PutSource {
   virtual std::optional<uint64_t> size() const = 0;
   // Sized sources: exactly `length` bytes at `offset`, as one frame.
   virtual Result<bus::Frame> ReadAt(uint64_t offset, size_t length) = 0;
-  // Streams: the next bytes, up to `max`; fewer only at the end, and an empty
-  // frame once the stream is exhausted.
-  virtual Result<bus::Frame> ReadNext(size_t max) = 0;
+  // Streams: the next `max` bytes as one frame, fewer only at the end, and
+  // an empty frame once the stream is exhausted. nullopt when a whole frame
+  // is not there yet (a slow pipe): what arrived is kept for the next call,
+  // and wait_fd() turns readable when more comes.
+  virtual Result<std::optional<bus::Frame>> ReadNext(size_t max) = 0;
+  // A descriptor to poll while ReadNext has nothing; -1 if it never waits.
+  virtual int wait_fd() const { return -1; }
 };
 
 // A regular file is read at offsets (pread); anything else as a stream.

@@ -168,5 +168,25 @@ TEST_F(DataPutGetTest, ConcurrentPutsOfDifferentFiles) {
   }
 }
 
+// A producer slower than the write lease (tar | dfs-cli put -): the put
+// keeps renewing while it waits for input, so the write still commits.
+TEST(DataSlowWriterTest, TheLeaseOutlivesASlowProducer) {
+  MiniCluster cluster({.nodes = 1, .master_args = {"--lease-time", "1s"}});
+  ASSERT_TRUE(cluster.Start());
+  const std::string data = RandomBytes(3 * kChunk + 1000, 9);
+  PipedCli put({"--master", cluster.master_address(), "put", "-r", "1", "--chunk-size", "256K", "-", "/slow"},
+               cluster.root());
+  for (size_t off = 0; off < data.size(); off += kChunk + 500) {
+    ASSERT_TRUE(put.Write(data.substr(off, kChunk + 500)));
+    // The scenario itself, not a wait for a condition: quiet for longer than the lease.
+    std::this_thread::sleep_for(1500ms);
+  }
+  auto rc = put.Finish(60s);
+  ASSERT_TRUE(rc.has_value());
+  ASSERT_EQ(*rc, 0) << put.err();
+  auto c = cluster.Cli({"cat", "/slow"});
+  EXPECT_TRUE(c.out == data);
+}
+
 }  // namespace
 }  // namespace dfs::test
