@@ -5,7 +5,8 @@
 # Limits: loopback TCP (iperf3 on 127.0.0.1, a free port), ZeroMQ 1 MiB
 # messages and 4 KiB round trips (bench/zmq_throughput), sequential write +
 # fdatasync of 1 GiB and (as root, after dropping the page cache) its read
-# with dd, the same with 4 dd at once (dfs moves 4 chunks at once), and
+# with dd, the same with 4 dd at once (dfs moves 4 chunks at once) and the
+# write with O_DIRECT (the device past the page cache), and
 # 4 KiB write+fdatasync ops/s, all in the file system of --dir.
 # Then a private 1 master + 3 node cluster on free ports under --dir runs
 # dfs-bench large (-r 1 and -r 3) and small (-r 3), N runs each, and every
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     --small-size) SMALL_SIZE="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -98,11 +99,25 @@ parallel_dd() {
 for run in $(seq 1 "$RUNS"); do
   say "limits, run $run of $RUNS: loopback TCP (iperf3, 3 s)"
   PORT="$(free_port)"
-  iperf3 -s -1 -B 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
+  iperf3 -s -B 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
   IPERF=$!
   PIDS+=("$IPERF")
-  for _ in $(seq 1 50); do iperf3 -c 127.0.0.1 -p "$PORT" -t 3 -J > "$WORK/iperf.json" 2>/dev/null && break; sleep 0.1; done
+  # The server needs a moment to listen; each client try is bounded so a
+  # wedged one cannot hang the run.
+  ok=0
+  for _ in $(seq 1 100); do
+    # iperf3 may exit 0 with only an "error" in its JSON (server not ready).
+    if timeout 30 iperf3 -c 127.0.0.1 -p "$PORT" -t 3 -J > "$WORK/iperf.json" 2>/dev/null &&
+       python3 -c 'import json,sys; json.load(open(sys.argv[1]))["end"]["sum_received"]' "$WORK/iperf.json" 2>/dev/null
+    then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  kill "$IPERF" 2>/dev/null || true
   wait "$IPERF" 2>/dev/null || true
+  [ "$ok" = 1 ] || die "iperf3 could not measure loopback TCP on port $PORT"
   TCP=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/8/1048576)' "$WORK/iperf.json")
   record "{\"kind\":\"limit\",\"name\":\"tcp\",\"value\":$TCP}"
 
@@ -113,6 +128,11 @@ for run in $(seq 1 "$RUNS"); do
   say "limits, run $run of $RUNS: disk, 1 GiB sequential write + fdatasync in $BASE"
   W=$(dd if=/dev/zero of="$WORK/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | dd_rate)
   record "{\"kind\":\"limit\",\"name\":\"disk_write\",\"value\":$W}"
+  # The device itself, past the page cache (the bound a node could reach).
+  say "limits, run $run of $RUNS: disk, 1 GiB written with O_DIRECT + fdatasync"
+  WD=$(dd if=/dev/zero of="$WORK/dd.direct" bs=1M count=1024 oflag=direct conv=fdatasync 2>&1 | dd_rate)
+  rm -f "$WORK/dd.direct"
+  record "{\"kind\":\"limit\",\"name\":\"disk_write_direct\",\"value\":$WD}"
   # dfs writes and reads 4 chunks at once; a disk (a virtual one especially)
   # may do more with 4 requests in flight than with 1, so measure that too.
   say "limits, run $run of $RUNS: disk, 4 x 256 MiB written + fdatasync at once"
@@ -190,7 +210,8 @@ print(f"\nThis machine (medians of {len(zs)} runs each, measured in this run):")
 print(f"  loopback TCP (iperf3, one stream)       {lim['tcp']:9.0f} MiB/s")
 print(f"  ZeroMQ 1 MiB messages (copy / 0-copy)   {z['zmq_1mib_copy_mib_per_s']:9.0f} / {z['zmq_1mib_zerocopy_mib_per_s']:.0f} MiB/s")
 print(f"  ZeroMQ 4 KiB round trips, 1 in flight   {z['zmq_4k_round_trips_per_s']:9.0f} /s")
-print(f"  disk write + fdatasync, 1 GiB           {lim['disk_write']:9.0f} MiB/s  (4 writers at once: {lim['disk_write4']:.0f})")
+print(f"  disk write + fdatasync, 1 GiB           {lim['disk_write']:9.0f} MiB/s  (4 writers at once: {lim['disk_write4']:.0f}, "
+      f"O_DIRECT: {lim['disk_write_direct']:.0f})")
 if "disk_read" in lim:
     print(f"  disk read, 1 GiB, page cache dropped    {lim['disk_read']:9.0f} MiB/s  (4 readers at once: {lim['disk_read4']:.0f})")
 print(f"  4 KiB write + fdatasync                 {lim['fsync_ops']:9.0f} /s")
@@ -203,7 +224,7 @@ for r in (1, 3):
     for phase in ("put", "get"):
         v = [next(p["mib_per_s"] for p in d["phases"] if p["name"] == phase) for d in runs]
         if phase == "put":
-            disk = max(lim["disk_write"], lim["disk_write4"])
+            disk = max(lim["disk_write"], lim["disk_write4"], lim["disk_write_direct"])
             bound = min(zmq / r, disk / r)
             why = f"min(ZeroMQ, disk write)/{r}: every replica crosses loopback and lands on this one disk"
         else:
