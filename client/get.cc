@@ -32,7 +32,9 @@ Result<Located> Locate(Client::Impl& impl, const std::string& path, const GetOpt
   auto* l = req.mutable_locate_request();
   l->set_path(path);
   l->set_offset(o.offset);
-  l->set_length(o.length == kToEnd ? 0 : o.length);
+  // 0 asks for the rest; so does any length reaching past 2^64 (the master
+  // adds offset and length).
+  l->set_length(o.length > UINT64_MAX - o.offset ? 0 : o.length);
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl.Call(std::move(req)));
   if (!reply.envelope.has_locate_response()) return Status::ProtocolError("unexpected reply to locate");
   auto& r = *reply.envelope.mutable_locate_response();
