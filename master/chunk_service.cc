@@ -132,7 +132,9 @@ void NamespaceService::Locate(bus::Socket& socket, const bus::Message& m) {
   auto* r = reply.mutable_locate_response();
   ns_.Describe(*n, false, true, r->mutable_info());
   const uint64_t begin = req.offset();
-  const uint64_t end = req.length() == 0 ? UINT64_MAX : req.offset() + req.length();
+  // 0, or a range reaching past 2^64, means "to the end".
+  const uint64_t end =
+      req.length() == 0 || req.length() > UINT64_MAX - req.offset() ? UINT64_MAX : req.offset() + req.length();
   uint64_t offset = 0;
   for (const auto& c : r->info().chunks()) {
     const uint64_t chunk_end = offset + c.size();
