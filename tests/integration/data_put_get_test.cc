@@ -178,8 +178,9 @@ TEST(DataSlowWriterTest, TheLeaseOutlivesASlowProducer) {
                cluster.root());
   for (size_t off = 0; off < data.size(); off += kChunk + 500) {
     ASSERT_TRUE(put.Write(data.substr(off, kChunk + 500)));
-    // The scenario itself, not a wait for a condition: quiet for longer than the lease.
-    std::this_thread::sleep_for(1500ms);
+    // The scenario itself: the producer stays quiet for longer than the lease.
+    std::this_thread::sleep_for(1500ms);  // not a wait for a condition; nothing to poll
+
   }
   auto rc = put.Finish(60s);
   ASSERT_TRUE(rc.has_value());

@@ -115,7 +115,7 @@ class PipedCli {
         exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         return exit_code_;
       }
-      ::usleep(10000);
+      ::usleep(10000);  // poll waitpid until the child exits or the deadline passes
     }
     return std::nullopt;
   }
