@@ -180,7 +180,6 @@ TEST(DataSlowWriterTest, TheLeaseOutlivesASlowProducer) {
     ASSERT_TRUE(put.Write(data.substr(off, kChunk + 500)));
     // The scenario itself: the producer stays quiet for longer than the lease.
     std::this_thread::sleep_for(1500ms);  // not a wait for a condition; nothing to poll
-
   }
   auto rc = put.Finish(60s);
   ASSERT_TRUE(rc.has_value());
