@@ -124,7 +124,15 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   }
   auto args = CStrings(argv);
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  // extra_env replaces what the test runner's environment says (a developer
+  // may well have DFS_MASTER exported, as the README suggests).
+  auto name_of = [](const std::string& e) { return e.substr(0, e.find('=')); };
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    bool overridden = false;
+    for (const auto& x : extra_env) overridden = overridden || name_of(x) == name_of(entry);
+    if (!overridden) env_strings.push_back(std::move(entry));
+  }
   for (const auto& e : extra_env) env_strings.push_back(e);
   auto envp = CStrings(env_strings);
   pid_t pid = ::fork();
