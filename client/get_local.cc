@@ -11,33 +11,9 @@
 #include <fmt/format.h>
 
 #include "client/client_impl.h"
+#include "common/files.h"
 
 namespace dfs::client {
-namespace {
-
-Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "write " + name);
-    bytes = bytes.subspan(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
-
-Status PwriteAll(int fd, std::span<const std::byte> bytes, off_t at, const std::string& name) {
-  while (!bytes.empty()) {
-    ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "write " + name);
-    bytes = bytes.subspan(static_cast<size_t>(n));
-    at += n;
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Result<FileStatus> Client::Get(std::string_view remote, int fd, const GetOptions& options) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "output");
@@ -53,12 +29,12 @@ Result<FileStatus> Client::Get(std::string_view remote, int fd, const GetOptions
   if (positioned) {
     sink = [&](uint64_t off, std::span<const std::byte> bytes) {
       written += bytes.size();
-      return PwriteAll(fd, bytes, base + static_cast<off_t>(off - options.offset), name);
+      return PwriteAll(fd, bytes.data(), bytes.size(), static_cast<uint64_t>(base) + (off - options.offset), name);
     };
   } else {
     sink = [&](uint64_t, std::span<const std::byte> bytes) {
       written += bytes.size();
-      return WriteAll(fd, bytes, name);
+      return WriteAll(fd, bytes.data(), bytes.size(), name);
     };
   }
   DFS_ASSIGN_OR_RETURN(FileStatus status, Read(remote, options, !positioned, sink));

@@ -11,21 +11,34 @@
 #include <fmt/format.h>
 
 namespace dfs {
-namespace {
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
+Status WriteAll(int fd, const void* data, size_t size, const std::string& what) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::FromErrno(errno, path);
+      return Status::FromErrno(errno, "write " + what);
     }
-    data.remove_prefix(static_cast<size_t>(n));
+    p += n;
+    size -= static_cast<size_t>(n);
   }
   return Status::OK();
 }
 
-}  // namespace
+Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, const std::string& what) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write " + what);
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::OK();
+}
 
 Status SyncDirectory(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

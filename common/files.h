@@ -3,6 +3,8 @@
 // A crash leaves either the old file or the new one, never a mix.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,6 +13,13 @@
 namespace dfs {
 
 Status WriteFileDurably(const std::string& path, std::string_view contents);
+// write(2) / pwrite(2) until every byte is written (EINTR and short writes
+// retried). Errors read "write WHAT: reason", with ENOSPC as NoSpace.
+Status WriteAll(int fd, const void* data, size_t size, const std::string& what);
+Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, const std::string& what);
+inline Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  return WriteAll(fd, data.data(), data.size(), what);
+}
 Result<std::string> ReadFile(const std::string& path);
 Status SyncDirectory(const std::string& dir);
 // mkdir -p; an existing directory is fine.

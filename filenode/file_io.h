@@ -40,20 +40,6 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-inline Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, const std::string& what) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write " + what);
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-  return Status::OK();
-}
 
 // Reads up to `size` bytes; returns how many (fewer only at end of file).
 inline Result<size_t> PreadAll(int fd, void* data, size_t size, uint64_t offset, const std::string& what) {

@@ -28,17 +28,6 @@ namespace {
 // next to the disk, small enough to stay out of the way of the namespace.
 constexpr size_t kIoChunk = 1u << 20;
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
 
 // Frames records into the temp file, keeping the whole-file CRC for the trailer.
 class FileSink final : public RecordSink {

@@ -36,17 +36,6 @@ uint64_t EnvU64(const char* name) {
   return *end == '\0' ? n : 0;
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
 
 std::string DirOf(const std::string& path) {
   auto slash = path.rfind('/');
