@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "master/journal_format.h"
+#include "tests/unit/file_test_util.h"
 
 namespace dfs::master {
 namespace {
@@ -16,24 +17,9 @@ namespace fs = std::filesystem;
 namespace fmtj = journal_format;
 using Records = std::vector<std::string>;
 
-std::string TestDir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = ::testing::TempDir() + "dfs-checkpoint-" + info->test_suite_name() + "-" + info->name() + "-" +
-                    std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void WriteBytes(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::ReadBytes;
+using test::WriteBytes;
+std::string TestDir() { return test::TestDir("dfs-checkpoint"); }
 
 // Replaces `to` with a copy of `from`: the disk as a crash at that moment
 // would leave it (every step before the copy has synced what it wrote).
