@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -130,6 +131,18 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t e
     Status s = Status::FromErrno(errno, tmp);
     Release(key);
     return s;
+  }
+  // Refuse what cannot fit before asking fallocate: a failing fallocate may
+  // take every free block before it gives up, and for that moment every other
+  // writer on the disk sees ENOSPC.
+  if (struct statvfs fs {}; expected_size > 0 && ::fstatvfs(fd.get(), &fs) == 0 &&
+                            expected_size > static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize) {
+    fd.Reset();
+    RemoveQuietly(tmp);
+    Release(key);
+    return Status(Code::kNoSpace, fmt::format("reserve {} for {}: {} free", FormatSize(expected_size),
+                                              ChunkName(key),
+                                              FormatSize(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize)));
   }
   if (expected_size > 0 && ::fallocate(fd.get(), 0, 0, static_cast<off_t>(expected_size)) != 0) {
     int err = errno;
