@@ -74,6 +74,7 @@ Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) con
       return Status::InvalidArgument(fmt::format("chunk {} names no replica", c.id()));
     }
     const auto* pending = locations_.Pending(c.id());
+    int confirmed = 0;
     for (const auto& node_id : c.replicas()) {
       const ChunkLocations::Report* found = nullptr;
       if (pending != nullptr) {
@@ -82,6 +83,11 @@ Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) con
         }
       }
       if (found == nullptr) {
+        // A replica that acknowledged the chunk and died before its report
+        // arrived is lost, not late: the chunk is under-replicated (repair's
+        // work), and the write still completes on the replicas that confirmed.
+        const auto* node = registry_.Find(node_id);
+        if (node == nullptr || !node->alive) continue;
         return Status::Unavailable(fmt::format("node {} has not confirmed chunk {}", node_id, c.id()));
       }
       if (found->crc != c.checksum() || found->size != c.size() || found->version != c.version()) {
@@ -89,6 +95,10 @@ Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) con
             "chunk {}: node {} stored {} bytes with crc {:08x}, the client sent {} bytes with crc {:08x}", c.id(),
             node_id, found->size, found->crc, c.size(), c.checksum()));
       }
+      ++confirmed;
+    }
+    if (confirmed == 0) {
+      return Status::Unavailable(fmt::format("no live replica confirmed chunk {}", c.id()));
     }
   }
   return Status::OK();

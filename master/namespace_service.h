@@ -51,8 +51,9 @@ class NamespaceService {
     // names must have reported the chunk with the client's checksum. Off
     // only for metadata-only benchmarks and tests (--unsafe-unverified-writes).
     bool verify_replicas = true;
-    // How long a completion waits for the replicas' reports.
-    std::chrono::milliseconds report_wait{5000};
+    // How long a completion waits for live replicas' reports: under the
+    // client's patience (2 attempts of 1.5 s), so it hears why, not a timeout.
+    std::chrono::milliseconds report_wait{2500};
   };
 
   NamespaceService(Options options, const NodeRegistry& registry);

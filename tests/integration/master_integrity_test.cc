@@ -134,6 +134,49 @@ TEST_F(MasterIntegrity, MatchingReportCompletesAndLocatesTheReplica) {
   EXPECT_EQ(l->envelope.locate_response().chunks(0).replicas(0).address(), "127.0.0.1:9");
 }
 
+TEST_F(MasterIntegrity, AReplicaThatDiedBeforeReportingIsLostNotAwaited) {
+  auto [lease, chunk] = Begin("/partly");
+  node_->Report(chunk, 40, 0x40);
+  msg::Envelope e;
+  auto* c = e.mutable_complete_file_request();
+  c->set_lease_id(lease);
+  c->set_size(40);
+  c->set_checksum(0x40);
+  auto* ci = c->add_chunks();
+  ci->set_id(chunk);
+  ci->set_version(1);
+  ci->set_size(40);
+  ci->set_checksum(0x40);
+  ci->add_replicas(node_->id());
+  ci->add_replicas("gone-node");  // acknowledged the chunk, then died unreported
+  auto done = client_->Call(e);
+  ASSERT_TRUE(done) << done.error().ToString();
+  auto st = Stat("/partly");
+  ASSERT_TRUE(st);
+  const auto& reps = st->envelope.stat_response().info().chunks(0).replicas();
+  ASSERT_EQ(reps.size(), 1);
+  EXPECT_EQ(reps[0], node_->id());
+}
+
+TEST_F(MasterIntegrity, NoConfirmedReplicaFailsClearly) {
+  auto [lease, chunk] = Begin("/nobody");
+  msg::Envelope e;
+  auto* c = e.mutable_complete_file_request();
+  c->set_lease_id(lease);
+  c->set_size(8);
+  auto* ci = c->add_chunks();
+  ci->set_id(chunk);
+  ci->set_version(1);
+  ci->set_size(8);
+  ci->add_replicas("gone-node");
+  auto done = client_->Call(e);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code(), Code::kUnavailable);
+  EXPECT_NE(done.error().message().find("no live replica confirmed chunk"), std::string::npos)
+      << done.error().message();
+  EXPECT_FALSE(Stat("/nobody"));
+}
+
 TEST_F(MasterIntegrity, ChecksumMismatchFailsTheWriteAndCommitsNothing) {
   auto [lease, chunk] = Begin("/bad");
   node_->Report(chunk, 100, 0x111);
