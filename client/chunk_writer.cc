@@ -34,6 +34,33 @@ void ChunkWriter::Start(Clock::time_point now) {
   Send(std::move(req), {}, now);
 }
 
+void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now) {
+  last_heard_ = now;
+  if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
+  msg::Envelope req;
+  auto* o = req.mutable_write_open_request();
+  o->set_chunk_id(placement_.chunk_id);
+  o->set_version(placement_.version);
+  for (size_t i = 1; i < placement_.pipeline.size(); ++i) {
+    auto* d = o->add_downstream();
+    d->set_id(placement_.pipeline[i].id);
+    d->set_address(placement_.pipeline[i].address);
+  }
+  const uint64_t size = chunk.size();
+  o->set_expected_size(size);
+  o->set_frame_size(static_cast<uint32_t>(size));
+  o->set_whole(true);
+  o->set_crc32c(crc);
+  finishing_ = true;
+  final_size_ = size;
+  final_crc_ = crc;
+  bytes_sent_ = size;
+  state_ = State::kClosing;
+  std::vector<bus::Frame> payload;
+  payload.push_back(std::move(chunk));
+  Send(std::move(req), std::move(payload), now);
+}
+
 bool ChunkWriter::CanSend() const {
   return state_ == State::kStreaming && !finishing_ && unacked_.size() < credit_;
 }

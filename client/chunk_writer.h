@@ -36,6 +36,10 @@ class ChunkWriter {
 
   // Sends WriteOpen to pipeline[0].
   void Start(Clock::time_point now);
+  // The whole chunk in one frame (WHOLE-CHUNK WRITE in messages/data.proto):
+  // open, frame and close in one message and one round trip; the writer is
+  // then closing, and stored once every replica answered with `crc`.
+  void StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now);
   State state() const { return state_; }
   bool failed() const { return state_ == State::kFailed; }
   // Open, credit left, and not finishing: another frame may go out.

@@ -11,6 +11,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -131,20 +132,6 @@ struct ClusterInfo {
 // A write in progress: the master's lease on the path. Nobody else can write
 // the path until CompleteWrite, AbandonWrite, or expiry (RenewLeases keeps
 // it); readers keep seeing the last completed version meanwhile.
-struct WriteLease {
-  uint64_t id = 0;
-  std::string path;
-  uint32_t replication = 0;
-  uint64_t chunk_size = 0;
-  std::chrono::milliseconds lease_time{0};
-};
-
-struct WriteOptions {
-  bool overwrite = false;     // put -f
-  uint32_t replication = 0;   // 0: the cluster default
-  uint64_t chunk_size = 0;    // 0: the cluster default
-};
-
 struct NodeRef {
   std::string id;
   std::string address;
@@ -155,6 +142,24 @@ struct ChunkPlacement {
   uint64_t chunk_id = 0;
   uint32_t version = 0;
   std::vector<NodeRef> pipeline;
+};
+
+struct WriteLease {
+  uint64_t id = 0;
+  std::string path;
+  uint32_t replication = 0;
+  uint64_t chunk_size = 0;
+  std::chrono::milliseconds lease_time{0};
+  // Chunk 0, placed with the lease when WriteOptions::allocate_first asked.
+  std::optional<ChunkPlacement> first_chunk;
+};
+
+struct WriteOptions {
+  bool overwrite = false;     // put -f
+  uint32_t replication = 0;   // 0: the cluster default
+  uint64_t chunk_size = 0;    // 0: the cluster default
+  // Place chunk 0 in the same round trip (the file has at least one byte).
+  bool allocate_first = false;
 };
 
 struct WrittenChunk {

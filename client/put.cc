@@ -143,7 +143,13 @@ Result<bool> PutJob::Launch(Clock::time_point now) {
 Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   ++t.attempts;
   std::vector<std::string> exclude(bad_nodes_.begin(), bad_nodes_.end());
-  auto placed = client_.AllocateChunk(lease_, t.index, exclude);
+  Result<ChunkPlacement> placed = Status::Internal("unplaced");
+  if (t.index == 0 && lease_.first_chunk) {
+    placed = std::move(*lease_.first_chunk);  // placed with the lease, on the first attempt only
+    lease_.first_chunk.reset();
+  } else {
+    placed = client_.AllocateChunk(lease_, t.index, exclude);
+  }
   if (!placed && placed.error().code() == Code::kUnavailable && !exclude.empty()) {
     // Too few nodes once ours are excluded. Our verdicts are guesses (a
     // node slow to answer a ping under heavy writeback looks dead); the
@@ -159,6 +165,13 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   if (sized_) t.crc = 0;  // re-read and re-summed on every attempt
   t.next_kept = 0;
   t.writer = std::make_unique<ChunkWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
+  if (sized_ && t.size > 0 && t.size <= writer_config_.frame_size) {
+    // Fits one frame: one round trip through the pipeline stores it.
+    DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadAt(t.file_offset, static_cast<size_t>(t.size)));
+    t.crc = Crc32c(std::span<const std::byte>(f.data(), f.size()));
+    t.writer->StartWhole(std::move(f), t.crc, now);
+    return Status::OK();
+  }
   t.writer->Start(now);
   return Status::OK();
 }
@@ -341,7 +354,9 @@ Result<FileStatus> PutJob::Run() {
 
 Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, std::string_view remote,
                           const PutOptions& options) {
-  WriteOptions wo{options.overwrite, options.replication, options.chunk_size};
+  WriteOptions wo{options.overwrite, options.replication, options.chunk_size, false};
+  // A file with bytes gets its first chunk placed with the lease.
+  wo.allocate_first = source.size().has_value() && *source.size() > 0;
   DFS_ASSIGN_OR_RETURN(WriteLease lease, client.BeginWrite(remote, wo));
   if (lease.chunk_size == 0) {
     IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs

@@ -4,6 +4,15 @@
 #include "client/client_impl.h"
 
 namespace dfs::client {
+namespace {
+
+ChunkPlacement PlacementFromProto(const msg::AllocateChunkResponse& r) {
+  ChunkPlacement out{r.chunk_id(), r.version(), {}};
+  for (const auto& n : r.pipeline()) out.pipeline.push_back({n.id(), n.address()});
+  return out;
+}
+
+}  // namespace
 
 Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions& options) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
@@ -13,10 +22,13 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
   c->set_overwrite(options.overwrite);
   c->set_replication(options.replication);
   c->set_chunk_size(options.chunk_size);
+  c->set_allocate_first(options.allocate_first);
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_create_file_response()) return Status::ProtocolError("unexpected reply to create");
   const auto& r = reply.envelope.create_file_response();
-  return WriteLease{r.lease_id(), p, r.replication(), r.chunk_size(), std::chrono::milliseconds(r.lease_ms())};
+  WriteLease lease{r.lease_id(), p, r.replication(), r.chunk_size(), std::chrono::milliseconds(r.lease_ms()), {}};
+  if (r.has_first_chunk()) lease.first_chunk = PlacementFromProto(r.first_chunk());
+  return lease;
 }
 
 Result<ChunkPlacement> Client::AllocateChunk(const WriteLease& lease, uint32_t index,
@@ -28,10 +40,7 @@ Result<ChunkPlacement> Client::AllocateChunk(const WriteLease& lease, uint32_t i
   for (const auto& e : exclude) a->add_exclude_nodes(e);
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_allocate_chunk_response()) return Status::ProtocolError("unexpected reply to allocate");
-  const auto& r = reply.envelope.allocate_chunk_response();
-  ChunkPlacement out{r.chunk_id(), r.version(), {}};
-  for (const auto& n : r.pipeline()) out.pipeline.push_back({n.id(), n.address()});
-  return out;
+  return PlacementFromProto(reply.envelope.allocate_chunk_response());
 }
 
 Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vector<WrittenChunk>& chunks,

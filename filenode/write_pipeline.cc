@@ -111,6 +111,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
                                                                 FormatSize(store_.used_bytes()),
                                                                 FormatSize(options_.capacity))));
   }
+  if (req.whole()) return OpenWhole(m, now);
   // Credit: up to 16 frames, never more than the pool has left. A node that
   // cannot take one frame says Busy; the sender picks another pipeline.
   const uint64_t frames = std::min<uint64_t>(options_.max_credit_frames, credit_.left() / frame_size);
@@ -157,6 +158,75 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
   fwd.mutable_write_open_request()->set_frame_size(static_cast<uint32_t>(frame_size));
   if (Status st = SendDown(s, std::move(fwd), {}, now); !st.ok()) Fail(id, st, false, now);
+}
+
+// A whole chunk in the open (data.proto, WHOLE-CHUNK WRITE): the checks of
+// a frame and of a close at once, then forward, store and sync as a close does.
+void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
+  const auto& req = m.envelope.write_open_request();
+  const ReplyTo from = ReplyTo::Of(m);
+  const ChunkKey key{req.chunk_id(), req.version()};
+  const std::string where = fmt::format("node {}: {} (whole)", node_id_, ChunkName(key));
+  if (m.payload.size() != 1) {
+    return AnswerError(from, Status::ProtocolError(
+                                 fmt::format("{}: {} payload frames, expected 1", where, m.payload.size())));
+  }
+  const bus::Frame& payload = m.payload[0];
+  const uint64_t size = payload.size();
+  if (size != req.expected_size() || size > kMaxFrameSize) {
+    return AnswerError(from, Status::InvalidArgument(fmt::format(
+                                 "{}: {} bytes sent, {} announced (at most {} in one message)", where, size,
+                                 req.expected_size(), FormatSize(kMaxFrameSize))));
+  }
+  if (Crc32c(std::span<const std::byte>(payload.data(), size)) != req.crc32c()) {
+    return AnswerError(from, Status::Corruption(where + ": payload fails its CRC32C"));
+  }
+  // The bytes are here already: they hold their size of the pool until stored.
+  if (credit_.left() < size) {
+    return AnswerError(from, Status::Busy(fmt::format("node {} has no credit left ({} of {} in use)", node_id_,
+                                                      FormatSize(credit_.in_use()), FormatSize(credit_.size()))));
+  }
+  std::string endpoint;
+  if (req.downstream_size() > 0) {
+    auto e = DownstreamLinks::Endpoint(req.downstream(0).address());
+    if (!e) return AnswerError(from, e.error());
+    endpoint = *e;
+  }
+  auto writer = store_.Create(key, size);
+  if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
+
+  const uint64_t id = next_stream_id_++;
+  WriteStream& s = streams_[id];
+  s.id = id;
+  s.route = m.route;
+  s.key = key;
+  s.frame_size = static_cast<uint32_t>(size);
+  s.credit_bytes = size;
+  s.writer = std::move(*writer);
+  s.last_upstream = now;
+  s.state = WriteStream::State::kClosing;
+  s.close_reply = from;
+  (void)credit_.Reserve(size);
+  // Forward first so the next node works while this one writes.
+  if (!endpoint.empty()) {
+    s.ds_endpoint = endpoint;
+    s.ds_node = req.downstream(0).id();
+    s.ds_depth = req.downstream_size();
+    msg::Envelope fwd;
+    *fwd.mutable_write_open_request() = req;
+    fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
+    std::vector<bus::Frame> out;
+    out.push_back(payload.Share());
+    if (Status st = SendDown(s, std::move(fwd), std::move(out), now); !st.ok()) return Fail(id, st, false, now);
+    bytes_out_.Add(size, now);
+  }
+  if (Status st = s.writer->Append(0, std::span<const std::byte>(payload.data(), size)); !st.ok()) {
+    return Fail(id, st.Prepend(fmt::format("node {}", node_id_)), true, now);
+  }
+  s.received = size;
+  bytes_in_.Add(size, now);
+  SPDLOG_DEBUG("stream={} {} whole, {} bytes, {} downstream", id, ChunkName(key), size, req.downstream_size());
+  sync_.Submit(id, std::move(s.writer));
 }
 
 void WritePipeline::Frame(bus::Message& m, Clock::time_point now) {

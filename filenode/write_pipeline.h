@@ -64,6 +64,7 @@ class WritePipeline {
   Status Start();
 
   void Open(const bus::Message& m, Clock::time_point now);
+  void OpenWhole(const bus::Message& m, Clock::time_point now);
   void Frame(bus::Message& m, Clock::time_point now);
   void Close(const bus::Message& m, Clock::time_point now);
   void Abort(const bus::Message& m, Clock::time_point now);

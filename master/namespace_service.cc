@@ -368,14 +368,50 @@ void NamespaceService::CreateFile(bus::Socket& socket, const bus::Message& m, co
   l.chunk_size = chunk_size;
   l.mode = req.mode() & 07777;
   l.expires = now + options_.lease_time;
-  const Lease& added = leases_.Add(std::move(l));
+  Lease& added = leases_.Add(std::move(l));
   msg::Envelope reply;
   auto* r = reply.mutable_create_file_response();
   r->set_lease_id(added.id);
   r->set_lease_ms(static_cast<uint64_t>(options_.lease_time.count()));
   r->set_replication(replication);
   r->set_chunk_size(chunk_size);
-  Answer(socket, key, reply);
+  if (req.allocate_first()) {
+    if (Status s = PlaceChunk(added, {}, now, r->mutable_first_chunk()); !s.ok()) {
+      leases_.Remove(added.id);  // no chunk was taken: nothing to release
+      return AnswerError(socket, key, s);
+    }
+  }
+  AnswerAllocation(socket, m, key, std::move(reply));
+}
+
+Status NamespaceService::PlaceChunk(Lease& l, const std::vector<std::string>& exclude, Clock::time_point now,
+                                    msg::AllocateChunkResponse* out) {
+  auto pipeline = ChoosePipeline(Candidates(now), l.replication, l.chunk_size, exclude, rng_);
+  if (!pipeline) return pipeline.error();
+  const uint64_t chunk_id = next_chunk_id_++;
+  l.chunks.push_back(chunk_id);
+  leased_chunks_[chunk_id] = l.id;
+  out->set_chunk_id(chunk_id);
+  out->set_version(kChunkVersion);
+  for (const auto& p : *pipeline) {
+    auto* na = out->add_pipeline();
+    na->set_id(p.id);
+    na->set_address(p.address);
+  }
+  return Status::OK();
+}
+
+void NamespaceService::AnswerAllocation(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
+                                        msg::Envelope reply) {
+  if (next_chunk_id_ < ns_.chunk_id_limit()) return Answer(socket, key, reply);
+  // Out of reserved ids: reserve the next block durably before anyone uses it.
+  auto rec = NewRecord(m);
+  // Not a request of its own: replay must not answer the allocation's retries.
+  rec.set_client_id(0);
+  rec.set_request_id(0);
+  rec.mutable_reserve_ids()->set_chunk_id_limit(next_chunk_id_ + kChunkIdBlock);
+  if (Status s = ns_.Apply(rec, nullptr); !s.ok()) return AnswerError(socket, key, s);
+  Journal(rec, Pending{key, std::move(reply)});
 }
 
 void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
@@ -387,29 +423,11 @@ void NamespaceService::AllocateChunk(bus::Socket& socket, const bus::Message& m,
   }
   l->expires = now + options_.lease_time;
   std::vector<std::string> exclude(req.exclude_nodes().begin(), req.exclude_nodes().end());
-  auto pipeline = ChoosePipeline(Candidates(now), l->replication, l->chunk_size, exclude, rng_);
-  if (!pipeline) return AnswerError(socket, key, pipeline.error());
-  const uint64_t chunk_id = next_chunk_id_++;
-  l->chunks.push_back(chunk_id);
-  leased_chunks_[chunk_id] = l->id;
   msg::Envelope reply;
-  auto* r = reply.mutable_allocate_chunk_response();
-  r->set_chunk_id(chunk_id);
-  r->set_version(kChunkVersion);
-  for (const auto& p : *pipeline) {
-    auto* na = r->add_pipeline();
-    na->set_id(p.id);
-    na->set_address(p.address);
+  if (Status s = PlaceChunk(*l, exclude, now, reply.mutable_allocate_chunk_response()); !s.ok()) {
+    return AnswerError(socket, key, s);
   }
-  if (next_chunk_id_ < ns_.chunk_id_limit()) return Answer(socket, key, reply);
-  // Out of reserved ids: reserve the next block durably before anyone uses it.
-  auto rec = NewRecord(m);
-  // Not a request of its own: replay must not answer the allocation's retries.
-  rec.set_client_id(0);
-  rec.set_request_id(0);
-  rec.mutable_reserve_ids()->set_chunk_id_limit(next_chunk_id_ + kChunkIdBlock);
-  if (Status s = ns_.Apply(rec, nullptr); !s.ok()) return AnswerError(socket, key, s);
-  Journal(rec, Pending{key, std::move(reply)});
+  AnswerAllocation(socket, m, key, std::move(reply));
 }
 
 const std::vector<PlacementCandidate>& NamespaceService::Candidates(Clock::time_point now) {

@@ -104,6 +104,13 @@ class NamespaceService {
   void HandleMutation(bus::Socket& socket, const bus::Message& m, Clock::time_point now);
   void HandleQuery(bus::Socket& socket, const bus::Message& m);
   void CreateFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key, Clock::time_point now);
+  // Places a new chunk of lease `l` into `out`. Out of reserved chunk ids,
+  // it journals the next block and answers `reply` once that is durable.
+  Status PlaceChunk(Lease& l, const std::vector<std::string>& exclude, Clock::time_point now,
+                    msg::AllocateChunkResponse* out);
+  // Answers `reply`, after journaling the next block of chunk ids when the
+  // allocation used up the reserved ones.
+  void AnswerAllocation(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key, msg::Envelope reply);
   void AllocateChunk(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
                      Clock::time_point now);
   void CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key);

@@ -25,6 +25,7 @@ struct PutArgs {
   bool force = false;
   uint32_t replication = 0;
   std::string chunk_size;
+  std::string frame_size;
   int parallel = 4;
   std::string local;
   std::string remote;
@@ -69,6 +70,7 @@ void Put(Context& ctx, const PutArgs& a) {
   o.replication = a.replication;
   o.parallel = a.parallel;
   if (!a.chunk_size.empty()) o.chunk_size = *ParseSize(a.chunk_size);  // validated by the flag
+  if (!a.frame_size.empty()) o.frame_size = static_cast<uint32_t>(*ParseSize(a.frame_size));  // checked by the flag
   int fd = STDIN_FILENO;
   std::string name = "stdin";
   if (a.local != "-") {
@@ -141,6 +143,15 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   p->add_option("--parallel", put->parallel, "chunks streaming at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  p->add_option("--frame-size", put->frame_size,
+                "bytes per message, 4K to 8M (default 1M); a chunk no larger is sent in one message")
+      ->check(SizeFlag())
+      ->check(CLI::Validator(
+          [](const std::string& v) -> std::string {
+            auto f = ParseSize(v);
+            return f && *f >= 4096 && *f <= (8u << 20) ? "" : "must be between 4K and 8M";
+          },
+          "SIZE"));
   p->add_option("LOCAL", put->local, "a local file, or - for stdin")->required();
   p->add_option("REMOTE", put->remote, "the path in dfs, or an existing directory to put LOCAL into")
       ->required();

@@ -25,11 +25,15 @@ class DataPutGetTest : public ::testing::Test {
 
   std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
 
-  // put LOCAL REMOTE with a small chunk size; asserts success.
-  void Put(const std::string& bytes, const std::string& remote, int replication) {
+  // put LOCAL REMOTE with a small chunk size; asserts success. A chunk that
+  // fits one frame goes whole in one message; `frame_size` below the chunk
+  // size makes it a stream of frames.
+  void Put(const std::string& bytes, const std::string& remote, int replication,
+           const std::string& frame_size = "1M") {
     const std::string local = Local("in");
     WriteLocal(local, bytes);
-    auto r = cluster_.Cli({"put", "-r", std::to_string(replication), "--chunk-size", "256K", local, remote});
+    auto r = cluster_.Cli({"put", "-r", std::to_string(replication), "--chunk-size", "256K", "--frame-size",
+                           frame_size, local, remote});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(r.err.empty()) << r.err;
   }
@@ -45,39 +49,42 @@ class DataPutGetTest : public ::testing::Test {
 
 TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
   const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 10 * kChunk};
-  for (int r = 1; r <= 3; ++r) {
-    for (size_t size : sizes) {
-      SCOPED_TRACE("replication " + std::to_string(r) + ", size " + std::to_string(size));
-      const std::string data = RandomBytes(size, size * 7 + static_cast<uint64_t>(r));
-      const std::string remote = "/r" + std::to_string(r) + "-" + std::to_string(size);
-      Put(data, remote, r);
+  // Whole chunks in one message each, then streams of 64 KiB frames.
+  for (const std::string frame : {"1M", "64K"}) {
+    for (int r = 1; r <= 3; ++r) {
+      for (size_t size : sizes) {
+        SCOPED_TRACE("frames of " + frame + ", replication " + std::to_string(r) + ", size " + std::to_string(size));
+        const std::string data = RandomBytes(size, size * 7 + static_cast<uint64_t>(r));
+        const std::string remote = "/f" + frame + "-r" + std::to_string(r) + "-" + std::to_string(size);
+        Put(data, remote, r, frame);
 
-      auto st = StatJson(remote);
-      EXPECT_EQ(st["size"], size);
-      // The client combines per-chunk CRCs into the file's; check it against one computed whole.
-      EXPECT_EQ(st["checksum"], Crc32c(data));
-      EXPECT_EQ(st["replication"], r);
-      ASSERT_EQ(st["chunks"].size(), (size + kChunk - 1) / kChunk);
-      for (const auto& c : st["chunks"]) {
-        EXPECT_LE(c["size"].get<size_t>(), kChunk);
-        EXPECT_EQ(c["replicas"].size(), static_cast<size_t>(r)) << c.dump();
-      }
+        auto st = StatJson(remote);
+        EXPECT_EQ(st["size"], size);
+        // The client combines per-chunk CRCs into the file's; check it against one computed whole.
+        EXPECT_EQ(st["checksum"], Crc32c(data));
+        EXPECT_EQ(st["replication"], r);
+        ASSERT_EQ(st["chunks"].size(), (size + kChunk - 1) / kChunk);
+        for (const auto& c : st["chunks"]) {
+          EXPECT_LE(c["size"].get<size_t>(), kChunk);
+          EXPECT_EQ(c["replicas"].size(), static_cast<size_t>(r)) << c.dump();
+        }
 
-      const std::string out = Local("out");
-      auto g = cluster_.Cli({"get", remote, out});
-      ASSERT_EQ(g.exit_code, 0) << g.err;
-      EXPECT_TRUE(ReadLocal(out) == data);
-      auto c = cluster_.Cli({"cat", remote});
-      ASSERT_EQ(c.exit_code, 0) << c.err;
-      EXPECT_TRUE(c.out == data);
+        const std::string out = Local("out");
+        auto g = cluster_.Cli({"get", remote, out});
+        ASSERT_EQ(g.exit_code, 0) << g.err;
+        EXPECT_TRUE(ReadLocal(out) == data);
+        auto c = cluster_.Cli({"cat", remote});
+        ASSERT_EQ(c.exit_code, 0) << c.err;
+        EXPECT_TRUE(c.out == data);
 
-      // Ranges: the first byte, across a chunk boundary, past the end.
-      const std::pair<size_t, size_t> ranges[] = {{0, 1}, {kChunk - 3, 7}, {kChunk + 5, 3 * kChunk}, {size, 10}};
-      for (auto [off, len] : ranges) {
-        auto rc = cluster_.Cli({"cat", "--offset", std::to_string(off), "--length", std::to_string(len), remote});
-        ASSERT_EQ(rc.exit_code, 0) << rc.err;
-        const std::string want = off < size ? data.substr(off, len) : "";
-        EXPECT_TRUE(rc.out == want) << "range " << off << "+" << len << ": got " << rc.out.size() << " bytes";
+        // Ranges: the first byte, across a chunk boundary, past the end.
+        const std::pair<size_t, size_t> ranges[] = {{0, 1}, {kChunk - 3, 7}, {kChunk + 5, 3 * kChunk}, {size, 10}};
+        for (auto [off, len] : ranges) {
+          auto rc = cluster_.Cli({"cat", "--offset", std::to_string(off), "--length", std::to_string(len), remote});
+          ASSERT_EQ(rc.exit_code, 0) << rc.err;
+          const std::string want = off < size ? data.substr(off, len) : "";
+          EXPECT_TRUE(rc.out == want) << "range " << off << "+" << len << ": got " << rc.out.size() << " bytes";
+        }
       }
     }
   }

@@ -108,6 +108,51 @@ TEST_F(NodeDataTest, PipelineWriteReadsBackFromEveryNode) {
   EXPECT_EQ(capped->envelope.read_response().chunk_size(), data.size());
 }
 
+TEST_F(NodeDataTest, WholeChunkInOneMessageIsStoredOnEveryNode) {
+  for (size_t size : {size_t{1}, size_t{65536}, size_t{300000}}) {
+    SCOPED_TRACE(size);
+    const std::string data = RandomData(size, size);
+    auto [id, v] = Allocate();
+    auto w = clients_[0]->WriteWhole(id, v, After(0), data);
+    ASSERT_TRUE(AnswerStatus(w).ok()) << AnswerStatus(w).ToString();
+    ASSERT_TRUE(w->envelope.has_write_close_response());
+    const auto& reps = w->envelope.write_close_response().replicas();
+    ASSERT_EQ(reps.size(), 3);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(reps[i].node_id(), cluster_.node_id(i));
+      EXPECT_EQ(reps[i].crc32c(), Crc32c(data));
+      EXPECT_EQ(reps[i].size(), size);
+      auto back = ReadChunk(*clients_[static_cast<size_t>(i)], id, v, 0, size, 1 << 20);
+      ASSERT_TRUE(back) << back.error().ToString();
+      EXPECT_TRUE(*back == data) << "node " << i << " returned other bytes";
+    }
+  }
+  EXPECT_EQ(TempsEverywhere(), 0u);
+}
+
+TEST_F(NodeDataTest, WholeChunkWithAWrongCrcOrSizeIsRefusedAndStoredNowhere) {
+  const std::string data = RandomData(100000, 9);
+  auto [id, v] = Allocate();
+  auto bad = clients_[0]->WriteWhole(id, v, After(0), data, Crc32c(data) ^ 1);
+  EXPECT_EQ(AnswerStatus(bad).code(), Code::kCorruption) << AnswerStatus(bad).ToString();
+  // A size that disagrees with the payload.
+  msg::Envelope env;
+  auto* o = env.mutable_write_open_request();
+  o->set_chunk_id(id);
+  o->set_version(v);
+  o->set_whole(true);
+  o->set_expected_size(data.size() + 1);
+  o->set_crc32c(Crc32c(data));
+  std::vector<bus::Frame> payload;
+  payload.push_back(bus::Frame::Copy(data));
+  auto wrong_size = clients_[0]->Call(std::move(env), std::move(payload));
+  EXPECT_EQ(AnswerStatus(wrong_size).code(), Code::kInvalidArgument) << AnswerStatus(wrong_size).ToString();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(AnswerStatus(clients_[static_cast<size_t>(i)]->Read(id, v, 0, 10)).code(), Code::kNotFound);
+  }
+  EXPECT_EQ(TempsEverywhere(), 0u);
+}
+
 TEST_F(NodeDataTest, WrongCrcAbortsTheStreamOnEveryNode) {
   const std::string data = RandomData(8 * kFrame, 2);
   uint64_t stream = OpenWithFrames(data, 2);

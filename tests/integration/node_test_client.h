@@ -118,6 +118,25 @@ class NodeClient {
     return Call(std::move(env));
   }
 
+  // A whole chunk in its open (data.proto, WHOLE-CHUNK WRITE); `crc`
+  // overrides the payload's true CRC32C.
+  std::optional<bus::Message> WriteWhole(uint64_t id, uint32_t version,
+                                         const std::vector<msg::NodeAddress>& downstream, std::string_view bytes,
+                                         std::optional<uint32_t> crc = {}) {
+    msg::Envelope env;
+    auto* o = env.mutable_write_open_request();
+    o->set_chunk_id(id);
+    o->set_version(version);
+    for (const auto& d : downstream) *o->add_downstream() = d;
+    o->set_frame_size(static_cast<uint32_t>(bytes.size()));
+    o->set_expected_size(bytes.size());
+    o->set_whole(true);
+    o->set_crc32c(crc ? *crc : Crc32c(bytes));
+    std::vector<bus::Frame> payload;
+    payload.push_back(bus::Frame::Copy(bytes));
+    return Call(std::move(env), std::move(payload), 30s);
+  }
+
   uint64_t SendFrame(uint64_t stream, uint64_t offset, std::string_view bytes, std::optional<uint32_t> crc = {}) {
     msg::Envelope env;
     auto* f = env.mutable_write_frame_request();
