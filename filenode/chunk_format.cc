@@ -7,7 +7,6 @@
 #include "common/checksum.h"
 
 namespace dfs::filenode {
-namespace {
 
 void PutLe32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -20,8 +19,6 @@ uint64_t LoadLe64(const char* p) {
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
   return v;
 }
-
-}  // namespace
 
 uint32_t LoadLe32(const char* p) {
   uint32_t v = 0;

@@ -73,6 +73,10 @@ Result<MetaHeader> ValidateMeta(std::string_view bytes, std::string_view what);
 // Offset of block `i`'s checksum inside a .meta file.
 inline uint64_t MetaBlockCrcOffset(uint64_t i) { return kMetaHeaderSize + 4 * i; }
 
+// Little-endian fields, for the .meta and volume record layouts.
 uint32_t LoadLe32(const char* p);
+uint64_t LoadLe64(const char* p);
+void PutLe32(std::string& out, uint32_t v);
+void PutLe64(std::string& out, uint64_t v);
 
 }  // namespace dfs::filenode

@@ -1,0 +1,487 @@
+#include "filenode/volume_store.h"
+
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+#include "common/files.h"
+#include "common/units.h"
+#include "filenode/volume_format.h"
+
+namespace dfs::filenode {
+namespace {
+
+// Headers only: one small read per record, a few per page for tiny records.
+constexpr size_t kHeaderWindow = 4096;
+// Whole records (the last volume) and the search past a damaged header.
+constexpr size_t kDataWindow = 8 << 20;
+constexpr std::string_view kMagicBytes("DFSV", 4);
+
+// Reads a volume through a window, so a scan costs one pread per window
+// rather than one per field.
+class WindowReader {
+ public:
+  WindowReader(int fd, uint64_t file_size, size_t window, const std::string& path)
+      : fd_(fd), size_(file_size), window_(window), path_(path) {}
+
+  // Up to `len` bytes at `offset`: fewer only at the end of the file. Valid
+  // until the next call.
+  Result<std::string_view> View(uint64_t offset, uint64_t len) {
+    if (offset >= size_) return std::string_view();
+    len = std::min(len, size_ - offset);
+    if (offset < start_ || offset + len > start_ + filled_) {
+      const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(len, window_), size_ - offset);
+      if (buf_.size() < want) buf_.resize(want);
+      DFS_ASSIGN_OR_RETURN(filled_, PreadAll(fd_, buf_.data(), want, offset, path_));
+      start_ = offset;
+      len = std::min<uint64_t>(len, filled_);
+    }
+    return std::string_view(buf_.data() + (offset - start_), len);
+  }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  size_t window_;
+  const std::string& path_;
+  std::string buf_;
+  uint64_t start_ = 0;
+  uint64_t filled_ = 0;
+};
+
+struct Parsed {
+  RecordHeader h;
+  uint64_t offset = 0;
+  bool data_ok = true;
+};
+
+// The header at `at`, if a whole valid record (header and data) fits in the
+// file there. Corruption means no record starts there; other codes are I/O
+// errors.
+Result<RecordHeader> RecordAt(WindowReader& r, uint64_t at) {
+  const std::string what = fmt::format("{} at offset {}", r.path(), at);
+  DFS_ASSIGN_OR_RETURN(std::string_view fixed, r.View(at, kRecordFixedSize));
+  DFS_ASSIGN_OR_RETURN(RecordHeader h, DecodeRecordFixed(fixed, what));
+  const uint64_t header_size = RecordHeaderSizeForBlocks(h.block_count);
+  if (at + header_size + h.size > r.size()) {
+    return Status::Corruption(fmt::format("{}: a record of {} bytes runs past the end of the file ({} bytes)", what,
+                                          header_size + h.size, r.size()));
+  }
+  DFS_ASSIGN_OR_RETURN(std::string_view header, r.View(at, header_size));
+  return DecodeRecordHeader(header, what);
+}
+
+// The next offset after `from` where a valid record starts.
+Result<std::optional<uint64_t>> FindNextRecord(WindowReader& r, uint64_t from) {
+  uint64_t at = from;
+  while (at + kRecordFixedSize <= r.size()) {
+    DFS_ASSIGN_OR_RETURN(std::string_view v, r.View(at, kDataWindow));
+    if (v.size() < kRecordFixedSize) break;  // the file shrank under us
+    const size_t i = v.find(kMagicBytes);
+    if (i == std::string_view::npos) {
+      at += v.size() - (kMagicBytes.size() - 1);  // a magic may straddle the window's end
+      continue;
+    }
+    const uint64_t candidate = at + i;
+    auto h = RecordAt(r, candidate);
+    if (h) return std::optional<uint64_t>(candidate);
+    if (h.error().code() != Code::kCorruption) return h.error();
+    at = candidate + 1;
+  }
+  return std::optional<uint64_t>();
+}
+
+struct ParsedVolume {
+  std::vector<Parsed> records;
+  uint64_t size = 0;       // of the file
+  uint64_t good_end = 0;   // just past the last record that checked out
+  uint64_t damaged = 0;    // headers skipped
+};
+
+// Every record of one volume, in offset order. With `verify_data`, the data
+// of each put is checked against its CRC (Parsed::data_ok).
+Result<ParsedVolume> ParseVolume(const std::string& path, bool verify_data) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, path);
+  ParsedVolume out;
+  out.size = static_cast<uint64_t>(st.st_size);
+  WindowReader r(fd.get(), out.size, verify_data ? kDataWindow : kHeaderWindow, path);
+  uint64_t at = 0;
+  while (at < out.size) {
+    auto h = RecordAt(r, at);
+    if (!h) {
+      if (h.error().code() != Code::kCorruption) return h.error();
+      DFS_ASSIGN_OR_RETURN(std::optional<uint64_t> next, FindNextRecord(r, at + 1));
+      if (!next) break;  // the rest is not records: the caller decides about a tail
+      spdlog::warn("chunk store: {}; skipping {} bytes to the next valid record at offset {}",
+                   h.error().message(), *next - at, *next);
+      ++out.damaged;
+      at = *next;
+      continue;
+    }
+    Parsed p{*h, at, true};
+    const uint64_t header_size = RecordHeaderSizeForBlocks(h->block_count);
+    if (verify_data && h->type == RecordType::kPut && h->size > 0) {
+      DFS_ASSIGN_OR_RETURN(std::string_view data, r.View(at + header_size, h->size));
+      p.data_ok = data.size() == h->size && Crc32c(data) == h->crc32c;
+    }
+    at += header_size + h->size;
+    if (p.data_ok) out.good_end = at;
+    out.records.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+VolumeStore::VolumeStore(std::string dir, uint64_t volume_size)
+    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)) {}
+
+VolumeStore::~VolumeStore() = default;
+
+std::string VolumeStore::Path(uint32_t volume) const { return fmt::format("{}/{}", dir_, VolumeFileName(volume)); }
+
+Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
+  DFS_RETURN_IF_ERROR(CreateDirectories(dir_));
+  std::vector<uint32_t> numbers;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (auto n = ParseVolumeFileName(name)) {
+      numbers.push_back(*n);
+    } else {
+      spdlog::warn("chunk store: leaving alone {} (not a volume file name)", entry.path().string());
+    }
+  }
+  if (ec) return Status::FromErrno(ec.value(), "list " + dir_);
+  std::sort(numbers.begin(), numbers.end());
+
+  // The last record of each key so far; a put shadowed by a later record is
+  // dead, and the volumes involved are linked for CollectGarbage.
+  struct Last {
+    Location at;
+    uint64_t size = 0;
+    uint32_t crc32c = 0;
+    bool live = false;
+    bool corrupt = false;
+  };
+  std::unordered_map<ChunkKey, Last, ChunkKeyHash> last;
+  std::lock_guard lock(mu_);
+  volumes_.clear();
+  maybe_dead_.clear();
+  active_ = 0;
+  uint64_t records = 0, torn = 0, corrupt = 0, damaged = 0;
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    const uint32_t number = numbers[i];
+    const bool is_last = i + 1 == numbers.size();
+    const std::string path = Path(number);
+    DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, is_last));
+    damaged += pv.damaged;
+    Volume& v = volumes_[number];
+    v.number = number;
+    v.end = pv.size;
+    v.sealed = !is_last;
+    if (is_last && pv.good_end < pv.size) {
+      // A crash mid-batch: nothing past the last good record was ever
+      // acknowledged. Cut it so the next batch starts on a record boundary.
+      spdlog::warn("chunk store: {}: torn tail, truncating {} bytes at offset {} (file was {} bytes)", path,
+                   pv.size - pv.good_end, pv.good_end, pv.size);
+      if (::truncate(path.c_str(), static_cast<off_t>(pv.good_end)) != 0) {
+        return Status::FromErrno(errno, fmt::format("truncate {} to {}", path, pv.good_end));
+      }
+      std::erase_if(pv.records, [&](const Parsed& p) { return p.offset >= pv.good_end; });
+      v.end = pv.good_end;
+      ++torn;
+    } else if (!is_last && pv.good_end < pv.size) {
+      spdlog::warn("chunk store: {}: {} bytes at offset {} are no record; left as they are (a sealed volume)",
+                   path, pv.size - pv.good_end, pv.good_end);
+    }
+    for (const Parsed& p : pv.records) {
+      ++records;
+      const Location here{number, p.offset};
+      if (p.h.type == RecordType::kPut) {
+        auto [it, inserted] = last.try_emplace(p.h.key);
+        if (!inserted && it->second.live) ShadowLocked(it->second.at.volume, number);
+        it->second = Last{here, p.h.size, p.h.crc32c, true, !p.data_ok};
+        ++v.live;
+        if (!p.data_ok) {
+          ++corrupt;
+          spdlog::warn("chunk store: {} at offset {}: the data of {} fails its checksum; kept as corrupt", path,
+                       p.offset, ChunkName(p.h.key));
+        }
+      } else {
+        // A tombstone deletes only the put it names; one naming anything
+        // else lost a race with a newer put of the key and is ignored.
+        auto it = last.find(p.h.key);
+        const Location target{p.h.target_volume, p.h.target_offset};
+        if (it == last.end() || !it->second.live || it->second.at != target) continue;
+        ShadowLocked(target.volume, number);
+        it->second.live = false;
+      }
+    }
+    next_number_ = number + 1;
+  }
+  if (!numbers.empty()) {
+    Volume& v = volumes_[numbers.back()];
+    if (v.end < volume_size_) {
+      auto file = std::make_shared<File>();
+      file->path = Path(v.number);
+      file->fd = UniqueFd(::open(file->path.c_str(), O_RDWR | O_CLOEXEC));
+      if (!file->fd.valid()) return Status::FromErrno(errno, file->path);
+      v.file = std::move(file);
+      active_ = v.number;
+    } else {
+      v.sealed = true;
+    }
+  }
+  for (const auto& [number, v] : volumes_) {
+    if (v.live == 0) maybe_dead_.insert(number);
+  }
+  std::vector<Found> found;
+  for (const auto& [key, l] : last) {
+    if (l.live) found.push_back(Found{key, l.at, l.size, l.crc32c, l.corrupt});
+  }
+  if (!numbers.empty()) {
+    spdlog::info("chunk store {}: {} volumes, {} records, {} live; {} torn tails cut, {} damaged headers skipped, "
+                 "{} corrupt",
+                 dir_, numbers.size(), records, found.size(), torn, damaged, corrupt);
+  }
+  return found;
+}
+
+Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
+  if (active_ != 0) {
+    Volume& a = volumes_.at(active_);
+    // A batch bigger than a whole volume still goes somewhere: alone.
+    if (!a.sealed && (bytes == 0 || a.end == 0 || a.end + bytes <= volume_size_)) return &a;
+    if (!a.sealed) {
+      // Sealed volumes are never torn: sync what tombstones came after the
+      // last batch before leaving it. A failure only risks those deletions.
+      if (Status s = Sync(*a.file); !s.ok()) spdlog::warn("chunk store: sealing {}: {}", a.file->path, s.ToString());
+      SealLocked(a);
+    }
+  }
+  return CreateVolumeLocked();
+}
+
+Result<VolumeStore::Volume*> VolumeStore::CreateVolumeLocked() {
+  const uint32_t number = next_number_;
+  auto file = std::make_shared<File>();
+  file->path = Path(number);
+  file->fd = UniqueFd(::open(file->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!file->fd.valid()) return Status::FromErrno(errno, "create " + file->path);
+  // The name must be durable before a record in it is acknowledged:
+  // fdatasync covers the file's data, not its folder entry.
+  if (Status s = SyncDirectory(dir_); !s.ok()) {
+    ::unlink(file->path.c_str());
+    return s;
+  }
+  ++next_number_;
+  Volume& v = volumes_[number];
+  v.number = number;
+  v.file = std::move(file);
+  active_ = number;
+  SPDLOG_DEBUG("chunk store: new volume {}", v.file->path);
+  return &v;
+}
+
+void VolumeStore::SealLocked(Volume& v) {
+  v.sealed = true;
+  v.file.reset();  // a sync in flight keeps its own reference
+  if (active_ == v.number) active_ = 0;
+  maybe_dead_.insert(v.number);
+}
+
+void VolumeStore::TruncateBackLocked(Volume& v, uint64_t to) {
+  if (v.file == nullptr || to > v.end) return;  // already cut back further
+  if (::ftruncate(v.file->fd.get(), static_cast<off_t>(to)) != 0) {
+    // Its end is unknown now: nothing more goes into it.
+    spdlog::error("chunk store: cannot truncate {} back to {}: {}; sealing it", v.file->path, to,
+                  std::strerror(errno));
+    SealLocked(v);
+  }
+  v.end = to;
+}
+
+Status VolumeStore::Sync(File& file) {
+  std::lock_guard lock(sync_mu_);
+  if (file.failed) {
+    return Status::IOError(fmt::format("fdatasync {}: an earlier fdatasync of it failed", file.path));
+  }
+  int err = inject_sync_error_.exchange(0);
+  if (err == 0 && ::fdatasync(file.fd.get()) != 0) err = errno;
+  if (err != 0) {
+    file.failed = true;
+    return Status::FromErrno(err, "fdatasync " + file.path);
+  }
+  return Status::OK();
+}
+
+Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const Put> puts) {
+  if (puts.empty()) return std::vector<Location>();
+  std::string headers;
+  headers.reserve(puts.size() * RecordHeaderSize(kChunkBlockSize));
+  std::vector<size_t> header_at;  // in `headers`
+  std::vector<uint64_t> record_at;  // from the batch's start
+  header_at.reserve(puts.size() + 1);
+  record_at.reserve(puts.size());
+  uint64_t bytes = 0;
+  for (const Put& p : puts) {
+    header_at.push_back(headers.size());
+    record_at.push_back(bytes);
+    EncodePutHeader(headers, p.key, static_cast<uint32_t>(p.data.size()), p.crc32c, p.block_crcs);
+    bytes += headers.size() - header_at.back() + p.data.size();
+  }
+  header_at.push_back(headers.size());
+  std::vector<iovec> iov;
+  iov.reserve(2 * puts.size());
+  for (size_t i = 0; i < puts.size(); ++i) {
+    iov.push_back(iovec{headers.data() + header_at[i], header_at[i + 1] - header_at[i]});
+    if (!puts[i].data.empty()) {
+      iov.push_back(iovec{const_cast<std::byte*>(puts[i].data.data()), puts[i].data.size()});
+    }
+  }
+
+  std::unique_lock lock(mu_);
+  DFS_ASSIGN_OR_RETURN(Volume * v, ActiveLocked(bytes));
+  const uint32_t number = v->number;
+  const uint64_t start = v->end;
+  std::shared_ptr<File> file = v->file;
+  if (Status s = PwritevAll(file->fd.get(), iov, start, file->path); !s.ok()) {
+    TruncateBackLocked(*v, start);
+    return s.Prepend(fmt::format("batch of {} chunks", puts.size()));
+  }
+  v->end = start + bytes;
+  // Live from now, so no collection takes the volume while it syncs unlocked.
+  v->live += puts.size();
+  lock.unlock();
+
+  // Unlocked: deletes keep appending tombstones behind the batch meanwhile.
+  Status s = Sync(*file);
+  if (!s.ok()) {
+    lock.lock();
+    if (auto it = volumes_.find(number); it != volumes_.end()) {
+      it->second.live -= std::min<uint64_t>(it->second.live, puts.size());
+      TruncateBackLocked(it->second, start);
+      if (!it->second.sealed) SealLocked(it->second);
+    }
+    spdlog::error("chunk store: {}; a batch of {} chunks at offset {} failed, the volume is sealed", s.message(),
+                  puts.size(), start);
+    return s.Prepend(fmt::format("batch of {} chunks at offset {}", puts.size(), start));
+  }
+  lock.lock();
+  ++commits_;
+  records_ += puts.size();
+  lock.unlock();
+  std::vector<Location> out;
+  out.reserve(puts.size());
+  for (uint64_t at : record_at) out.push_back(Location{number, start + at});
+  return out;
+}
+
+Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, bool sync) {
+  std::string record;
+  EncodeTombstone(record, key, target.volume, target.offset);
+  std::unique_lock lock(mu_);
+  DFS_ASSIGN_OR_RETURN(Volume * v, ActiveLocked(0));
+  const uint32_t number = v->number;
+  const uint64_t start = v->end;
+  std::shared_ptr<File> file = v->file;
+  if (Status s = PwriteAll(file->fd.get(), record.data(), record.size(), start,
+                           fmt::format("{} at offset {}", file->path, start));
+      !s.ok()) {
+    TruncateBackLocked(*v, start);
+    return s;
+  }
+  v->end = start + record.size();
+  if (!sync) return number;
+  lock.unlock();
+  Status s = Sync(*file);
+  if (!s.ok()) {
+    lock.lock();
+    if (auto it = volumes_.find(number); it != volumes_.end() && !it->second.sealed) SealLocked(it->second);
+    return s;
+  }
+  return number;
+}
+
+void VolumeStore::Shadow(uint32_t volume, uint32_t by) {
+  std::lock_guard lock(mu_);
+  ShadowLocked(volume, by);
+}
+
+void VolumeStore::ShadowLocked(uint32_t volume, uint32_t by) {
+  auto it = volumes_.find(volume);
+  if (it == volumes_.end()) return;
+  Volume& v = it->second;
+  if (v.live > 0) --v.live;
+  if (by > volume) {
+    if (auto later = volumes_.find(by); later != volumes_.end()) {
+      ++v.shadowed_into[by];
+      ++later->second.pins;
+    }
+  }
+  if (v.live == 0) maybe_dead_.insert(volume);
+}
+
+void VolumeStore::CollectGarbage() {
+  std::lock_guard gc(gc_mu_);
+  for (;;) {
+    std::string path;
+    {
+      std::lock_guard lock(mu_);
+      // Each event that can make a volume removable (its last live record
+      // dies, it is sealed, its last pin goes) puts it back in the set.
+      auto dead = volumes_.end();
+      while (!maybe_dead_.empty() && dead == volumes_.end()) {
+        auto v = volumes_.find(*maybe_dead_.begin());
+        maybe_dead_.erase(maybe_dead_.begin());
+        if (v != volumes_.end() && v->second.sealed && v->second.live == 0 && v->second.pins == 0) dead = v;
+      }
+      if (dead == volumes_.end()) return;
+      for (const auto& [later, count] : dead->second.shadowed_into) {
+        if (auto l = volumes_.find(later); l != volumes_.end()) {
+          l->second.pins -= std::min(l->second.pins, count);
+          if (l->second.pins == 0) maybe_dead_.insert(later);
+        }
+      }
+      path = Path(dead->first);
+      volumes_.erase(dead);
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, std::strerror(errno));
+    } else {
+      spdlog::info("chunk store: removed {}: every record in it is dead", path);
+    }
+    // A volume this removal unpinned may go next; it must never reach the
+    // disk first, or its tombstones would vanish while the puts they delete
+    // are still there.
+    if (Status s = SyncDirectory(dir_); !s.ok()) spdlog::warn("chunk store: {}", s.ToString());
+  }
+}
+
+VolumeStore::Stats VolumeStore::stats() const {
+  std::lock_guard lock(mu_);
+  Stats s;
+  s.volumes = volumes_.size();
+  for (const auto& [n, v] : volumes_) s.bytes += v.end;
+  s.commits = commits_;
+  s.records = records_;
+  return s;
+}
+
+}  // namespace dfs::filenode

@@ -1,0 +1,162 @@
+// Volumes: append-only files that hold the node's small chunks as records
+// (layout in volume_format.h), written in batches with one fdatasync each.
+//
+// Writes: Append() puts a whole batch at the end of the active volume with
+// pwritev and makes it durable with ONE fdatasync (group commit); only then
+// may the caller show the records to readers. A failed write or sync
+// truncates the volume back to where the batch began and fails the whole
+// batch. A failed fdatasync also seals the volume for good: after one, the
+// kernel may have dropped the dirty pages and cleared the error, so a later
+// fdatasync could succeed over lost data ("fsyncgate", PostgreSQL 2018). The
+// next batch starts a new volume; so does one that would take the active
+// volume past its size limit.
+//
+// Deletes append a tombstone that is not synced on its own: the next batch's
+// fdatasync covers it, and a chunk that a crash brings back is reported,
+// found to be an orphan and deleted again by the master.
+//
+// Space: each volume counts its live records and the later volumes holding
+// records that shadow its dead ones (a put replaced or deleted by a record in
+// a later volume). A sealed volume with no live records is unlinked once no
+// earlier volume holds a record it shadows: removing it then changes no
+// key's last record, so nothing deleted can come back. Known weak point:
+// nothing compacts a volume that stays partly live, so the space of its dead
+// records returns only with its last live chunk (and the chunk store's
+// used_bytes counts live chunks, not that dead space).
+//
+// Start-up (Scan): volumes in number order, records in offset order; the
+// last record of a key decides. Every header is checked everywhere; data
+// checksums only in the last volume, the only one a crash can leave torn (a
+// volume is synced before it is sealed). That keeps a start-up over 100k
+// small chunks well under a second, where reading every byte would take
+// seconds per GiB. Rot in a sealed volume's data is found by reads, which
+// verify every block they touch, as for chunk files. A torn tail of the last
+// volume (a short or invalid record, or a put whose data fails its checksum
+// with nothing valid after it) is truncated away; a put whose data fails its
+// checksum before valid records is kept and reported corrupt. A damaged
+// header is logged with its file and offset, and the scan searches forward
+// for the next header that checks out: one bad sector costs the chunk it
+// hit, not the rest of the volume. (A chunk whose own data holds a valid
+// record image could then be misread as records; only after such damage.)
+//
+// Thread-safety: thread-safe. Append runs on one thread at a time (the sync
+// worker's volume thread), while others append tombstones; Scan runs before
+// any of that.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "filenode/chunk_format.h"
+#include "filenode/file_io.h"
+
+namespace dfs::filenode {
+
+class VolumeStore {
+ public:
+  struct Location {
+    uint32_t volume = 0;
+    uint64_t offset = 0;  // of the record's header
+    friend bool operator==(const Location&, const Location&) = default;
+  };
+  // One chunk of a batch; the spans must stay valid during Append.
+  struct Put {
+    ChunkKey key;
+    std::span<const std::byte> data;
+    uint32_t crc32c = 0;
+    std::span<const uint32_t> block_crcs;
+  };
+  // A chunk whose last record is a put.
+  struct Found {
+    ChunkKey key;
+    Location at;
+    uint64_t size = 0;
+    uint32_t crc32c = 0;
+    bool corrupt = false;  // its data failed its checksum during the scan
+  };
+  struct Stats {
+    uint64_t volumes = 0;
+    uint64_t bytes = 0;    // of every volume, dead records included
+    uint64_t commits = 0;  // batches made durable (one fdatasync each)
+    uint64_t records = 0;  // puts in those batches
+  };
+
+  // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
+  VolumeStore(std::string dir, uint64_t volume_size);
+  ~VolumeStore();
+  VolumeStore(const VolumeStore&) = delete;
+  VolumeStore& operator=(const VolumeStore&) = delete;
+
+  // Creates the folder, replays every volume, truncates a torn tail, removes
+  // dead volumes. Returns every chunk whose last record is a put.
+  Result<std::vector<Found>> Scan();
+
+  // Group commit: every put at the end of the active volume, then one
+  // fdatasync. On success the records are durable and counted live (the
+  // caller indexes them); on failure none of them is, and the error names
+  // the volume and offset.
+  Result<std::vector<Location>> Append(std::span<const Put> puts);
+  // Appends a tombstone for the put at `target`; with `sync`, durable before
+  // it returns. Returns the volume it went to (for Shadow).
+  Result<uint32_t> AppendTombstone(ChunkKey key, Location target, bool sync);
+  // A live record in `volume` is dead now, shadowed by a record in `by`.
+  void Shadow(uint32_t volume, uint32_t by);
+  // Unlinks sealed volumes that hold nothing live and shadow nothing left.
+  void CollectGarbage();
+
+  std::string Path(uint32_t volume) const;
+  const std::string& dir() const { return dir_; }
+  Stats stats() const;
+
+  // Fault injection for tests: the next fdatasync of a volume fails with `err`.
+  void InjectSyncErrorForTest(int err) { inject_sync_error_ = err; }
+
+ private:
+  // The active volume's open file; shared so a sync in flight outlives a seal.
+  struct File {
+    UniqueFd fd;
+    std::string path;
+    std::atomic<bool> failed{false};  // an fdatasync failed: never trust it again
+  };
+  struct Volume {
+    uint32_t number = 0;
+    uint64_t end = 0;  // bytes of records: where the next one goes
+    bool sealed = false;
+    uint64_t live = 0;
+    uint64_t pins = 0;                           // dead records of earlier volumes that this one shadows
+    std::map<uint32_t, uint64_t> shadowed_into;  // later volume -> how many of our records it shadows
+    std::shared_ptr<File> file;                  // while active
+  };
+
+  // The volume the next `bytes` go to, rolling over when needed.
+  Result<Volume*> ActiveLocked(uint64_t bytes);
+  Result<Volume*> CreateVolumeLocked();
+  void SealLocked(Volume& v);
+  void TruncateBackLocked(Volume& v, uint64_t to);
+  void ShadowLocked(uint32_t volume, uint32_t by);
+  // fdatasync, one at a time; after a failure the file never syncs again.
+  Status Sync(File& file);
+
+  const std::string dir_;
+  const uint64_t volume_size_;
+  mutable std::mutex mu_;
+  std::map<uint32_t, Volume> volumes_;
+  uint32_t active_ = 0;  // 0: none; the next append creates one
+  uint32_t next_number_ = 1;
+  std::set<uint32_t> maybe_dead_;  // volumes to check in CollectGarbage
+  uint64_t commits_ = 0;
+  uint64_t records_ = 0;
+  std::mutex sync_mu_;  // after mu_ when both are held
+  std::mutex gc_mu_;    // before mu_: one collection at a time, in order
+  std::atomic<int> inject_sync_error_{0};
+};
+
+}  // namespace dfs::filenode
