@@ -16,10 +16,17 @@
 #include "common/files.h"
 #include "common/units.h"
 #include "filenode/file_io.h"
+#include "filenode/volume_format.h"
+#include "filenode/volume_store.h"
 
 namespace dfs::filenode {
 
-ChunkStore::ChunkStore(std::string dir) : root_(std::move(dir) + "/chunks") {}
+ChunkStore::ChunkStore(std::string dir, ChunkStoreOptions options)
+    : root_(std::move(dir) + "/chunks"),
+      options_(options),
+      volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size)) {
+  options_.volume_max_chunk = std::min(options_.volume_max_chunk, kMaxVolumeChunk);
+}
 ChunkStore::~ChunkStore() = default;
 
 std::string ChunkStore::StemPath(ChunkKey key) const {
@@ -52,7 +59,55 @@ void RemoveQuietly(const std::string& path) {
   }
 }
 
+// The first and last 64 KiB block a read of `len` > 0 bytes at `offset` touches.
+std::pair<uint64_t, uint64_t> BlocksOf(uint64_t offset, uint64_t len) {
+  return {offset / kChunkBlockSize, (offset + len - 1) / kChunkBlockSize};
+}
+
+// Reads [offset, offset + out.size()) of the chunk `name` (`size` bytes, its
+// data at `data_at` in `fd`, which `what` names), checking every block the
+// range touches against `crcs`: the little-endian CRC32C of each of those
+// blocks, from the first on. Files and volume records alike.
+Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_at, const std::string& what,
+                  std::string_view crcs, uint64_t offset, std::span<std::byte> out) {
+  const auto [b0, b1] = BlocksOf(offset, out.size());
+  if (crcs.size() != 4 * (b1 - b0 + 1)) return Status::Corruption(fmt::format("{}: its checksums are cut short", name));
+  const uint64_t start = b0 * kChunkBlockSize;
+  const uint64_t end = std::min((b1 + 1) * kChunkBlockSize, size);
+  // Whole blocks go straight into `out`; a range that starts or ends inside
+  // a block reads the covering blocks into a scratch buffer first.
+  std::unique_ptr<std::byte[]> scratch;
+  std::byte* buf = out.data();
+  if (start != offset || end != offset + out.size()) {
+    scratch.reset(new std::byte[end - start]);
+    buf = scratch.get();
+  }
+  DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(fd, buf, end - start, data_at + start, what));
+  if (got != end - start) {
+    return Status::Corruption(fmt::format("{}: {} ends at chunk offset {}, before its recorded size {}", name, what,
+                                          start + got, size));
+  }
+  for (uint64_t b = b0; b <= b1; ++b) {
+    uint64_t at = b * kChunkBlockSize;
+    uint64_t len = std::min<uint64_t>(kChunkBlockSize, size - at);
+    uint32_t want = LoadLe32(crcs.data() + 4 * (b - b0));
+    uint32_t have = Crc32c(std::span<const std::byte>(buf + (at - start), len));
+    if (want != have) {
+      return Status::Corruption(fmt::format("{}: block at offset {} fails its checksum (stored {:08x}, read {:08x})",
+                                            name, at, want, have));
+    }
+  }
+  if (scratch) std::memcpy(out.data(), buf + (offset - start), out.size());
+  return Status::OK();
+}
+
 }  // namespace
+
+void ChunkStore::RemoveChunkFiles(const std::string& stem) {
+  // The .chunk first: a lone .meta is dropped by Scan, and never read.
+  RemoveQuietly(stem + ".chunk");
+  RemoveQuietly(stem + ".meta");
+}
 
 Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
   DFS_RETURN_IF_ERROR(CreateDirectories(root_));
@@ -96,6 +151,7 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
     }
   }
   DFS_RETURN_IF_ERROR(SyncDirectory(root_));
+  DFS_ASSIGN_OR_RETURN(std::vector<VolumeStore::Found> in_volumes, volumes_->Scan());
   uint64_t used = 0;
   {
     std::lock_guard lock(mu_);
@@ -104,19 +160,57 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
       index_[m.key] = Entry{m.size, m.crc32c, false};
       used += m.size;
     }
+    for (const auto& v : in_volumes) {
+      auto [it, inserted] = index_.try_emplace(v.key);
+      if (!inserted) {
+        // A put in a volume that is still its key's last record is newer
+        // than the file: a file replacing a volume copy first writes a
+        // synced tombstone. Here a crash came between a volume copy's commit
+        // and the removal of the file it replaced.
+        spdlog::warn("chunk store: dropping the file copy of {}: a newer copy is in {}", ChunkName(v.key),
+                     volumes_->Path(v.at.volume));
+        RemoveChunkFiles(StemPath(v.key));
+        used -= it->second.size;
+        ++dropped;
+      }
+      it->second = Entry{v.size, v.crc32c, v.corrupt, v.at.volume, v.at.offset};
+      used += v.size;
+    }
     used_ = used;
+    found.clear();
+    found.reserve(index_.size());
+    for (const auto& [key, e] : index_) found.push_back(ChunkMeta{key, e.size, e.crc32c});
   }
-  spdlog::info("chunk store {}: {} chunks, {}; removed {} temp files, dropped {} bad chunks", root_,
-               found.size(), FormatSize(used), temps, dropped);
+  volumes_->CollectGarbage();
+  spdlog::info("chunk store {}: {} chunks ({} in volumes), {}; removed {} temp files, dropped {} bad chunks", root_,
+               found.size(), in_volumes.size(), FormatSize(used), temps, dropped);
   return found;
 }
 
-Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t expected_size) {
+Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t expected_size,
+                                                        uint64_t buffer_limit) {
   {
     std::lock_guard lock(mu_);
     if (!writing_.insert(key).second) {
       return Status::Busy(ChunkName(key) + " is already being written on this node");
     }
+  }
+  if (expected_size > 0 && expected_size <= std::min(buffer_limit, options_.volume_max_chunk)) {
+    // Buffered chunks reach the disk only at their batch: count what open
+    // ones will need, so that many small chunks that each fit but together
+    // do not are refused here, with NoSpace, not failed as a batch later.
+    struct statvfs fs {};
+    const bool known = ::statvfs(root_.c_str(), &fs) == 0;
+    const uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    std::lock_guard lock(mu_);
+    if (known && buffered_reserved_ + expected_size + RecordHeaderSize(expected_size) > free) {
+      writing_.erase(key);
+      return Status(Code::kNoSpace, fmt::format("reserve {} for {}: {} free, {} held by chunks being written",
+                                                FormatSize(expected_size), ChunkName(key), FormatSize(free),
+                                                FormatSize(buffered_reserved_)));
+    }
+    buffered_reserved_ += expected_size;
+    return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, key, expected_size));
   }
   const std::string stem = StemPath(key);
   const std::string tmp = stem + ".chunk.tmp";
@@ -167,66 +261,83 @@ Result<ChunkMeta> ChunkStore::Lookup(ChunkKey key) const {
 }
 
 Status ChunkStore::Read(ChunkKey key, uint64_t offset, std::span<std::byte> out) const {
-  DFS_ASSIGN_OR_RETURN(ChunkMeta meta, Lookup(key));
-  const std::string name = ChunkName(key);
-  if (offset > meta.size || out.size() > meta.size - offset) {
-    return Status::InvalidArgument(
-        fmt::format("{}: read of {} bytes at {} is past its end ({} bytes)", name, out.size(), offset, meta.size));
+  Entry e;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
+    e = it->second;
+  }
+  if (offset > e.size || out.size() > e.size - offset) {
+    return Status::InvalidArgument(fmt::format("{}: read of {} bytes at {} is past its end ({} bytes)",
+                                               ChunkName(key), out.size(), offset, e.size));
   }
   if (out.empty()) return Status::OK();
+  if (e.volume != 0) return ReadVolumeChunk(key, e, offset, out);
+  return ReadFileChunk(key, e.size, offset, out);
+}
+
+Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out) const {
+  const std::string name = ChunkName(key);
   const std::string stem = StemPath(key);
   UniqueFd mfd(::open((stem + ".meta").c_str(), O_RDONLY | O_CLOEXEC));
   if (!mfd.valid()) return Status::FromErrno(errno, stem + ".meta");
   char header[kMetaHeaderSize];
   DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(mfd.get(), header, sizeof header, 0, stem + ".meta"));
   DFS_ASSIGN_OR_RETURN(MetaHeader h, DecodeMetaHeader(std::string_view(header, got), stem + ".meta"));
-  if (h.meta.key != key || h.meta.size != meta.size) {
+  if (h.meta.key != key || h.meta.size != size) {
     return Status::Corruption(fmt::format("{}: its .meta no longer matches the chunk", name));
   }
-  const uint64_t b0 = offset / kChunkBlockSize;
-  const uint64_t b1 = (offset + out.size() - 1) / kChunkBlockSize;
-  std::vector<char> crcs((b1 - b0 + 1) * 4);
+  const auto [b0, b1] = BlocksOf(offset, out.size());
+  std::string crcs((b1 - b0 + 1) * 4, '\0');
   DFS_ASSIGN_OR_RETURN(got, PreadAll(mfd.get(), crcs.data(), crcs.size(), MetaBlockCrcOffset(b0), stem + ".meta"));
   if (got != crcs.size()) return Status::Corruption(fmt::format("{}: its .meta is cut short", name));
-
-  const uint64_t start = b0 * kChunkBlockSize;
-  const uint64_t end = std::min((b1 + 1) * kChunkBlockSize, meta.size);
-  // Whole blocks go straight into `out`; a range that starts or ends inside
-  // a block reads the covering blocks into a scratch buffer first.
-  std::unique_ptr<std::byte[]> scratch;
-  std::byte* buf = out.data();
-  if (start != offset || end != offset + out.size()) {
-    scratch.reset(new std::byte[end - start]);
-    buf = scratch.get();
-  }
   UniqueFd fd(::open((stem + ".chunk").c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, stem + ".chunk");
-  DFS_ASSIGN_OR_RETURN(got, PreadAll(fd.get(), buf, end - start, start, stem + ".chunk"));
-  if (got != end - start) {
-    return Status::Corruption(fmt::format("{}: the file ends at {}, before its recorded size {}", name,
-                                          start + got, meta.size));
+  return ReadBlocks(name, size, fd.get(), 0, stem + ".chunk", crcs, offset, out);
+}
+
+Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out) const {
+  const std::string name = ChunkName(key);
+  const std::string path = volumes_->Path(e.volume);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, path);
+  // The whole header, its checksum and table included: one read, and a
+  // record damaged since the scan is Corruption, never a wrong byte.
+  const std::string what = fmt::format("{} at offset {}", path, e.offset);
+  std::string header(RecordHeaderSize(e.size), '\0');
+  DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(fd.get(), header.data(), header.size(), e.offset, path));
+  header.resize(got);
+  auto h = DecodeRecordHeader(header, what);
+  if (!h) return h.error().Prepend(name);
+  if (h->type != RecordType::kPut || h->key != key || h->size != e.size) {
+    return Status::Corruption(fmt::format("{}: the record at {} no longer holds it", name, what));
   }
-  for (uint64_t b = b0; b <= b1; ++b) {
-    uint64_t at = b * kChunkBlockSize;
-    uint64_t len = std::min<uint64_t>(kChunkBlockSize, meta.size - at);
-    uint32_t want = LoadLe32(crcs.data() + 4 * (b - b0));
-    uint32_t have = Crc32c(std::span<const std::byte>(buf + (at - start), len));
-    if (want != have) {
-      return Status::Corruption(fmt::format("{}: block at offset {} fails its checksum (stored {:08x}, read {:08x})",
-                                            name, at, want, have));
-    }
-  }
-  if (scratch) std::memcpy(out.data(), buf + (offset - start), out.size());
-  return Status::OK();
+  const auto [b0, b1] = BlocksOf(offset, out.size());
+  std::string_view crcs = std::string_view(header).substr(RecordBlockCrcOffset(b0), 4 * (b1 - b0 + 1));
+  return ReadBlocks(name, e.size, fd.get(), e.offset + header.size(), path, crcs, offset, out);
 }
 
 Status ChunkStore::Delete(ChunkKey key) {
+  Entry e;
   {
     std::lock_guard lock(mu_);
     auto it = index_.find(key);
     if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
-    used_ -= it->second.size;
+    e = it->second;
+    used_ -= e.size;
     index_.erase(it);
+  }
+  if (e.volume != 0) {
+    // Not synced: the next batch's fdatasync carries it, and a deletion lost
+    // in a crash only brings back a chunk the master deletes again.
+    auto tomb = volumes_->AppendTombstone(key, {e.volume, e.offset}, /*sync=*/false);
+    // Without a tombstone the record is still dead to this process; its
+    // volume may go once nothing else in it lives.
+    volumes_->Shadow(e.volume, tomb ? *tomb : e.volume);
+    volumes_->CollectGarbage();
+    if (!tomb) return tomb.error().Prepend("delete " + ChunkName(key));
+    return Status::OK();
   }
   // No folder fsync: a deletion lost in a crash brings the chunk back, the
   // full report lists it, and the master asks for the deletion again.
@@ -263,22 +374,117 @@ uint64_t ChunkStore::chunk_count() const {
   return index_.size();
 }
 
-void ChunkStore::Install(const ChunkMeta& meta) {
+Result<ChunkStore::Place> ChunkStore::Locate(ChunkKey key) const {
   std::lock_guard lock(mu_);
-  auto [it, inserted] = index_.try_emplace(meta.key);
-  if (!inserted) used_ -= it->second.size;
-  it->second = Entry{meta.size, meta.crc32c, false};
-  used_ += meta.size;
+  auto it = index_.find(key);
+  if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
+  return Place{it->second.volume, it->second.offset};
 }
 
-void ChunkStore::Release(ChunkKey key) {
+std::string ChunkStore::VolumePath(uint32_t volume) const { return volumes_->Path(volume); }
+
+ChunkStore::VolumeStats ChunkStore::volume_stats() const {
+  VolumeStore::Stats s = volumes_->stats();
+  return VolumeStats{s.volumes, s.bytes, s.commits, s.records};
+}
+
+void ChunkStore::InjectVolumeSyncErrorForTest(int err) { volumes_->InjectSyncErrorForTest(err); }
+
+std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter* const> writers) {
+  std::vector<Result<ChunkMeta>> results(writers.size());
+  std::vector<VolumeStore::Put> puts;
+  std::vector<size_t> batch;  // index in `writers` of each put
+  for (size_t i = 0; i < writers.size(); ++i) {
+    ChunkWriter& w = *writers[i];
+    if (!w.buffered() || w.finished_ || w.aborted_) {
+      results[i] = Status::Internal(ChunkName(w.key_) + ": group commit of a closed or unbuffered writer");
+      continue;
+    }
+    w.CloseBlocks();
+    puts.push_back(VolumeStore::Put{w.key_, std::span<const std::byte>(w.buffer_.get(), w.size_), w.crc_,
+                                    w.blocks_});
+    batch.push_back(i);
+  }
+  if (puts.empty()) return results;
+  auto at = volumes_->Append(puts);
+  if (!at) {
+    for (size_t i : batch) results[i] = writers[i]->Fail(at.error());
+    return results;
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> shadowed;  // (old volume, new volume)
+  std::vector<std::string> old_files;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t k = 0; k < batch.size(); ++k) {
+      ChunkWriter& w = *writers[batch[k]];
+      const VolumeStore::Location& loc = (*at)[k];
+      auto [it, inserted] = index_.try_emplace(w.key_);
+      if (!inserted) {
+        used_ -= it->second.size;
+        if (it->second.volume != 0) {
+          shadowed.emplace_back(it->second.volume, loc.volume);
+        } else {
+          old_files.push_back(StemPath(w.key_));
+        }
+      }
+      it->second = Entry{w.size_, w.crc_, false, loc.volume, loc.offset};
+      used_ += w.size_;
+      w.finished_ = true;
+      results[batch[k]] = ChunkMeta{w.key_, w.size_, w.crc_};
+    }
+  }
+  for (auto [old_volume, by] : shadowed) volumes_->Shadow(old_volume, by);
+  // Still holding the writers' claims on these keys, so no new file copy of
+  // one can appear before its old files are gone.
+  for (const std::string& stem : old_files) RemoveChunkFiles(stem);
+  for (size_t i : batch) {
+    ChunkWriter& w = *writers[i];
+    w.buffer_.reset();
+    Release(w.key_, w.allocated_);
+  }
+  volumes_->CollectGarbage();
+  return results;
+}
+
+Result<uint32_t> ChunkStore::BuryVolumeCopy(ChunkKey key) {
+  VolumeStore::Location at;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end() || it->second.volume == 0) return 0u;
+    at = {it->second.volume, it->second.offset};
+  }
+  return volumes_->AppendTombstone(key, at, /*sync=*/true);
+}
+
+void ChunkStore::Install(const ChunkMeta& meta, uint32_t tombstone_volume) {
+  uint32_t old_volume = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = index_.try_emplace(meta.key);
+    if (!inserted) {
+      used_ -= it->second.size;
+      old_volume = it->second.volume;
+    }
+    it->second = Entry{meta.size, meta.crc32c, false};
+    used_ += meta.size;
+  }
+  if (old_volume != 0) {
+    volumes_->Shadow(old_volume, tombstone_volume != 0 ? tombstone_volume : old_volume);
+    volumes_->CollectGarbage();
+  }
+}
+
+void ChunkStore::Release(ChunkKey key, uint64_t buffered) {
   std::lock_guard lock(mu_);
   writing_.erase(key);
+  buffered_reserved_ -= std::min(buffered_reserved_, buffered);
 }
 
-bool ChunkStore::IsStored(ChunkKey key) const {
+bool ChunkStore::IsStoredInFile(ChunkKey key) const {
   std::lock_guard lock(mu_);
-  return index_.contains(key);
+  auto it = index_.find(key);
+  return it != index_.end() && it->second.volume == 0;
 }
 
 }  // namespace dfs::filenode

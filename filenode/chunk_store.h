@@ -1,18 +1,25 @@
-// The node's chunk store: chunk files named only by id and version, each
-// with a checksum file beside it (see chunk_format.h for the layout).
+// The node's chunk store. Big chunks are files named only by id and version,
+// each with a checksum file beside it (chunk_format.h); small ones are
+// records in append-only volumes (volume_format.h, volume_store.h).
 //
-// A chunk is written through a ChunkWriter to temp names, in order, into a
-// file pre-sized when the final size is known; Finish() makes it durable
-// (fdatasync both files, rename both into place, fsync the folder) and only
-// then visible to Read and the chunk report. A crash at any point leaves
-// either no chunk or a whole one: Scan() at start-up drops temp leftovers
-// and any .chunk whose .meta is missing or does not match it.
+// A chunk is written through a ChunkWriter, in order. A chunk whose size is
+// announced up front and small enough (at most the store's volume_max_chunk
+// and the caller's buffer_limit) is *buffered*: kept in memory until it
+// finishes, then appended to the active volume together with every other
+// buffered chunk finishing at the same time, under one fdatasync (group
+// commit: a small chunk costs no inode, no rename and no folder fsync).
+// Any other chunk goes to temp files, pre-sized when its size is known;
+// Finish() makes it durable (fdatasync both files, rename both into place,
+// fsync the folder). Either way a chunk is visible to Read and the chunk
+// report only once durable, and a crash at any point leaves either no chunk
+// or a whole one: Scan() at start-up drops temp leftovers, any .chunk whose
+// .meta is missing or does not match it, and a volume's torn tail.
 //
 // Reads verify the 64 KiB blocks they touch against the stored checksums and
-// answer Corruption rather than a wrong byte.
+// answer Corruption rather than a wrong byte, from a file or a volume alike.
 //
 // Thread-safety: ChunkStore is thread-safe (the index is behind a mutex), so
-// a ChunkWriter may Finish() on a sync thread while the poll thread reads.
+// writers Finish() on sync threads while the poll thread reads and deletes.
 // One ChunkWriter is used by one thread at a time. The store must outlive
 // its writers.
 #pragma once
@@ -32,6 +39,19 @@
 namespace dfs::filenode {
 
 class ChunkStore;
+class VolumeStore;
+
+struct ChunkStoreOptions {
+  // Chunks of at most this many bytes go to volumes (when their writer's
+  // buffer limit allows); 0 sends every chunk to files. Bigger ones are worth
+  // their own file: a 64 MiB fdatasync dwarfs an inode and a rename.
+  uint64_t volume_max_chunk = 1ull << 20;
+  // A volume takes batches until the next would pass this; then a new one
+  // starts. Start-up reads the last volume whole (it may be torn), so this
+  // bounds that read; and smaller volumes die whole sooner, as nothing
+  // compacts them yet.
+  uint64_t volume_size = 256ull << 20;
+};
 
 class ChunkWriter {
  public:
@@ -40,30 +60,42 @@ class ChunkWriter {
   ChunkWriter& operator=(const ChunkWriter&) = delete;
 
   // Writes `data` at `offset`, which must equal size(): chunks are written in
-  // order. A full disk is NoSpace; after any error the writer is aborted.
+  // order. A full disk is NoSpace; a buffered writer refuses bytes past the
+  // size it announced. After any error the writer is aborted.
   Status Append(uint64_t offset, std::span<const std::byte> data);
-  // Durable and visible: writes the .meta, fdatasyncs both files, renames
-  // both into place (replacing an older copy of the same id and version),
-  // fsyncs the folder and adds the chunk to the store's index.
+  // Durable and visible, replacing an older copy of the same id and version.
+  // A file: writes the .meta, fdatasyncs both files, renames both into place,
+  // fsyncs the folder. Buffered: a group commit of this writer alone.
   Result<ChunkMeta> Finish();
-  // Removes the temp files; idempotent.
+  // Finishes many writers at once: the buffered ones of each store share
+  // one volume append and one fdatasync (a failure fails all of them), the
+  // others finish one by one. One result per writer, in order.
+  static std::vector<Result<ChunkMeta>> FinishAll(std::span<ChunkWriter* const> writers);
+  // Removes the temp files (or drops the buffer); idempotent.
   void Abort();
 
   ChunkKey key() const { return key_; }
   uint64_t size() const { return size_; }
   // CRC32C of everything appended so far.
   uint32_t crc32c() const { return crc_; }
+  // Held in memory and bound for a volume (see ChunkStore).
+  bool buffered() const { return buffered_; }
 
  private:
   friend class ChunkStore;
   ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, int fd, uint64_t allocated);
+  ChunkWriter(ChunkStore& store, ChunkKey key, uint64_t capacity);
   Status Fail(Status s);
+  // The last partial block's checksum joins the table; once, at finish.
+  void CloseBlocks();
 
   ChunkStore& store_;
   ChunkKey key_;
-  std::string stem_path_;  // DIR/chunks/xx/<id>_<version>
+  std::string stem_path_;  // DIR/chunks/xx/<id>_<version>; files only
   int fd_ = -1;
-  uint64_t allocated_ = 0;
+  uint64_t allocated_ = 0;  // a file's reserved size, or a buffer's capacity
+  std::unique_ptr<std::byte[]> buffer_;  // buffered only; freed once committed
+  bool buffered_ = false;
   uint64_t size_ = 0;
   uint32_t crc_ = 0;
   uint32_t block_crc_ = 0;          // of the block being filled
@@ -74,19 +106,23 @@ class ChunkWriter {
 
 class ChunkStore {
  public:
-  // Chunks live under `dir`/chunks.
-  explicit ChunkStore(std::string dir);
+  // Chunks live under `dir`/chunks, volumes under `dir`/chunks/volumes.
+  explicit ChunkStore(std::string dir, ChunkStoreOptions options = {});
   ~ChunkStore();
 
   // Start-up: creates the folders, removes temp leftovers, drops (and logs)
   // every .chunk without a valid matching .meta and every .meta without its
-  // .chunk, and loads the index. Returns every chunk stored.
+  // .chunk, replays the volumes (see volume_store.h), and loads the index.
+  // Returns every chunk stored.
   Result<std::vector<ChunkMeta>> Scan();
 
-  // Starts writing a chunk. `expected_size` > 0 reserves the space up front
-  // (fallocate), so a full disk is NoSpace here rather than mid-stream. Busy
-  // while another writer holds the same id and version.
-  Result<std::unique_ptr<ChunkWriter>> Create(ChunkKey key, uint64_t expected_size);
+  // Starts writing a chunk. With 0 < expected_size <= min(buffer_limit,
+  // volume_max_chunk) the writer is buffered: memory for expected_size
+  // bytes, bound for a volume. Otherwise a file: expected_size > 0 reserves
+  // the space up front (fallocate). Either way a disk that cannot take
+  // expected_size is NoSpace here rather than mid-stream. Busy while another
+  // writer holds the same id and version.
+  Result<std::unique_ptr<ChunkWriter>> Create(ChunkKey key, uint64_t expected_size, uint64_t buffer_limit = 0);
 
   // The stored chunk's size and checksum; NotFound when absent.
   Result<ChunkMeta> Lookup(ChunkKey key) const;
@@ -106,9 +142,27 @@ class ChunkStore {
   };
   std::vector<Listed> List() const;
 
+  // Where a stored chunk lives, for tests and tools: volume 0 is a file.
+  struct Place {
+    uint32_t volume = 0;
+    uint64_t offset = 0;  // of its record in the volume
+  };
+  Result<Place> Locate(ChunkKey key) const;
+  std::string VolumePath(uint32_t volume) const;
+
   uint64_t used_bytes() const;
   uint64_t chunk_count() const;
   const std::string& root() const { return root_; }
+  // Volumes, their bytes (dead records included), batches committed.
+  struct VolumeStats {
+    uint64_t volumes = 0;
+    uint64_t bytes = 0;
+    uint64_t commits = 0;
+    uint64_t records = 0;
+  };
+  VolumeStats volume_stats() const;
+  // Fault injection for tests: the next volume fdatasync fails with `err`.
+  void InjectVolumeSyncErrorForTest(int err);
 
  private:
   friend class ChunkWriter;
@@ -116,18 +170,35 @@ class ChunkStore {
     uint64_t size = 0;
     uint32_t crc32c = 0;
     bool corrupt = false;
+    uint32_t volume = 0;  // 0: a .chunk file; else the volume holding its record
+    uint64_t offset = 0;  // of that record
   };
   std::string StemPath(ChunkKey key) const;
-  // Called by writers when they finish or abort.
-  void Install(const ChunkMeta& meta);
-  void Release(ChunkKey key);
-  bool IsStored(ChunkKey key) const;
+  Status ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out) const;
+  Status ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out) const;
+  // The buffered writers' group commit (ChunkWriter::FinishAll).
+  std::vector<Result<ChunkMeta>> CommitBuffered(std::span<ChunkWriter* const> writers);
+  // A file copy is about to replace a copy in a volume: a synced tombstone
+  // first, or a crash after the rename would bring the old copy back over it.
+  // Returns the tombstone's volume, or 0 when no volume copy is stored.
+  Result<uint32_t> BuryVolumeCopy(ChunkKey key);
+  // Called by file writers when they finish; `tombstone_volume` is
+  // BuryVolumeCopy's answer.
+  void Install(const ChunkMeta& meta, uint32_t tombstone_volume);
+  // Called by writers when they finish or abort; `buffered` is the memory
+  // they had reserved against the disk's free space.
+  void Release(ChunkKey key, uint64_t buffered = 0);
+  bool IsStoredInFile(ChunkKey key) const;
+  static void RemoveChunkFiles(const std::string& stem);
 
   std::string root_;  // DIR/chunks
-  mutable std::mutex mu_;
+  ChunkStoreOptions options_;
+  std::unique_ptr<VolumeStore> volumes_;
+  mutable std::mutex mu_;  // before the volume store's locks when both are held
   std::unordered_map<ChunkKey, Entry, ChunkKeyHash> index_;
   std::unordered_set<ChunkKey, ChunkKeyHash> writing_;
   uint64_t used_ = 0;
+  uint64_t buffered_reserved_ = 0;  // bytes of open buffered writers, not on disk yet
 };
 
 }  // namespace dfs::filenode

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -20,6 +21,13 @@ ChunkWriter::ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path,
   blocks_.reserve(BlockCount(allocated));
 }
 
+// Uninitialised on purpose (new[] without ()): zeroing a buffer about to be
+// overwritten would cost as much as the copy into it.
+ChunkWriter::ChunkWriter(ChunkStore& store, ChunkKey key, uint64_t capacity)
+    : store_(store), key_(key), allocated_(capacity), buffer_(new std::byte[capacity]), buffered_(true) {
+  blocks_.reserve(BlockCount(capacity));
+}
+
 ChunkWriter::~ChunkWriter() {
   if (!finished_) Abort();
 }
@@ -36,8 +44,18 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
         fmt::format("write at offset {} but {} bytes were written so far", offset, size_)));
   }
   if (data.empty()) return Status::OK();
-  Status s = PwriteAll(fd_, data.data(), data.size(), offset, stem_path_ + ".chunk.tmp");
-  if (!s.ok()) return Fail(s);
+  if (buffered_) {
+    // The buffer was sized (and its disk space counted) for what the sender
+    // announced; more than that is a broken sender, not a bigger chunk.
+    if (data.size() > allocated_ - size_) {
+      return Fail(Status::InvalidArgument(fmt::format("{} bytes at offset {} go past the {} bytes announced",
+                                                      data.size(), offset, allocated_)));
+    }
+    std::memcpy(buffer_.get() + size_, data.data(), data.size());
+  } else {
+    Status s = PwriteAll(fd_, data.data(), data.size(), offset, stem_path_ + ".chunk.tmp");
+    if (!s.ok()) return Fail(s);
+  }
   crc_ = Crc32c(data, crc_);
   // Per-block checksums, carried across frames that do not line up with blocks.
   while (!data.empty()) {
@@ -54,9 +72,42 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
   return Status::OK();
 }
 
+void ChunkWriter::CloseBlocks() {
+  if (size_ % kChunkBlockSize != 0) blocks_.push_back(block_crc_);
+  block_crc_ = 0;
+}
+
+std::vector<Result<ChunkMeta>> ChunkWriter::FinishAll(std::span<ChunkWriter* const> writers) {
+  std::vector<Result<ChunkMeta>> out(writers.size());
+  // Buffered writers commit together per store (a node has one, so one batch).
+  std::vector<std::pair<ChunkStore*, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < writers.size(); ++i) {
+    if (!writers[i]->buffered()) {
+      out[i] = writers[i]->Finish();
+      continue;
+    }
+    ChunkStore* store = &writers[i]->store_;
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == store; });
+    if (g == groups.end()) g = groups.insert(groups.end(), {store, {}});
+    g->second.push_back(i);
+  }
+  for (const auto& [store, indices] : groups) {
+    std::vector<ChunkWriter*> batch;
+    batch.reserve(indices.size());
+    for (size_t i : indices) batch.push_back(writers[i]);
+    auto results = store->CommitBuffered(batch);
+    for (size_t k = 0; k < indices.size(); ++k) out[indices[k]] = std::move(results[k]);
+  }
+  return out;
+}
+
 Result<ChunkMeta> ChunkWriter::Finish() {
   if (finished_ || aborted_) return Status::Internal(ChunkName(key_) + ": finish of a closed writer");
-  if (size_ % kChunkBlockSize != 0) blocks_.push_back(block_crc_);
+  if (buffered_) {
+    ChunkWriter* self = this;
+    return std::move(store_.CommitBuffered(std::span<ChunkWriter* const>(&self, 1))[0]);
+  }
+  CloseBlocks();
   const std::string chunk_tmp = stem_path_ + ".chunk.tmp";
   const std::string meta_tmp = stem_path_ + ".meta.tmp";
   const std::string chunk_path = stem_path_ + ".chunk";
@@ -76,9 +127,15 @@ Result<ChunkMeta> ChunkWriter::Finish() {
   if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + chunk_tmp));
   ::close(fd_);
   fd_ = -1;
-  // Replacing an older copy: drop its .chunk first, so a crash between the
+  // Replacing an older copy in a volume: a synced tombstone before the
+  // renames, or a crash after them would let that copy win the next Scan.
+  // (Should a rename then fail, the chunk is gone from this node on its next
+  // start; the master's report sees it missing and re-replicates it.)
+  auto tombstone = store_.BuryVolumeCopy(key_);
+  if (!tombstone) return Fail(tombstone.error());
+  // Replacing an older file: drop its .chunk first, so a crash between the
   // renames below never pairs the old bytes with the new checksums.
-  if (store_.IsStored(key_) && ::unlink(chunk_path.c_str()) != 0 && errno != ENOENT) {
+  if (store_.IsStoredInFile(key_) && ::unlink(chunk_path.c_str()) != 0 && errno != ENOENT) {
     return Fail(Status::FromErrno(errno, "unlink " + chunk_path));
   }
   // .meta first: a .chunk in place always has its checksums beside it.
@@ -94,7 +151,7 @@ Result<ChunkMeta> ChunkWriter::Finish() {
     return Fail(s);
   }
   finished_ = true;
-  store_.Install(meta);
+  store_.Install(meta, *tombstone);
   store_.Release(key_);
   return meta;
 }
@@ -102,6 +159,11 @@ Result<ChunkMeta> ChunkWriter::Finish() {
 void ChunkWriter::Abort() {
   if (finished_ || aborted_) return;
   aborted_ = true;
+  if (buffered_) {
+    buffer_.reset();
+    store_.Release(key_, allocated_);
+    return;
+  }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   for (const char* ext : {".chunk.tmp", ".meta.tmp"}) {
