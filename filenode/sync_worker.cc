@@ -14,25 +14,30 @@ SyncWorker::~SyncWorker() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  jobs_.clear();
+  files_.cv.notify_all();
+  volumes_.cv.notify_all();
+  if (files_.thread.joinable()) files_.thread.join();
+  if (volumes_.thread.joinable()) volumes_.thread.join();
+  files_.jobs.clear();
+  volumes_.jobs.clear();
   if (fd_ >= 0) ::close(fd_);
 }
 
 Status SyncWorker::Start() {
   fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd_ < 0) return Status::FromErrno(errno, "eventfd");
-  thread_ = std::thread([this] { Loop(); });
+  files_.thread = std::thread([this] { FileLoop(); });
+  volumes_.thread = std::thread([this] { VolumeLoop(); });
   return Status::OK();
 }
 
 void SyncWorker::Submit(uint64_t token, std::unique_ptr<ChunkWriter> writer) {
+  Lane& lane = writer->buffered() ? volumes_ : files_;
   {
     std::lock_guard lock(mu_);
-    jobs_.emplace_back(token, std::move(writer));
+    lane.jobs.emplace_back(token, std::move(writer));
   }
-  cv_.notify_one();
+  lane.cv.notify_one();
 }
 
 std::vector<SyncWorker::Done> SyncWorker::Drain() {
@@ -43,25 +48,57 @@ std::vector<SyncWorker::Done> SyncWorker::Drain() {
   return std::exchange(done_, {});
 }
 
-void SyncWorker::Loop() {
+std::deque<SyncWorker::Job> SyncWorker::Take(Lane& lane) {
+  std::unique_lock lock(mu_);
+  lane.cv.wait(lock, [&] { return stop_ || !lane.jobs.empty(); });
+  if (stop_) return {};
+  return std::exchange(lane.jobs, {});
+}
+
+void SyncWorker::Complete(std::vector<Done> done) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& d : done) done_.push_back(std::move(d));
+  }
+  uint64_t one = 1;
+  ssize_t n = ::write(fd_, &one, sizeof one);
+  (void)n;  // the counter only saturates after 2^64 - 1 unread completions
+}
+
+void SyncWorker::FileLoop() {
   for (;;) {
-    std::pair<uint64_t, std::unique_ptr<ChunkWriter>> job;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-      if (stop_) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+    std::deque<Job> jobs = Take(files_);
+    if (jobs.empty()) return;
+    for (auto& [token, writer] : jobs) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return;  // the rest are destroyed with `jobs`
+      }
+      Result<ChunkMeta> r = writer->Finish();
+      writer.reset();
+      // Each as it is done: a file chunk need not wait for the next one's fsync.
+      std::vector<Done> done;
+      done.push_back(Done{token, std::move(r)});
+      Complete(std::move(done));
     }
-    Result<ChunkMeta> r = job.second->Finish();
-    job.second.reset();
-    {
-      std::lock_guard lock(mu_);
-      done_.push_back(Done{job.first, std::move(r)});
+  }
+}
+
+void SyncWorker::VolumeLoop() {
+  for (;;) {
+    std::deque<Job> jobs = Take(volumes_);
+    if (jobs.empty()) return;
+    std::vector<ChunkWriter*> writers;
+    writers.reserve(jobs.size());
+    for (auto& job : jobs) writers.push_back(job.second.get());
+    std::vector<Result<ChunkMeta>> results = ChunkWriter::FinishAll(writers);
+    std::vector<Done> done;
+    done.reserve(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      jobs[i].second.reset();
+      done.push_back(Done{jobs[i].first, std::move(results[i])});
     }
-    uint64_t one = 1;
-    ssize_t n = ::write(fd_, &one, sizeof one);
-    (void)n;  // the counter only saturates after 2^64 - 1 unread completions
+    Complete(std::move(done));
   }
 }
 

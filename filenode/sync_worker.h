@@ -1,11 +1,18 @@
-// Finishes chunks (fdatasync, rename, folder fsync) off the poll thread: a
-// 64 MiB fdatasync takes tens of milliseconds, and the poll thread carries
-// every other stream meanwhile. Completions come back through a list and an
-// eventfd the poll loop waits on (like master/completion_queue.h); no socket
-// crosses threads.
+// Finishes chunks off the poll thread: a 64 MiB fdatasync takes tens of
+// milliseconds, and the poll thread carries every other stream meanwhile.
+// Completions come back through a list and an eventfd the poll loop waits on
+// (like master/completion_queue.h); no socket crosses threads.
 //
-// Thread-safety: Submit and Drain belong to the poll thread; the worker
-// thread owns a writer from Submit until its completion is pushed.
+// Two lanes, each with its own thread, so a big file's fsync never holds up
+// small chunks:
+//   - file chunks finish one by one (fdatasync, rename, folder fsync);
+//   - buffered chunks (ChunkWriter::buffered) finish as a group commit: the
+//     lane takes every one queued, appends them all to a volume and syncs
+//     once. Chunks that arrive during a sync form the next batch, so the
+//     batch grows with the load and one fdatasync serves them all.
+//
+// Thread-safety: Submit and Drain belong to the poll thread; a lane's thread
+// owns a writer from Submit until its completion is pushed.
 #pragma once
 
 #include <condition_variable>
@@ -28,8 +35,9 @@ class SyncWorker {
   };
 
   SyncWorker();
-  // Stops after the job in hand; queued writers are destroyed (their temp
-  // files removed), since nobody is left to answer their senders.
+  // Stops after the work in hand; queued writers are destroyed (their temp
+  // files removed, their buffers dropped), since nobody is left to answer
+  // their senders.
   ~SyncWorker();
   SyncWorker(const SyncWorker&) = delete;
   SyncWorker& operator=(const SyncWorker&) = delete;
@@ -41,15 +49,24 @@ class SyncWorker {
   std::vector<Done> Drain();
 
  private:
-  void Loop();
+  using Job = std::pair<uint64_t, std::unique_ptr<ChunkWriter>>;
+  struct Lane {
+    std::condition_variable cv;
+    std::deque<Job> jobs;
+    std::thread thread;
+  };
+  // Waits for jobs and takes all of them; empty when stopping.
+  std::deque<Job> Take(Lane& lane);
+  void FileLoop();
+  void VolumeLoop();
+  void Complete(std::vector<Done> done);
 
   int fd_ = -1;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<uint64_t, std::unique_ptr<ChunkWriter>>> jobs_;
+  Lane files_;
+  Lane volumes_;
   std::vector<Done> done_;
   bool stop_ = false;
-  std::thread thread_;
 };
 
 }  // namespace dfs::filenode
