@@ -11,6 +11,7 @@
 #include "common/net.h"
 #include "common/signals.h"
 #include "filenode/node_server.h"
+#include "filenode/volume_format.h"
 
 int main(int argc, char** argv) {
   // Received frames (1 MiB) are malloc'd by ZeroMQ. Above glibc's mmap
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   std::string credit_pool;
   std::string upstream_silence;
   std::string downstream_timeout;
+  std::string volume_max_chunk;
   CLI::App app{"dfs-node: stores chunks of a dfs cluster on local disk"};
   app.add_option("--dir", o.dir, "data folder (chunks, node.id, node.addr)")->required();
   app.add_option("--master", o.master, "the master's HOST:PORT")->required();
@@ -38,6 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--downstream-timeout", downstream_timeout,
                  "fail writes whose next node answers nothing this long (3s)")
       ->check(dfs::DurationFlag());
+  app.add_option("--volume-max-chunk", volume_max_chunk,
+                 "chunks up to this size share volume files and fsyncs; 0: every chunk in its own file (1M)")
+      ->check(dfs::SizeFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
@@ -45,6 +50,12 @@ int main(int argc, char** argv) {
   if (!credit_pool.empty()) o.credit_pool = *dfs::ParseSize(credit_pool);
   if (!upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(upstream_silence);
   if (!downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(downstream_timeout);
+  if (!volume_max_chunk.empty()) o.volume_max_chunk = *dfs::ParseSize(volume_max_chunk);
+  if (o.volume_max_chunk > dfs::filenode::kMaxVolumeChunk) {
+    std::fprintf(stderr, "dfs-node: --volume-max-chunk is at most %llu bytes (64M)\n",
+                 static_cast<unsigned long long>(dfs::filenode::kMaxVolumeChunk));
+    return 2;
+  }
   if (o.credit_pool == 0) {
     std::fprintf(stderr, "dfs-node: --credit-pool must be at least one frame\n");
     return 2;

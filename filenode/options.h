@@ -28,6 +28,9 @@ struct NodeOptions {
   std::chrono::milliseconds upstream_silence{30000};
   // A next node that answers nothing this long fails the streams through it.
   std::chrono::milliseconds downstream_timeout{3000};
+  // Chunks up to this size are appended to volumes with group commit instead
+  // of getting two files each (ChunkStoreOptions); 0 keeps every chunk in files.
+  uint64_t volume_max_chunk = 1ull << 20;
 };
 
 }  // namespace dfs::filenode
