@@ -11,6 +11,9 @@
 # Then a private 1 master + 3 node cluster on free ports under --dir runs
 # dfs-bench large (-r 1 and -r 3) and small (-r 3), N runs each, and every
 # figure is printed with its median and its ratio to the limit that bounds it.
+# First, on the fresh nodes, 64 chunk streams at once pass through every
+# node (-r 3 --parallel 64): each node's peak resident memory (VmHWM) is
+# printed against its credit pool plus its idle size.
 # --build: the build tree with the binaries (default build/release, else the
 # first build/*/ that has them). --dir: where data goes (default /tmp).
 set -euo pipefail
@@ -21,10 +24,12 @@ BASE=/tmp
 RUNS=3
 SIZE=1G
 SMALL_FILES=2000
-SMALL_SIZE=4K
+SMALL_SIZE=64K
 CLIENTS=4
 KEEP=0
 NODES=3
+NODE_PIDS=()
+CREDIT_POOL=256M
 
 die() { echo "limits.sh: $*" >&2; exit 1; }
 say() { echo "limits.sh: $*" >&2; }
@@ -168,8 +173,10 @@ for _ in $(seq 1 100); do [ -s "$WORK/master/master.addr" ] && break; sleep 0.1;
 ADDR="$(tr -d '[:space:]' < "$WORK/master/master.addr")"
 for i in $(seq 1 "$NODES"); do
   mkdir -p "$WORK/node$i"
-  "$BUILD/filenode/dfs-node" --dir "$WORK/node$i" --master "$ADDR" --log-level warn > "$WORK/node$i.log" 2>&1 &
+  "$BUILD/filenode/dfs-node" --dir "$WORK/node$i" --master "$ADDR" --credit-pool "$CREDIT_POOL" --log-level warn \
+    > "$WORK/node$i.log" 2>&1 &
   PIDS+=("$!")
+  NODE_PIDS+=("$!")
 done
 alive=0
 for _ in $(seq 1 150); do
@@ -182,6 +189,13 @@ done
 BENCH=("$BUILD/bench/dfs-bench" --master "$ADDR" --json)
 DROP=()
 [ "$ROOT_USER" = 1 ] && DROP=(--drop-caches)
+
+# Memory: 64 streams of 8 MiB chunks through all three nodes at once.
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+for p in "${NODE_PIDS[@]}"; do record "{\"kind\":\"rss_idle\",\"pid\":$p,\"kib\":$(kib "$p" VmRSS)}"; done
+say "memory: dfs-bench large --size 1G -r 3 --chunk-size 8M --parallel 64 (64 streams through each node)"
+"${BENCH[@]}" large --size 1G -r 3 --chunk-size 8M --parallel 64 > /dev/null || die "the 64-stream put failed"
+for p in "${NODE_PIDS[@]}"; do record "{\"kind\":\"rss_peak\",\"pid\":$p,\"kib\":$(kib "$p" VmHWM)}"; done
 for r in 1 3; do
   for run in $(seq 1 "$RUNS"); do
     say "dfs-bench large --size $SIZE -r $r (run $run of $RUNS)"
@@ -197,10 +211,11 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 # ---- the summary -----------------------------------------------------------
-python3 - "$RESULTS" "$ROOT_USER" "$SIZE" "$SMALL_FILES" "$SMALL_SIZE" "$CLIENTS" <<'PY'
+python3 - "$RESULTS" "$ROOT_USER" "$SIZE" "$SMALL_FILES" "$SMALL_SIZE" "$CLIENTS" "$CREDIT_POOL" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 root, size, files, fsize, clients = sys.argv[2] == "1", sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+pool = sys.argv[7]
 names = {r["name"] for r in rows if r["kind"] == "limit"}
 lim = {n: statistics.median([r["value"] for r in rows if r["kind"] == "limit" and r["name"] == n]) for n in names}
 zs = [r["data"] for r in rows if r["kind"] == "zmq"]
@@ -240,6 +255,13 @@ for phase in ("put", "get"):
     else:
         bound, why = z["zmq_4k_round_trips_per_s"] / 2, "ZeroMQ 4 KiB round trips/s / 2 (locate + read per file)"
     out.append((f"small {files} x {fsize} -c {clients} -r 3 {phase}", "files/s", v, bound, why))
+idle = {r["pid"]: r["kib"] for r in rows if r["kind"] == "rss_idle"}
+peak = {r["pid"]: r["kib"] for r in rows if r["kind"] == "rss_peak"}
+if peak:
+    print(f"\nNode memory under 64 concurrent streams (credit pool {pool} each):")
+    for pid in sorted(peak):
+        print(f"  node pid {pid}: idle {idle[pid] / 1024:6.1f} MiB, peak {peak[pid] / 1024:6.1f} MiB, "
+              f"peak - idle {(peak[pid] - idle[pid]) / 1024:6.1f} MiB")
 print("\ndfs (median of runs; ratio = median / limit):")
 for name, unit, v, bound, why in out:
     m = statistics.median(v)

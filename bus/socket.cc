@@ -1,5 +1,6 @@
 #include "bus/socket.h"
 
+#include <algorithm>
 #include <cstring>
 #include <zmq.hpp>
 
@@ -67,6 +68,27 @@ Frame Frame::Copy(std::string_view bytes) { return Copy(std::as_bytes(std::span(
 Frame Frame::Allocate(size_t size) {
   Frame f;
   f.impl_->msg.rebuild(size);
+  return f;
+}
+namespace {
+struct CountedBuffer {
+  std::shared_ptr<std::atomic<uint64_t>> held;
+  size_t size;
+};
+// ZeroMQ calls this from whichever thread drops the last reference.
+void FreeCounted(void* data, void* hint) {
+  auto* c = static_cast<CountedBuffer*>(hint);
+  c->held->fetch_sub(c->size, std::memory_order_relaxed);
+  delete c;
+  ::operator delete(data);
+}
+}  // namespace
+
+Frame Frame::AllocateCounted(size_t size, std::shared_ptr<std::atomic<uint64_t>> held) {
+  Frame f;
+  void* data = ::operator new(std::max<size_t>(size, 1));
+  held->fetch_add(size, std::memory_order_relaxed);
+  f.impl_->msg.rebuild(data, size, &FreeCounted, new CountedBuffer{std::move(held), size});
   return f;
 }
 Frame Frame::Share() const {

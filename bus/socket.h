@@ -6,6 +6,7 @@
 // thread that created them (ZeroMQ sockets must never be shared, libzmq#3200).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -91,6 +92,10 @@ class Frame {
   static Frame Copy(std::string_view bytes);
   // An uninitialised buffer of `size` bytes to fill through data().
   static Frame Allocate(size_t size);
+  // The same, with `size` added to `*held` now and taken off when the last
+  // holder lets go of the buffer (ZeroMQ's I/O thread, once it is sent):
+  // how a server bounds the bytes queued for readers slower than its disk.
+  static Frame AllocateCounted(size_t size, std::shared_ptr<std::atomic<uint64_t>> held);
 
   Frame Share() const;
   size_t size() const;

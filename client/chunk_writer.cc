@@ -128,7 +128,7 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
   if (!reply.defect.ok()) return Fail(reply.defect.Prepend("bad reply from node " + first));
   if (reply.envelope.has_error()) {
     Status s = bus::FromProto(reply.envelope.error());
-    Blame(s.message());
+    if (s.code() != Code::kBusy) Blame(s.message());  // a node out of credit is healthy
     return Fail(s.Prepend(fmt::format("node {} ({})", placement_.pipeline.front().id, first)));
   }
   const auto& env = reply.envelope;

@@ -21,6 +21,7 @@
 #include "client/crc32c_combine.h"
 #include "client/put_source.h"
 #include "common/checksum.h"
+#include "common/random_id.h"
 
 namespace dfs::client {
 namespace {
@@ -49,7 +50,16 @@ struct ChunkTask {
   bool probing = false;
   std::map<uint64_t, NodeRef> probes;
   Clock::time_point probe_deadline;
+  // A node had no credit left (Busy): the chunk waits, then gets a new
+  // placement. Not a failure, so it does not use up an attempt.
+  bool backing_off = false;
+  Clock::time_point retry_at;
+  int busy_count = 0;
+  Clock::time_point busy_since;
 };
+
+// Busy nodes (their credit pools full) are waited for this long in all.
+constexpr std::chrono::seconds kBusyPatience{60};
 
 class PutJob {
  public:
@@ -226,6 +236,22 @@ Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
 Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
   ChunkWriter& w = *t.writer;
   w.Abort();
+  if (w.failure().code() == Code::kBusy) {
+    // Every pool of the pipeline is lent out to other streams: back off
+    // (5 ms doubling to 0.5 s, jittered so waiters spread) and ask again.
+    if (t.busy_count++ == 0) t.busy_since = now;
+    if (now - t.busy_since > kBusyPatience) {
+      return Status::Busy(fmt::format("chunk {}: the nodes stayed busy for {} s: {}", t.index,
+                                      kBusyPatience.count(), w.failure().message()));
+    }
+    --t.attempts;
+    const auto base = std::min(milliseconds(5 << std::min(t.busy_count, 7)), milliseconds(500));
+    t.retry_at = now + base / 2 + milliseconds(RandomU64() % static_cast<uint64_t>(base.count() / 2 + 1));
+    t.backing_off = true;
+    SPDLOG_DEBUG("put {}: chunk {} busy ({}); again in {} ms", lease_.path, t.index, w.failure().message(),
+                 std::chrono::duration_cast<milliseconds>(t.retry_at - now).count());
+    return Status::OK();
+  }
   spdlog::warn("put {}: chunk {} (id {}) failed on attempt {}: {}; suspects [{}]", lease_.path, t.index,
                w.placement().chunk_id, t.attempts, w.failure().message(), fmt::join(w.suspects(), ","));
   if (t.attempts >= options_.attempts_per_chunk) {
@@ -264,7 +290,7 @@ Status PutJob::FinishProbe(ChunkTask& t, Clock::time_point now) {
 void PutJob::MarkBad(const std::string& node_id) {
   if (!bad_nodes_.insert(node_id).second) return;
   for (auto& t : active_) {
-    if (t->writer && !t->probing) t->writer->FailThrough(node_id);
+    if (t->writer && !t->probing && !t->backing_off) t->writer->FailThrough(node_id);
   }
 }
 
@@ -281,6 +307,7 @@ Clock::time_point PutJob::NextWake() const {
   auto wake = Clock::time_point::max();
   for (const auto& t : active_) {
     if (t->probing) wake = std::min(wake, t->probes.empty() ? Clock::time_point::min() : t->probe_deadline);
+    else if (t->backing_off) wake = std::min(wake, t->retry_at);
     else if (t->writer) wake = std::min(wake, t->writer->deadline());
   }
   return wake;
@@ -300,6 +327,14 @@ Result<FileStatus> PutJob::Run() {
       ChunkTask& t = *active_[i];
       if (t.probing) {
         if (t.probes.empty() || now >= t.probe_deadline) DFS_RETURN_IF_ERROR(FinishProbe(t, now));
+        ++i;
+        continue;
+      }
+      if (t.backing_off) {
+        if (now >= t.retry_at) {
+          t.backing_off = false;
+          DFS_RETURN_IF_ERROR(Allocate(t, now));
+        }
         ++i;
         continue;
       }
@@ -338,7 +373,7 @@ Result<FileStatus> PutJob::Run() {
     // input must not look like a silent pipeline.
     now = Clock::now();
     for (auto& t : active_) {
-      if (!t->probing) t->writer->Tick(now);
+      if (!t->probing && !t->backing_off) t->writer->Tick(now);
     }
   }
   uint64_t size = 0;

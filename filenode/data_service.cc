@@ -13,6 +13,8 @@ DataService::DataService(bus::Context& ctx, bus::Socket& router, ChunkStore& sto
       store_(store),
       node_id_(node_id),
       events_(std::move(events)),
+      read_buffer_(options.read_buffer),
+      read_held_(std::make_shared<std::atomic<uint64_t>>(0)),
       pipeline_(ctx, router, store, std::move(node_id), options, events_.stored) {}
 
 Status DataService::Start() { return pipeline_.Start(); }
@@ -28,7 +30,38 @@ bool DataService::Handle(bus::Message& m, Clock::time_point now) {
   }
 }
 
-void DataService::Read(const bus::Message& m, Clock::time_point now) {
+// Past the read buffer, a read waits (one is always let through when none
+// is held, however large). Waiting readers are not failed: a reader that
+// sees an error moves to another replica and reports this one bad.
+void DataService::Read(bus::Message& m, Clock::time_point now) {
+  const uint64_t want = std::min<uint64_t>(m.envelope.read_request().length(), kMaxReadLength);
+  const uint64_t held = read_held_->load(std::memory_order_relaxed);
+  if (!waiting_reads_.empty() || (held > 0 && held + want > read_buffer_)) {
+    waiting_reads_.push_back(std::move(m));
+    return;
+  }
+  Serve(m, now);
+}
+
+void DataService::Service(Clock::time_point now) {
+  pipeline_.Service(now);
+  while (!waiting_reads_.empty()) {
+    const uint64_t want = std::min<uint64_t>(waiting_reads_.front().envelope.read_request().length(), kMaxReadLength);
+    const uint64_t held = read_held_->load(std::memory_order_relaxed);
+    if (held > 0 && held + want > read_buffer_) break;
+    bus::Message m = std::move(waiting_reads_.front());
+    waiting_reads_.pop_front();
+    Serve(m, now);
+  }
+}
+
+DataService::Clock::time_point DataService::NextWake(Clock::time_point now) const {
+  // Sends finishing raise no event here: look again shortly.
+  if (!waiting_reads_.empty()) return now + std::chrono::milliseconds(1);
+  return pipeline_.NextWake(now);
+}
+
+void DataService::Serve(const bus::Message& m, Clock::time_point now) {
   const auto& req = m.envelope.read_request();
   const ChunkKey key{req.chunk_id(), req.version()};
   auto fail = [&](const Status& s) {
@@ -41,7 +74,7 @@ void DataService::Read(const bus::Message& m, Clock::time_point now) {
         fmt::format("{}: read at {} is past its end ({} bytes)", ChunkName(key), req.offset(), meta->size)));
   }
   const uint64_t length = std::min<uint64_t>({req.length(), kMaxReadLength, meta->size - req.offset()});
-  bus::Frame frame = bus::Frame::Allocate(length);
+  bus::Frame frame = bus::Frame::AllocateCounted(length, read_held_);
   Status s = store_.Read(key, req.offset(), std::span<std::byte>(frame.data(), length));
   if (!s.ok()) {
     if (s.code() == Code::kCorruption) {

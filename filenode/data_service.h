@@ -7,8 +7,11 @@
 // Not thread-safe: the node's poll thread owns it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
+#include <memory>
 
 #include "bus/socket.h"
 #include "filenode/chunk_store.h"
@@ -37,19 +40,25 @@ class DataService {
   bool Handle(bus::Message& m, Clock::time_point now);
 
   void AddTo(bus::Poller& poller) { pipeline_.AddTo(poller); }
-  void Service(Clock::time_point now) { pipeline_.Service(now); }
-  Clock::time_point NextWake(Clock::time_point now) const { return pipeline_.NextWake(now); }
+  void Service(Clock::time_point now);
+  Clock::time_point NextWake(Clock::time_point now) const;
 
   // streams_open, credit_in_use, credit_pool, bytes_in/out_per_s.
   void FillStats(msg::NodeStats& stats, Clock::time_point now);
 
  private:
-  void Read(const bus::Message& m, Clock::time_point now);
+  void Read(bus::Message& m, Clock::time_point now);
+  void Serve(const bus::Message& m, Clock::time_point now);
 
   bus::Socket& router_;
   ChunkStore& store_;
   std::string node_id_;
   Events events_;
+  uint64_t read_buffer_;
+  // Bytes of read answers not yet sent (ZeroMQ frees them on its own thread).
+  std::shared_ptr<std::atomic<uint64_t>> read_held_;
+  // Reads waiting for read_held_ to fall, in arrival order.
+  std::deque<bus::Message> waiting_reads_;
   WritePipeline pipeline_;
 };
 

@@ -113,7 +113,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   }
   if (req.whole()) return OpenWhole(m, now);
   // Credit: up to 16 frames, never more than the pool has left. A node that
-  // cannot take one frame says Busy; the sender picks another pipeline.
+  // cannot take one frame says Busy; the sender waits and tries again.
   const uint64_t frames = std::min<uint64_t>(options_.max_credit_frames, credit_.left() / frame_size);
   if (frames == 0) {
     return AnswerError(from, Status::Busy(fmt::format("node {} has no credit left ({} of {} in use)", node_id_,

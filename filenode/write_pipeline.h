@@ -51,6 +51,10 @@ struct PipelineOptions {
   // A close waits for fsyncs down the chain: more patience.
   std::chrono::milliseconds close_timeout{30000};
   uint64_t capacity = 0;  // 0: only the disk limits chunks
+  // Bytes of read answers the node holds at once (read from disk, not yet
+  // sent); more reads wait their turn. Readers' windows are theirs to set,
+  // so without this a crowd of readers could make the node buffer anything.
+  uint64_t read_buffer = 64ull << 20;
 };
 
 class WritePipeline {

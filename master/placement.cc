@@ -54,6 +54,11 @@ Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<Placeme
       return Status::Unavailable(
           fmt::format("replication {} needs {} live nodes, {} alive; lower it with -r", count, count, alive));
     }
+    if (!exclude.empty()) {
+      return Status::Unavailable(fmt::format(
+          "replication {} needs {} nodes; {} alive, {} of them failed this write; lower it with -r", count, count,
+          alive, exclude.size()));
+    }
     return Status(Code::kNoSpace, fmt::format("replication {} needs {} nodes with {} free, {} have it", count,
                                               count, chunk_size, roomy));
   }

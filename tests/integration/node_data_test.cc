@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -151,6 +152,33 @@ TEST_F(NodeDataTest, WholeChunkWithAWrongCrcOrSizeIsRefusedAndStoredNowhere) {
     EXPECT_EQ(AnswerStatus(clients_[static_cast<size_t>(i)]->Read(id, v, 0, 10)).code(), Code::kNotFound);
   }
   EXPECT_EQ(TempsEverywhere(), 0u);
+}
+
+// 40 reads of 8 MiB at once are 320 MiB, five times what a node holds for
+// readers: the ones past its read buffer wait their turn, and all are
+// answered with the right bytes.
+TEST_F(NodeDataTest, ReadsBeyondTheReadBufferWaitAndAreAllAnswered) {
+  const std::string data = RandomData(8 << 20, 11);
+  auto [id, v] = Allocate();
+  WriteOutcome w = WriteChunk(*clients_[0], id, v, {}, data, 1 << 20);
+  ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+  std::set<uint64_t> asked;
+  for (int i = 0; i < 40; ++i) {
+    msg::Envelope env;
+    auto* r = env.mutable_read_request();
+    r->set_chunk_id(id);
+    r->set_version(v);
+    r->set_length(8 << 20);
+    asked.insert(clients_[0]->Send(std::move(env)));
+  }
+  while (!asked.empty()) {
+    auto m = clients_[0]->Receive(30s);
+    ASSERT_TRUE(m) << asked.size() << " reads unanswered";
+    ASSERT_TRUE(AnswerStatus(m).ok()) << AnswerStatus(m).ToString();
+    ASSERT_EQ(asked.erase(m->envelope.request_id()), 1u);
+    ASSERT_EQ(m->payload.size(), 1u);
+    EXPECT_TRUE(m->payload[0].view() == data);
+  }
 }
 
 TEST_F(NodeDataTest, WrongCrcAbortsTheStreamOnEveryNode) {
