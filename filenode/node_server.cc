@@ -34,7 +34,9 @@ Status NodeServer::Start() {
   lock_.emplace(std::move(lock));
   DFS_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(options_.dir));
   DFS_ASSIGN_OR_RETURN(HostAndPort master, ParseHostPort(options_.master, 5550));
-  store_ = std::make_unique<ChunkStore>(options_.dir);
+  ChunkStoreOptions so;
+  so.volume_max_chunk = options_.volume_max_chunk;
+  store_ = std::make_unique<ChunkStore>(options_.dir, so);
   DFS_RETURN_IF_ERROR(store_->Scan().status());
 
   context_ = std::make_unique<bus::Context>();

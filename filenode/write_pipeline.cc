@@ -125,7 +125,9 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
     if (!e) return AnswerError(from, e.error());
     endpoint = *e;
   }
-  auto writer = store_.Create(key, req.expected_size());
+  // A small chunk may be held in memory until its volume's group commit:
+  // never more than the credit this stream holds from the pool.
+  auto writer = store_.Create(key, req.expected_size(), frames * frame_size);
   if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
 
   const uint64_t id = next_stream_id_++;
@@ -134,6 +136,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   s.route = m.route;
   s.key = key;
   s.frame_size = static_cast<uint32_t>(frame_size);
+  s.expected_size = req.expected_size();
   s.credit_frames = static_cast<uint32_t>(frames);
   s.credit_bytes = frames * frame_size;
   s.writer = std::move(*writer);
@@ -192,7 +195,7 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
     if (!e) return AnswerError(from, e.error());
     endpoint = *e;
   }
-  auto writer = store_.Create(key, size);
+  auto writer = store_.Create(key, size, /*buffer_limit=*/size);  // the credit it holds
   if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
 
   const uint64_t id = next_stream_id_++;

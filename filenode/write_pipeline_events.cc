@@ -1,5 +1,7 @@
 // What happens to write streams between upstream requests: answers from the
 // next node, chunks the sync worker finished, failures and timeouts.
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -65,9 +67,12 @@ void WritePipeline::OnDownstream(bus::Message& m, Clock::time_point now) {
       // Never promise upstream more than the next node promised us: frames
       // wait here for nobody.
       uint32_t frames = std::clamp<uint32_t>(r.credit_frames(), 1, s.credit_frames);
-      credit_.Release(s.credit_bytes - uint64_t{frames} * s.frame_size);
+      // A buffered chunk keeps what its buffer may grow to (at most what it holds).
+      const uint64_t keep = std::max(uint64_t{frames} * s.frame_size,
+                                     s.writer && s.writer->buffered() ? std::min(s.expected_size, s.credit_bytes) : 0);
+      credit_.Release(s.credit_bytes - keep);
       s.credit_frames = frames;
-      s.credit_bytes = uint64_t{frames} * s.frame_size;
+      s.credit_bytes = keep;
       s.ds_stream = r.stream_id();
       s.state = WriteStream::State::kOpen;
       msg::Envelope env;

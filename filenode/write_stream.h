@@ -39,7 +39,8 @@ struct WriteStream {
   ChunkKey key;
   uint32_t frame_size = 0;
   uint32_t credit_frames = 0; // granted upstream
-  uint64_t credit_bytes = 0;  // held from the node's pool: credit_frames x frame_size
+  uint64_t credit_bytes = 0;  // held from the node's pool: credit_frames x frame_size, or more for a buffer
+  uint64_t expected_size = 0; // announced at open
   State state = State::kOpening;
   std::unique_ptr<ChunkWriter> writer;  // moves to the sync worker at close
   uint64_t received = 0;                // bytes written here, in order

@@ -22,8 +22,15 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kChunk = 256 * 1024;
 
-class DataFaultTest : public ::testing::Test {
+// Every fault twice: chunks in files of their own (--volume-max-chunk 0),
+// and small chunks in shared volume files (the default for 256K chunks).
+class DataFaultTest : public ::testing::TestWithParam<std::string> {
  protected:
+  bool volumes() const { return GetParam() == "volumes"; }
+  static std::vector<std::string> NodeArgs(const std::string& layout) {
+    if (layout == "volumes") return {};
+    return {"--volume-max-chunk", "0"};
+  }
   void SetUp() override { ASSERT_TRUE(cluster_.Start()); }
 
   std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
@@ -38,7 +45,8 @@ class DataFaultTest : public ::testing::Test {
     WaitFor(
         [&] {
           for (int i = 0; i < cluster_.node_count(); ++i) {
-            if (ChunkFiles(cluster_.node_dir(i)).size() >= n) {
+            const std::string dir = cluster_.node_dir(i);
+            if (ChunkFiles(dir).size() >= n || (n == 1 && VolumeBytes(dir) > 0)) {
               found = i;
               return true;
             }
@@ -54,10 +62,13 @@ class DataFaultTest : public ::testing::Test {
     EXPECT_TRUE(c.out == data) << "read " << c.out.size() << " bytes of " << data.size();
   }
 
-  MiniCluster cluster_{{.nodes = 3, .dead_after = "2s"}};
+  MiniCluster cluster_{{.nodes = 3, .dead_after = "2s", .node_args = NodeArgs(GetParam())}};
 };
 
-TEST_F(DataFaultTest, NodeKilledMidStreamPut) {
+INSTANTIATE_TEST_SUITE_P(Layouts, DataFaultTest, ::testing::Values("files", "volumes"),
+                         [](const auto& p) { return p.param; });
+
+TEST_P(DataFaultTest, NodeKilledMidStreamPut) {
   const std::string data = RandomBytes(24 * kChunk + 17, 1);
   PipedCli put(PutArgs("-", "/killed", 2), cluster_.root());
   ASSERT_TRUE(put.Write(data.substr(0, 4 * kChunk)));
@@ -71,7 +82,7 @@ TEST_F(DataFaultTest, NodeKilledMidStreamPut) {
   ExpectContent("/killed", data);
 }
 
-TEST_F(DataFaultTest, NodeKilledMidFilePut) {
+TEST_P(DataFaultTest, NodeKilledMidFilePut) {
   const std::string data = RandomBytes(64 * kChunk, 2);
   WriteLocal(Local("in"), data);
   PipedCli put(PutArgs(Local("in"), "/killed-file", 2), cluster_.root());
@@ -87,7 +98,7 @@ TEST_F(DataFaultTest, NodeKilledMidFilePut) {
   ExpectContent("/killed-file", data);
 }
 
-TEST_F(DataFaultTest, NodeStoppedMidPutIsDetectedAsAStall) {
+TEST_P(DataFaultTest, NodeStoppedMidPutIsDetectedAsAStall) {
   const std::string data = RandomBytes(40 * kChunk, 3);
   PipedCli put(PutArgs("-", "/stalled", 2), cluster_.root());
   ASSERT_TRUE(put.Write(data.substr(0, 4 * kChunk)));
@@ -104,7 +115,7 @@ TEST_F(DataFaultTest, NodeStoppedMidPutIsDetectedAsAStall) {
   ExpectContent("/stalled", data);
 }
 
-TEST_F(DataFaultTest, CorruptReplicasAreSkippedAndReported) {
+TEST_P(DataFaultTest, CorruptReplicasAreSkippedAndReported) {
   const std::string data = RandomBytes(10 * kChunk, 4);
   WriteLocal(Local("in"), data);
   auto p = cluster_.Cli({"put", "-r", "3", "--chunk-size", "256K", Local("in"), "/bad"});
@@ -113,8 +124,14 @@ TEST_F(DataFaultTest, CorruptReplicasAreSkippedAndReported) {
   ASSERT_EQ(st["chunks"].size(), 10u);
   // Two of the three replicas of every chunk go bad on disk; whichever the
   // master offers first, most chunks meet a bad one before the good one.
+  size_t index = 0;
   for (const auto& c : st["chunks"]) {
+    const std::string needle = data.substr(index++ * kChunk + kChunk / 2, 64);
     for (int i = 0; i < 2; ++i) {
+      if (volumes()) {
+        EXPECT_EQ(FlipInVolumes(cluster_.node_dir(i), needle), 1);
+        continue;
+      }
       const std::string f = ChunkFile(cluster_.node_dir(i), c["id"], c["version"]);
       std::fstream io(f, std::ios::in | std::ios::out | std::ios::binary);
       ASSERT_TRUE(io) << f;
@@ -138,7 +155,7 @@ TEST_F(DataFaultTest, CorruptReplicasAreSkippedAndReported) {
   EXPECT_LT(replicas, 30u);
 }
 
-TEST_F(DataFaultTest, AllNodesDownIsAClearErrorWithinSeconds) {
+TEST_P(DataFaultTest, AllNodesDownIsAClearErrorWithinSeconds) {
   WriteLocal(Local("in"), RandomBytes(3 * kChunk, 5));
   ASSERT_EQ(cluster_.Cli({"put", "-r", "3", "--chunk-size", "256K", Local("in"), "/kept"}).exit_code, 0);
   for (int i = 0; i < cluster_.node_count(); ++i) cluster_.KillNode(i);

@@ -13,9 +13,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/support/process.h"
@@ -54,6 +56,38 @@ inline std::vector<std::string> ChunkFiles(const std::string& node_dir) {
     if (it->path().extension() == ".chunk") out.push_back(it->path().string());
   }
   return out;
+}
+
+// Bytes in the node's volume files, DIR/chunks/volumes/*.vol, where small
+// chunks go (filenode/volume_format.h).
+inline uint64_t VolumeBytes(const std::string& node_dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(node_dir + "/chunks/volumes", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() == ".vol") n += it->file_size(ec);
+  }
+  return n;
+}
+
+// Flips every bit of the first byte of `needle` wherever it occurs in the
+// node's volume files (chunk bytes are stored as sent); how many it flipped.
+inline int FlipInVolumes(const std::string& node_dir, std::string_view needle) {
+  int flipped = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(node_dir + "/chunks/volumes", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".vol") continue;
+    std::fstream io(it->path(), std::ios::in | std::ios::out | std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(io)), std::istreambuf_iterator<char>());
+    for (size_t at = bytes.find(needle); at != std::string::npos; at = bytes.find(needle, at + 1)) {
+      io.clear();
+      io.seekp(static_cast<std::streamoff>(at));
+      io.put(static_cast<char>(~bytes[at]));
+      ++flipped;
+    }
+  }
+  return flipped;
 }
 
 // DIR/chunks/<id % 256, two hex digits>/<id>_<version>.chunk (filenode/chunk_format.h).

@@ -68,7 +68,8 @@ class NodeDataTest : public ::testing::Test {
     return stream;
   }
 
-  MiniCluster cluster_;
+  // Chunks in files of their own: the tests look at them on disk.
+  MiniCluster cluster_{{.node_args = {"--volume-max-chunk", "0"}}};
   bus::Context ctx_;
   std::unique_ptr<client::Client> master_;
   client::WriteLease lease_;

@@ -60,7 +60,8 @@ class NodeReportTest : public ::testing::Test {
     return out;
   }
 
-  MiniCluster cluster_;
+  // Chunks in files of their own: the tests look at them on disk.
+  MiniCluster cluster_{{.node_args = {"--volume-max-chunk", "0"}}};
   bus::Context ctx_;
   std::vector<std::unique_ptr<NodeClient>> nodes_;
   std::unique_ptr<client::Client> client_;
