@@ -17,9 +17,7 @@ void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, C
   if (requests_.size() == 1) last_heard_ = now;
 }
 
-void ChunkWriter::Start(Clock::time_point now) {
-  last_heard_ = now;
-  if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
+msg::Envelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size) const {
   msg::Envelope req;
   auto* o = req.mutable_write_open_request();
   o->set_chunk_id(placement_.chunk_id);
@@ -29,26 +27,23 @@ void ChunkWriter::Start(Clock::time_point now) {
     d->set_id(placement_.pipeline[i].id);
     d->set_address(placement_.pipeline[i].address);
   }
-  o->set_expected_size(expected_size_);
-  o->set_frame_size(config_.frame_size);
-  Send(std::move(req), {}, now);
+  o->set_expected_size(expected_size);
+  o->set_frame_size(frame_size);
+  return req;
+}
+
+void ChunkWriter::Start(Clock::time_point now) {
+  last_heard_ = now;
+  if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
+  Send(OpenRequest(expected_size_, config_.frame_size), {}, now);
 }
 
 void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now) {
   last_heard_ = now;
   if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
-  msg::Envelope req;
-  auto* o = req.mutable_write_open_request();
-  o->set_chunk_id(placement_.chunk_id);
-  o->set_version(placement_.version);
-  for (size_t i = 1; i < placement_.pipeline.size(); ++i) {
-    auto* d = o->add_downstream();
-    d->set_id(placement_.pipeline[i].id);
-    d->set_address(placement_.pipeline[i].address);
-  }
   const uint64_t size = chunk.size();
-  o->set_expected_size(size);
-  o->set_frame_size(static_cast<uint32_t>(size));
+  msg::Envelope req = OpenRequest(size, static_cast<uint32_t>(size));
+  auto* o = req.mutable_write_open_request();
   o->set_whole(true);
   o->set_crc32c(crc);
   finishing_ = true;

@@ -77,6 +77,8 @@ class ChunkWriter {
   const std::vector<std::string>& replicas() const { return replicas_; }
 
  private:
+  // WriteOpen for this placement: the chunk, and the nodes after the first.
+  msg::Envelope OpenRequest(uint64_t expected_size, uint32_t frame_size) const;
   void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now);
   void Fail(Status status);
   void Blame(std::string_view node_message);

@@ -91,6 +91,16 @@ Status WritePipeline::SendDown(WriteStream& s, msg::Envelope env, std::vector<bu
   return Status::OK();
 }
 
+Status WritePipeline::NoCredit() const {
+  return Status::Busy(fmt::format("node {} has no credit left ({} of {} in use)", node_id_,
+                                  FormatSize(credit_.in_use()), FormatSize(credit_.size())));
+}
+
+Result<std::string> WritePipeline::NextEndpoint(const msg::WriteOpenRequest& req) {
+  if (req.downstream_size() == 0) return std::string();
+  return DownstreamLinks::Endpoint(req.downstream(0).address());
+}
+
 void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   const auto& req = m.envelope.write_open_request();
   const ReplyTo from = ReplyTo::Of(m);
@@ -116,15 +126,10 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   // cannot take one frame says Busy; the sender waits and tries again.
   const uint64_t frames = std::min<uint64_t>(options_.max_credit_frames, credit_.left() / frame_size);
   if (frames == 0) {
-    return AnswerError(from, Status::Busy(fmt::format("node {} has no credit left ({} of {} in use)", node_id_,
-                                                      FormatSize(credit_.in_use()), FormatSize(credit_.size()))));
+    return AnswerError(from, NoCredit());
   }
-  std::string endpoint;
-  if (req.downstream_size() > 0) {
-    auto e = DownstreamLinks::Endpoint(req.downstream(0).address());
-    if (!e) return AnswerError(from, e.error());
-    endpoint = *e;
-  }
+  auto endpoint = NextEndpoint(req);
+  if (!endpoint) return AnswerError(from, endpoint.error());
   // A small chunk may be held in memory until its volume's group commit:
   // never more than the credit this stream holds from the pool.
   auto writer = store_.Create(key, req.expected_size(), frames * frame_size);
@@ -145,7 +150,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   (void)credit_.Reserve(s.credit_bytes);  // fits: frames <= left / frame_size
   SPDLOG_DEBUG("stream={} {} opened from upstream, {} downstream, credit {}x{}", id, ChunkName(key),
                req.downstream_size(), frames, frame_size);
-  if (endpoint.empty()) {
+  if (endpoint->empty()) {
     s.state = WriteStream::State::kOpen;
     msg::Envelope env;
     env.mutable_write_open_response()->set_stream_id(id);
@@ -153,7 +158,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
     return Answer(from, std::move(env));
   }
   // Answer only once everything after this node opened (WritePipeline::OnDownstream).
-  s.ds_endpoint = endpoint;
+  s.ds_endpoint = *endpoint;
   s.ds_node = req.downstream(0).id();
   s.ds_depth = req.downstream_size();
   msg::Envelope fwd;
@@ -186,15 +191,10 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
   }
   // The bytes are here already: they hold their size of the pool until stored.
   if (credit_.left() < size) {
-    return AnswerError(from, Status::Busy(fmt::format("node {} has no credit left ({} of {} in use)", node_id_,
-                                                      FormatSize(credit_.in_use()), FormatSize(credit_.size()))));
+    return AnswerError(from, NoCredit());
   }
-  std::string endpoint;
-  if (req.downstream_size() > 0) {
-    auto e = DownstreamLinks::Endpoint(req.downstream(0).address());
-    if (!e) return AnswerError(from, e.error());
-    endpoint = *e;
-  }
+  auto endpoint = NextEndpoint(req);
+  if (!endpoint) return AnswerError(from, endpoint.error());
   auto writer = store_.Create(key, size, /*buffer_limit=*/size);  // the credit it holds
   if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
 
@@ -211,8 +211,8 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
   s.close_reply = from;
   (void)credit_.Reserve(size);
   // Forward first so the next node works while this one writes.
-  if (!endpoint.empty()) {
-    s.ds_endpoint = endpoint;
+  if (!endpoint->empty()) {
+    s.ds_endpoint = *endpoint;
     s.ds_node = req.downstream(0).id();
     s.ds_depth = req.downstream_size();
     msg::Envelope fwd;

@@ -88,6 +88,10 @@ class WritePipeline {
   using StreamMap = std::unordered_map<uint64_t, WriteStream>;
 
   WriteStream* Find(uint64_t id, const std::string& route);
+  // Busy, naming this node's pool.
+  Status NoCredit() const;
+  // The next node's endpoint; empty on the last node of the pipeline.
+  static Result<std::string> NextEndpoint(const msg::WriteOpenRequest& req);
   Status Missing(uint64_t id) const;
   void Answer(const ReplyTo& to, msg::Envelope env);
   void AnswerError(const ReplyTo& to, const Status& error);
