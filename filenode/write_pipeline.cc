@@ -101,6 +101,18 @@ Result<std::string> WritePipeline::NextEndpoint(const msg::WriteOpenRequest& req
   return DownstreamLinks::Endpoint(req.downstream(0).address());
 }
 
+WriteStream& WritePipeline::NewStream(const bus::Message& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
+                                      Clock::time_point now) {
+  const uint64_t id = next_stream_id_++;
+  WriteStream& s = streams_[id];
+  s.id = id;
+  s.route = m.route;
+  s.key = key;
+  s.writer = std::move(writer);
+  s.last_upstream = now;
+  return s;
+}
+
 void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   const auto& req = m.envelope.write_open_request();
   const ReplyTo from = ReplyTo::Of(m);
@@ -135,17 +147,12 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   auto writer = store_.Create(key, req.expected_size(), frames * frame_size);
   if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
 
-  const uint64_t id = next_stream_id_++;
-  WriteStream& s = streams_[id];
-  s.id = id;
-  s.route = m.route;
-  s.key = key;
+  WriteStream& s = NewStream(m, key, std::move(*writer), now);
+  const uint64_t id = s.id;
   s.frame_size = static_cast<uint32_t>(frame_size);
   s.expected_size = req.expected_size();
   s.credit_frames = static_cast<uint32_t>(frames);
   s.credit_bytes = frames * frame_size;
-  s.writer = std::move(*writer);
-  s.last_upstream = now;
   s.open_reply = from;
   (void)credit_.Reserve(s.credit_bytes);  // fits: frames <= left / frame_size
   SPDLOG_DEBUG("stream={} {} opened from upstream, {} downstream, credit {}x{}", id, ChunkName(key),
@@ -198,15 +205,11 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
   auto writer = store_.Create(key, size, /*buffer_limit=*/size);  // the credit it holds
   if (!writer) return AnswerError(from, writer.error().Prepend(fmt::format("node {}", node_id_)));
 
-  const uint64_t id = next_stream_id_++;
-  WriteStream& s = streams_[id];
-  s.id = id;
-  s.route = m.route;
-  s.key = key;
+  WriteStream& s = NewStream(m, key, std::move(*writer), now);
+  const uint64_t id = s.id;
   s.frame_size = static_cast<uint32_t>(size);
+  s.expected_size = size;
   s.credit_bytes = size;
-  s.writer = std::move(*writer);
-  s.last_upstream = now;
   s.state = WriteStream::State::kClosing;
   s.close_reply = from;
   (void)credit_.Reserve(size);

@@ -88,6 +88,9 @@ class WritePipeline {
   using StreamMap = std::unordered_map<uint64_t, WriteStream>;
 
   WriteStream* Find(uint64_t id, const std::string& route);
+  // A stream for the upstream that sent `m`, writing through `writer`.
+  WriteStream& NewStream(const bus::Message& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
+                         Clock::time_point now);
   // Busy, naming this node's pool.
   Status NoCredit() const;
   // The next node's endpoint; empty on the last node of the pipeline.
