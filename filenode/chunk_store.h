@@ -159,6 +159,7 @@ class ChunkStore {
     uint64_t bytes = 0;
     uint64_t commits = 0;
     uint64_t records = 0;
+    uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
   };
   VolumeStats volume_stats() const;
   // Fault injection for tests: the next volume fdatasync fails with `err`.

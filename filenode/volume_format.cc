@@ -7,35 +7,30 @@
 #include "common/checksum.h"
 
 namespace dfs::filenode {
-namespace {
-
-void PutFixed(std::string& out, RecordType type, ChunkKey key, uint32_t size, uint32_t crc32c, uint32_t blocks,
-              uint32_t target_volume, uint64_t target_offset) {
+void EncodeRecordFixed(std::string& out, const RecordHeader& h) {
   PutLe32(out, kVolumeMagic);
-  const uint32_t format_and_type = kVolumeFormat | (uint32_t{static_cast<uint16_t>(type)} << 16);
-  PutLe32(out, format_and_type);
-  PutLe64(out, key.id);
-  PutLe32(out, key.version);
-  PutLe32(out, size);
-  PutLe32(out, crc32c);
-  PutLe32(out, blocks);
-  PutLe32(out, target_volume);
-  PutLe64(out, target_offset);
+  PutLe32(out, kVolumeFormat | (uint32_t{static_cast<uint16_t>(h.type)} << 16));
+  PutLe64(out, h.key.id);
+  PutLe32(out, h.key.version);
+  PutLe32(out, h.size);
+  PutLe32(out, h.crc32c);
+  PutLe32(out, h.block_count);
+  PutLe32(out, h.target_volume);
+  PutLe64(out, h.target_offset);
 }
-
-}  // namespace
 
 void EncodePutHeader(std::string& out, ChunkKey key, uint32_t size, uint32_t crc32c,
                      std::span<const uint32_t> block_crcs) {
   const size_t start = out.size();
-  PutFixed(out, RecordType::kPut, key, size, crc32c, static_cast<uint32_t>(block_crcs.size()), 0, 0);
+  EncodeRecordFixed(out, RecordHeader{RecordType::kPut, key, size, crc32c,
+                                      static_cast<uint32_t>(block_crcs.size()), 0, 0});
   for (uint32_t crc : block_crcs) PutLe32(out, crc);
   PutLe32(out, Crc32c(std::string_view(out).substr(start)));
 }
 
 void EncodeTombstone(std::string& out, ChunkKey key, uint32_t target_volume, uint64_t target_offset) {
   const size_t start = out.size();
-  PutFixed(out, RecordType::kTombstone, key, 0, 0, 0, target_volume, target_offset);
+  EncodeRecordFixed(out, RecordHeader{RecordType::kTombstone, key, 0, 0, 0, target_volume, target_offset});
   PutLe32(out, Crc32c(std::string_view(out).substr(start)));
 }
 
@@ -89,17 +84,78 @@ Result<RecordHeader> DecodeRecordHeader(std::string_view bytes, std::string_view
   return h;
 }
 
-std::string VolumeFileName(uint32_t number) { return fmt::format("{:08d}.vol", number); }
+std::string EncodeVolumeIndex(uint32_t number, uint64_t volume_size, std::span<const IndexedRecord> records) {
+  std::string out;
+  out.reserve(kIndexHeaderSize + records.size() * kIndexEntrySize + 4);
+  PutLe32(out, kIndexMagic);
+  PutLe32(out, kIndexFormat);
+  PutLe32(out, number);
+  PutLe32(out, 0);
+  PutLe64(out, volume_size);
+  PutLe64(out, records.size());
+  for (const IndexedRecord& r : records) {
+    PutLe64(out, r.offset);
+    EncodeRecordFixed(out, r.h);
+  }
+  PutLe32(out, Crc32c(out));
+  return out;
+}
 
-std::optional<uint32_t> ParseVolumeFileName(std::string_view name) {
-  if (!name.ends_with(".vol")) return std::nullopt;
-  const char* end = name.data() + name.size() - 4;
+Result<std::vector<IndexedRecord>> DecodeVolumeIndex(std::string_view bytes, uint32_t number, uint64_t volume_size,
+                                                     std::string_view what) {
+  if (bytes.size() < kIndexHeaderSize + 4 || LoadLe32(bytes.data()) != kIndexMagic ||
+      LoadLe32(bytes.data() + 4) != kIndexFormat) {
+    return Status::Corruption(fmt::format("{}: not a volume index", what));
+  }
+  const uint64_t count = LoadLe64(bytes.data() + 24);
+  if (count > (bytes.size() - kIndexHeaderSize - 4) / kIndexEntrySize ||
+      bytes.size() != kIndexHeaderSize + count * kIndexEntrySize + 4) {
+    return Status::Corruption(fmt::format("{}: {} bytes cannot hold {} records", what, bytes.size(), count));
+  }
+  if (Crc32c(bytes.substr(0, bytes.size() - 4)) != LoadLe32(bytes.data() + bytes.size() - 4)) {
+    return Status::Corruption(fmt::format("{}: the index fails its checksum", what));
+  }
+  if (LoadLe32(bytes.data() + 8) != number || LoadLe64(bytes.data() + 16) != volume_size) {
+    return Status::Corruption(fmt::format("{}: describes volume {} of {} bytes, not volume {} of {}", what,
+                                          LoadLe32(bytes.data() + 8), LoadLe64(bytes.data() + 16), number,
+                                          volume_size));
+  }
+  std::vector<IndexedRecord> out;
+  out.reserve(count);
+  uint64_t next = 0;  // records are in offset order and do not overlap
+  for (uint64_t i = 0; i < count; ++i) {
+    const char* e = bytes.data() + kIndexHeaderSize + i * kIndexEntrySize;
+    IndexedRecord r;
+    r.offset = LoadLe64(e);
+    DFS_ASSIGN_OR_RETURN(r.h, DecodeRecordFixed(std::string_view(e + 8, kRecordFixedSize), what));
+    const uint64_t length = RecordHeaderSizeForBlocks(r.h.block_count) + r.h.size;
+    if (r.offset < next || r.offset > volume_size || length > volume_size - r.offset) {
+      return Status::Corruption(fmt::format("{}: record {} at offset {} is out of place", what, i, r.offset));
+    }
+    next = r.offset + length;
+    out.push_back(r);
+  }
+  return out;
+}
+
+namespace {
+
+std::optional<uint32_t> ParseNumbered(std::string_view name, std::string_view ext) {
+  if (!name.ends_with(ext)) return std::nullopt;
+  const char* end = name.data() + name.size() - ext.size();
   uint32_t n = 0;
   auto r = std::from_chars(name.data(), end, n);
   if (r.ec != std::errc() || r.ptr != end || n == 0) return std::nullopt;
   // Only the canonical spelling, so no volume has two names.
-  if (VolumeFileName(n) != name) return std::nullopt;
+  if (fmt::format("{:08d}{}", n, ext) != name) return std::nullopt;
   return n;
 }
+
+}  // namespace
+
+std::string VolumeFileName(uint32_t number) { return fmt::format("{:08d}.vol", number); }
+std::optional<uint32_t> ParseVolumeFileName(std::string_view name) { return ParseNumbered(name, ".vol"); }
+std::string VolumeIndexName(uint32_t number) { return fmt::format("{:08d}.idx", number); }
+std::optional<uint32_t> ParseVolumeIndexName(std::string_view name) { return ParseNumbered(name, ".idx"); }
 
 }  // namespace dfs::filenode

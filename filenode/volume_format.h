@@ -23,6 +23,21 @@
 // The header checksum makes every header self-validating: a scan that meets
 // a damaged header searches forward for the next magic whose header checks
 // out, so one bad sector loses one chunk, not the rest of the volume.
+//
+//   DIR/chunks/volumes/<number, 8 digits>.idx   a sealed volume's records
+//
+// An index lets a start-up read one small file per sealed volume instead of
+// one header per record: on a cold disk 100k scattered header reads take
+// seconds (5.7 s measured here for 100k 64 KiB chunks), one 5 MB read does
+// not. Little-endian:
+//   u32 magic "DFSX"   u32 format (1)   u32 volume number   u32 0
+//   u64 the volume's size in bytes      u64 record count
+//   per record: u64 its offset, then its fixed header (kRecordFixedSize bytes)
+//   u32 CRC32C of everything before it
+// It is written (temp file, fsync, rename) when a volume is sealed, or by a
+// scan that found none, and used only when it matches the volume's size;
+// anything else about it is a reason to rebuild it from the headers. The
+// headers stay the truth: every read checks its record's whole header.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +45,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "filenode/chunk_format.h"
@@ -39,6 +55,10 @@ namespace dfs::filenode {
 inline constexpr uint32_t kVolumeMagic = 0x56534644;  // "DFSV" read as little-endian
 inline constexpr uint16_t kVolumeFormat = 1;
 inline constexpr size_t kRecordFixedSize = 44;
+inline constexpr uint32_t kIndexMagic = 0x58534644;  // "DFSX"
+inline constexpr uint32_t kIndexFormat = 1;
+inline constexpr size_t kIndexHeaderSize = 32;
+inline constexpr size_t kIndexEntrySize = 8 + kRecordFixedSize;
 // A record's data is at most this big: it bounds a header to 4 KiB of block
 // checksums and a scan's read-ahead buffer. Chunks bigger than this are
 // files, where a 64 MiB fdatasync is worth its own folder entry anyway.
@@ -61,6 +81,8 @@ inline uint64_t RecordHeaderSizeForBlocks(uint64_t block_count) { return kRecord
 inline uint64_t RecordHeaderSize(uint64_t data_size) { return RecordHeaderSizeForBlocks(BlockCount(data_size)); }
 inline uint64_t RecordBlockCrcOffset(uint64_t i) { return kRecordFixedSize + 4 * i; }
 
+// Appends a record's fixed part (the first kRecordFixedSize bytes) to `out`.
+void EncodeRecordFixed(std::string& out, const RecordHeader& h);
 // Appends a put's header (data not included) to `out`.
 void EncodePutHeader(std::string& out, ChunkKey key, uint32_t size, uint32_t crc32c,
                      std::span<const uint32_t> block_crcs);
@@ -74,8 +96,21 @@ Result<RecordHeader> DecodeRecordFixed(std::string_view bytes, std::string_view 
 // including its checksum.
 Result<RecordHeader> DecodeRecordHeader(std::string_view bytes, std::string_view what);
 
-// "00000012.vol" for 12, and back.
+// A record as an index lists it.
+struct IndexedRecord {
+  uint64_t offset = 0;
+  RecordHeader h;
+};
+std::string EncodeVolumeIndex(uint32_t number, uint64_t volume_size, std::span<const IndexedRecord> records);
+// The records of volume `number`, if the index is whole and describes a
+// volume of `volume_size` bytes; `what` names the index file in errors.
+Result<std::vector<IndexedRecord>> DecodeVolumeIndex(std::string_view bytes, uint32_t number, uint64_t volume_size,
+                                                     std::string_view what);
+
+// "00000012.vol" and "00000012.idx" for 12, and back.
 std::string VolumeFileName(uint32_t number);
 std::optional<uint32_t> ParseVolumeFileName(std::string_view name);
+std::string VolumeIndexName(uint32_t number);
+std::optional<uint32_t> ParseVolumeIndexName(std::string_view name);
 
 }  // namespace dfs::filenode

@@ -155,20 +155,65 @@ VolumeStore::~VolumeStore() = default;
 
 std::string VolumeStore::Path(uint32_t volume) const { return fmt::format("{}/{}", dir_, VolumeFileName(volume)); }
 
+std::string VolumeStore::IndexPath(uint32_t volume) const {
+  return fmt::format("{}/{}", dir_, VolumeIndexName(volume));
+}
+
+Result<std::vector<IndexedRecord>> VolumeStore::LoadSealed(uint32_t number, bool& from_index) {
+  const std::string path = Path(number);
+  const std::string index_path = IndexPath(number);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  from_index = false;
+  if (auto bytes = ReadFile(index_path)) {
+    auto records = DecodeVolumeIndex(*bytes, number, size, index_path);
+    if (records) {
+      from_index = true;
+      return records;
+    }
+    spdlog::warn("chunk store: {}; rebuilding it from the volume's headers", records.error().message());
+  } else if (bytes.error().code() != Code::kNotFound) {
+    spdlog::warn("chunk store: {}; rebuilding it from the volume's headers", bytes.error().message());
+  }
+  // Sealed volumes were synced before they were sealed: headers suffice.
+  DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, /*verify_data=*/false));
+  if (pv.good_end < pv.size) {
+    spdlog::warn("chunk store: {}: {} bytes at offset {} are no record; left as they are (a sealed volume)", path,
+                 pv.size - pv.good_end, pv.good_end);
+  }
+  std::vector<IndexedRecord> records;
+  records.reserve(pv.records.size());
+  for (const Parsed& p : pv.records) records.push_back(IndexedRecord{p.offset, p.h});
+  if (Status s = WriteFileDurably(index_path, EncodeVolumeIndex(number, pv.size, records)); !s.ok()) {
+    spdlog::warn("chunk store: cannot write the index of {}: {}", path, s.ToString());
+  }
+  return records;
+}
+
 Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
   DFS_RETURN_IF_ERROR(CreateDirectories(dir_));
   std::vector<uint32_t> numbers;
+  std::set<uint32_t> indexes;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
     if (auto n = ParseVolumeFileName(name)) {
       numbers.push_back(*n);
+    } else if (auto i = ParseVolumeIndexName(name)) {
+      indexes.insert(*i);
+    } else if (name.ends_with(".idx.tmp")) {
+      ::unlink(entry.path().c_str());  // an index write cut short; the next scan or seal rewrites it
     } else {
       spdlog::warn("chunk store: leaving alone {} (not a volume file name)", entry.path().string());
     }
   }
   if (ec) return Status::FromErrno(ec.value(), "list " + dir_);
   std::sort(numbers.begin(), numbers.end());
+  for (uint32_t i : indexes) {
+    // The index of a volume removed as dead (the volume goes first).
+    if (!std::binary_search(numbers.begin(), numbers.end(), i)) ::unlink(IndexPath(i).c_str());
+  }
 
   // The last record of each key so far; a put shadowed by a later record is
   // dead, and the volumes involved are linked for CollectGarbage.
@@ -183,34 +228,48 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
   std::lock_guard lock(mu_);
   volumes_.clear();
   maybe_dead_.clear();
+  pending_indexes_.clear();
   active_ = 0;
+  indexes_used_ = 0;
   uint64_t records = 0, torn = 0, corrupt = 0, damaged = 0;
   for (size_t i = 0; i < numbers.size(); ++i) {
     const uint32_t number = numbers[i];
     const bool is_last = i + 1 == numbers.size();
     const std::string path = Path(number);
-    DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, is_last));
-    damaged += pv.damaged;
+    std::vector<Parsed> parsed;
     Volume& v = volumes_[number];
     v.number = number;
-    v.end = pv.size;
     v.sealed = !is_last;
-    if (is_last && pv.good_end < pv.size) {
-      // A crash mid-batch: nothing past the last good record was ever
-      // acknowledged. Cut it so the next batch starts on a record boundary.
-      spdlog::warn("chunk store: {}: torn tail, truncating {} bytes at offset {} (file was {} bytes)", path,
-                   pv.size - pv.good_end, pv.good_end, pv.size);
-      if (::truncate(path.c_str(), static_cast<off_t>(pv.good_end)) != 0) {
-        return Status::FromErrno(errno, fmt::format("truncate {} to {}", path, pv.good_end));
+    if (!is_last) {
+      bool from_index = false;
+      DFS_ASSIGN_OR_RETURN(std::vector<IndexedRecord> sealed, LoadSealed(number, from_index));
+      indexes_used_ += from_index ? 1 : 0;
+      parsed.reserve(sealed.size());
+      for (const IndexedRecord& r : sealed) parsed.push_back(Parsed{r.h, r.offset, true});
+      struct stat st {};
+      v.end = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    } else {
+      // The only volume a crash can have left torn: every byte is checked.
+      DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, /*verify_data=*/true));
+      damaged += pv.damaged;
+      v.end = pv.size;
+      if (pv.good_end < pv.size) {
+        // A crash mid-batch: nothing past the last good record was ever
+        // acknowledged. Cut it so the next batch starts on a record boundary.
+        spdlog::warn("chunk store: {}: torn tail, truncating {} bytes at offset {} (file was {} bytes)", path,
+                     pv.size - pv.good_end, pv.good_end, pv.size);
+        if (::truncate(path.c_str(), static_cast<off_t>(pv.good_end)) != 0) {
+          return Status::FromErrno(errno, fmt::format("truncate {} to {}", path, pv.good_end));
+        }
+        std::erase_if(pv.records, [&](const Parsed& p) { return p.offset >= pv.good_end; });
+        v.end = pv.good_end;
+        ++torn;
       }
-      std::erase_if(pv.records, [&](const Parsed& p) { return p.offset >= pv.good_end; });
-      v.end = pv.good_end;
-      ++torn;
-    } else if (!is_last && pv.good_end < pv.size) {
-      spdlog::warn("chunk store: {}: {} bytes at offset {} are no record; left as they are (a sealed volume)",
-                   path, pv.size - pv.good_end, pv.good_end);
+      parsed = std::move(pv.records);
+      v.records.reserve(parsed.size());
+      for (const Parsed& p : parsed) v.records.push_back(IndexedRecord{p.offset, p.h});
     }
-    for (const Parsed& p : pv.records) {
+    for (const Parsed& p : parsed) {
       ++records;
       const Location here{number, p.offset};
       if (p.h.type == RecordType::kPut) {
@@ -246,6 +305,10 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
       active_ = v.number;
     } else {
       v.sealed = true;
+      if (Status s = WriteFileDurably(IndexPath(v.number), EncodeVolumeIndex(v.number, v.end, v.records)); !s.ok()) {
+        spdlog::warn("chunk store: cannot write the index of {}: {}", Path(v.number), s.ToString());
+      }
+      v.records = {};
     }
   }
   for (const auto& [number, v] : volumes_) {
@@ -256,11 +319,25 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
     if (l.live) found.push_back(Found{key, l.at, l.size, l.crc32c, l.corrupt});
   }
   if (!numbers.empty()) {
-    spdlog::info("chunk store {}: {} volumes, {} records, {} live; {} torn tails cut, {} damaged headers skipped, "
-                 "{} corrupt",
-                 dir_, numbers.size(), records, found.size(), torn, damaged, corrupt);
+    spdlog::info("chunk store {}: {} volumes ({} from their index), {} records, {} live; {} torn tails cut, "
+                 "{} damaged headers skipped, {} corrupt",
+                 dir_, numbers.size(), indexes_used_, records, found.size(), torn, damaged, corrupt);
   }
   return found;
+}
+
+void VolumeStore::WritePendingIndexes() {
+  std::vector<PendingIndex> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending.swap(pending_indexes_);
+  }
+  for (const PendingIndex& p : pending) {
+    // Without it the next start-up reads the volume's headers instead.
+    if (Status s = WriteFileDurably(IndexPath(p.number), EncodeVolumeIndex(p.number, p.size, p.records)); !s.ok()) {
+      spdlog::warn("chunk store: cannot write the index of {}: {}", Path(p.number), s.ToString());
+    }
+  }
 }
 
 Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
@@ -270,8 +347,13 @@ Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
     if (!a.sealed && (bytes == 0 || a.end == 0 || a.end + bytes <= volume_size_)) return &a;
     if (!a.sealed) {
       // Sealed volumes are never torn: sync what tombstones came after the
-      // last batch before leaving it. A failure only risks those deletions.
-      if (Status s = Sync(*a.file); !s.ok()) spdlog::warn("chunk store: sealing {}: {}", a.file->path, s.ToString());
+      // last batch before leaving it. A failure only risks those deletions
+      // (and the volume gets no index; the next scan reads its headers).
+      if (Status s = Sync(*a.file); !s.ok()) {
+        spdlog::warn("chunk store: sealing {}: {}", a.file->path, s.ToString());
+      } else {
+        pending_indexes_.push_back(PendingIndex{a.number, a.end, std::move(a.records)});
+      }
       SealLocked(a);
     }
   }
@@ -301,20 +383,21 @@ Result<VolumeStore::Volume*> VolumeStore::CreateVolumeLocked() {
 
 void VolumeStore::SealLocked(Volume& v) {
   v.sealed = true;
+  v.records = {};
   v.file.reset();  // a sync in flight keeps its own reference
   if (active_ == v.number) active_ = 0;
   maybe_dead_.insert(v.number);
 }
 
-void VolumeStore::TruncateBackLocked(Volume& v, uint64_t to) {
-  if (v.file == nullptr || to > v.end) return;  // already cut back further
-  if (::ftruncate(v.file->fd.get(), static_cast<off_t>(to)) != 0) {
+void VolumeStore::TruncateBackLocked(Volume& v, File& file, uint64_t to) {
+  if (to > v.end) return;  // already cut back further
+  if (::ftruncate(file.fd.get(), static_cast<off_t>(to)) != 0) {
     // Its end is unknown now: nothing more goes into it.
-    spdlog::error("chunk store: cannot truncate {} back to {}: {}; sealing it", v.file->path, to,
-                  std::strerror(errno));
-    SealLocked(v);
+    spdlog::error("chunk store: cannot truncate {} back to {}: {}; sealing it", file.path, to, std::strerror(errno));
+    if (!v.sealed) SealLocked(v);
   }
   v.end = to;
+  std::erase_if(v.records, [&](const IndexedRecord& r) { return r.offset >= to; });
 }
 
 Status VolumeStore::Sync(File& file) {
@@ -362,21 +445,30 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   const uint64_t start = v->end;
   std::shared_ptr<File> file = v->file;
   if (Status s = PwritevAll(file->fd.get(), iov, start, file->path); !s.ok()) {
-    TruncateBackLocked(*v, start);
+    TruncateBackLocked(*v, *file, start);
+    lock.unlock();
+    WritePendingIndexes();
     return s.Prepend(fmt::format("batch of {} chunks", puts.size()));
   }
   v->end = start + bytes;
+  for (size_t i = 0; i < puts.size(); ++i) {
+    const Put& p = puts[i];
+    v->records.push_back(IndexedRecord{start + record_at[i],
+                                       RecordHeader{RecordType::kPut, p.key, static_cast<uint32_t>(p.data.size()),
+                                                    p.crc32c, static_cast<uint32_t>(p.block_crcs.size()), 0, 0}});
+  }
   // Live from now, so no collection takes the volume while it syncs unlocked.
   v->live += puts.size();
   lock.unlock();
 
   // Unlocked: deletes keep appending tombstones behind the batch meanwhile.
   Status s = Sync(*file);
+  WritePendingIndexes();
   if (!s.ok()) {
     lock.lock();
     if (auto it = volumes_.find(number); it != volumes_.end()) {
       it->second.live -= std::min<uint64_t>(it->second.live, puts.size());
-      TruncateBackLocked(it->second, start);
+      TruncateBackLocked(it->second, *file, start);
       if (!it->second.sealed) SealLocked(it->second);
     }
     spdlog::error("chunk store: {}; a batch of {} chunks at offset {} failed, the volume is sealed", s.message(),
@@ -404,10 +496,12 @@ Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, boo
   if (Status s = PwriteAll(file->fd.get(), record.data(), record.size(), start,
                            fmt::format("{} at offset {}", file->path, start));
       !s.ok()) {
-    TruncateBackLocked(*v, start);
+    TruncateBackLocked(*v, *file, start);
     return s;
   }
   v->end = start + record.size();
+  v->records.push_back(
+      IndexedRecord{start, RecordHeader{RecordType::kTombstone, key, 0, 0, 0, target.volume, target.offset}});
   if (!sync) return number;
   lock.unlock();
   Status s = Sync(*file);
@@ -441,7 +535,7 @@ void VolumeStore::ShadowLocked(uint32_t volume, uint32_t by) {
 void VolumeStore::CollectGarbage() {
   std::lock_guard gc(gc_mu_);
   for (;;) {
-    std::string path;
+    std::string path, index_path;
     {
       std::lock_guard lock(mu_);
       // Each event that can make a volume removable (its last live record
@@ -460,13 +554,16 @@ void VolumeStore::CollectGarbage() {
         }
       }
       path = Path(dead->first);
+      index_path = IndexPath(dead->first);
       volumes_.erase(dead);
     }
+    // The volume before its index: a lone index is removed by the next scan.
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, std::strerror(errno));
     } else {
       spdlog::info("chunk store: removed {}: every record in it is dead", path);
     }
+    ::unlink(index_path.c_str());
     // A volume this removal unpinned may go next; it must never reach the
     // disk first, or its tombstones would vanish while the puts they delete
     // are still there.
@@ -481,6 +578,7 @@ VolumeStore::Stats VolumeStore::stats() const {
   for (const auto& [n, v] : volumes_) s.bytes += v.end;
   s.commits = commits_;
   s.records = records_;
+  s.indexes_used = indexes_used_;
   return s;
 }
 

@@ -57,6 +57,7 @@
 #include "common/status.h"
 #include "filenode/chunk_format.h"
 #include "filenode/file_io.h"
+#include "filenode/volume_format.h"
 
 namespace dfs::filenode {
 
@@ -87,6 +88,7 @@ class VolumeStore {
     uint64_t bytes = 0;    // of every volume, dead records included
     uint64_t commits = 0;  // batches made durable (one fdatasync each)
     uint64_t records = 0;  // puts in those batches
+    uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
   };
 
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
@@ -113,6 +115,7 @@ class VolumeStore {
   void CollectGarbage();
 
   std::string Path(uint32_t volume) const;
+  std::string IndexPath(uint32_t volume) const;
   const std::string& dir() const { return dir_; }
   Stats stats() const;
 
@@ -134,14 +137,27 @@ class VolumeStore {
     uint64_t pins = 0;                           // dead records of earlier volumes that this one shadows
     std::map<uint32_t, uint64_t> shadowed_into;  // later volume -> how many of our records it shadows
     std::shared_ptr<File> file;                  // while active
+    std::vector<IndexedRecord> records;          // while active: its index, once sealed
+  };
+  struct PendingIndex {
+    uint32_t number = 0;
+    uint64_t size = 0;
+    std::vector<IndexedRecord> records;
   };
 
   // The volume the next `bytes` go to, rolling over when needed.
   Result<Volume*> ActiveLocked(uint64_t bytes);
   Result<Volume*> CreateVolumeLocked();
   void SealLocked(Volume& v);
-  void TruncateBackLocked(Volume& v, uint64_t to);
+  // Cuts a failed append off `v` through `file` (its file while active; a
+  // concurrent seal may have dropped v.file already).
+  void TruncateBackLocked(Volume& v, File& file, uint64_t to);
   void ShadowLocked(uint32_t volume, uint32_t by);
+  // The records of a sealed volume: from its index when that matches the
+  // file, else from its headers (then the index is written for next time).
+  Result<std::vector<IndexedRecord>> LoadSealed(uint32_t number, bool& from_index);
+  // Indexes of volumes sealed by a roll-over, written outside the lock.
+  void WritePendingIndexes();
   // fdatasync, one at a time; after a failure the file never syncs again.
   Status Sync(File& file);
 
@@ -152,6 +168,8 @@ class VolumeStore {
   uint32_t active_ = 0;  // 0: none; the next append creates one
   uint32_t next_number_ = 1;
   std::set<uint32_t> maybe_dead_;  // volumes to check in CollectGarbage
+  std::vector<PendingIndex> pending_indexes_;
+  uint64_t indexes_used_ = 0;
   uint64_t commits_ = 0;
   uint64_t records_ = 0;
   std::mutex sync_mu_;  // after mu_ when both are held

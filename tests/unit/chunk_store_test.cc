@@ -628,15 +628,40 @@ TEST_F(ChunkStoreTest, VolumesRollOverAtTheirSizeLimit) {
   EXPECT_EQ(store_->volume_stats().volumes, 4u);
   for (uint64_t i = 0; i < 10; ++i) EXPECT_EQ(Where({i, 1}).volume, 1 + i / 3) << i;
   for (uint32_t v = 1; v <= 4; ++v) EXPECT_LE(std::filesystem::file_size(store_->VolumePath(v)), small.volume_size);
-  // A damaged header in a sealed volume, records after it: they are found.
-  const auto where = Where({3, 1});
-  store_.reset();
-  FlipByte(ChunkStore(dir_).VolumePath(where.volume), where.offset + 9);
+  // Sealed volumes are indexed: a restart reads three small files, not ten headers.
+  for (uint32_t v = 1; v <= 3; ++v) EXPECT_TRUE(Exists(dir_ + "/chunks/volumes/" + VolumeIndexName(v))) << v;
+  EXPECT_FALSE(Exists(dir_ + "/chunks/volumes/" + VolumeIndexName(4)));
   Reopen(small);
+  EXPECT_EQ(store_->volume_stats().indexes_used, 3u);
+  for (uint64_t i = 0; i < 10; ++i) ExpectHolds({i, 1}, d[i]);
+
+  // A header damaged after its volume was indexed: still listed, and a read
+  // of it is Corruption naming the chunk (as a damaged .meta would be).
+  const auto where = Where({3, 1});
+  const std::string vol2 = store_->VolumePath(where.volume);
+  ASSERT_EQ(where.offset, 0u);  // the first record of volume 2
+  store_.reset();
+  FlipByte(vol2, where.offset + 9);
+  Reopen(small);
+  std::vector<std::byte> out(10);
+  Status s = store_->Read({3, 1}, 0, out);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("chunk 3 v1"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(vol2), std::string::npos) << s.message();
+  // Without its index the volume's headers are read again: the damaged one
+  // is skipped, the records after it found, and the index written anew.
+  store_.reset();
+  std::filesystem::remove(dir_ + "/chunks/volumes/" + VolumeIndexName(2));
+  dfs::test::WriteBytes(dir_ + "/chunks/volumes/" + VolumeIndexName(1), "not an index");
+  Reopen(small);
+  EXPECT_EQ(store_->volume_stats().indexes_used, 1u);
   EXPECT_EQ(store_->Lookup({3, 1}).error().code(), Code::kNotFound);
   for (uint64_t i = 0; i < 10; ++i) {
     if (i != 3) ExpectHolds({i, 1}, d[i]);
   }
+  Reopen(small);
+  EXPECT_EQ(store_->volume_stats().indexes_used, 3u);
+  EXPECT_EQ(store_->chunk_count(), 9u);
   // The active volume keeps filling after a restart.
   auto more = RandomBytes(100, 1);
   ASSERT_TRUE(PutSmall(*store_, {50, 1}, more));
@@ -655,6 +680,7 @@ TEST_F(ChunkStoreTest, DeadSealedVolumesAreUnlinkedOnlyWhenNothingCanComeBack) {
   // Volume 1 dies while volume 2 is active: its tombstones are in volume 2.
   for (uint64_t i = 1; i <= 3; ++i) ASSERT_TRUE(store_->Delete({i, 1}).ok());
   EXPECT_FALSE(Exists(vol1));
+  EXPECT_FALSE(Exists(dir_ + "/chunks/volumes/" + VolumeIndexName(1)));  // its index goes with it
   Reopen(small);
   EXPECT_EQ(store_->chunk_count(), 3u);
 
@@ -923,6 +949,27 @@ TEST(VolumeFormat, RecordsDecodeAndNamesAreCanonical) {
     bad[i] ^= 0x10;
     EXPECT_FALSE(DecodeRecordHeader(bad, "test")) << i;
   }
+  // An index round trip; any damage, or a volume of another size, refuses it.
+  std::vector<IndexedRecord> listed = {{0, *DecodeRecordFixed(put, "test")},
+                                       {put.size() + kChunkBlockSize + 1, *DecodeRecordFixed(tomb, "test")}};
+  const uint64_t volume_size = listed[1].offset + tomb.size();
+  const std::string index = EncodeVolumeIndex(4, volume_size, listed);
+  auto back = DecodeVolumeIndex(index, 4, volume_size, "idx");
+  ASSERT_TRUE(back) << back.error().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[1].offset, listed[1].offset);
+  EXPECT_EQ((*back)[1].h.target_offset, 12345u);
+  EXPECT_FALSE(DecodeVolumeIndex(index, 4, volume_size + 1, "idx"));
+  EXPECT_FALSE(DecodeVolumeIndex(index, 5, volume_size, "idx"));
+  EXPECT_FALSE(DecodeVolumeIndex(index.substr(0, index.size() - 1), 4, volume_size, "idx"));
+  for (size_t i = 0; i < index.size(); i += 7) {
+    std::string bad = index;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(DecodeVolumeIndex(bad, 4, volume_size, "idx")) << i;
+  }
+  EXPECT_EQ(VolumeIndexName(12), "00000012.idx");
+  EXPECT_EQ(ParseVolumeIndexName("00000012.idx"), 12u);
+  EXPECT_FALSE(ParseVolumeIndexName("00000012.vol"));
   EXPECT_EQ(VolumeFileName(12), "00000012.vol");
   EXPECT_EQ(ParseVolumeFileName("00000012.vol"), 12u);
   EXPECT_FALSE(ParseVolumeFileName("12.vol"));
