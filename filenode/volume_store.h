@@ -25,19 +25,23 @@
 // used_bytes counts live chunks, not that dead space).
 //
 // Start-up (Scan): volumes in number order, records in offset order; the
-// last record of a key decides. Every header is checked everywhere; data
-// checksums only in the last volume, the only one a crash can leave torn (a
-// volume is synced before it is sealed). That keeps a start-up over 100k
-// small chunks well under a second, where reading every byte would take
-// seconds per GiB. Rot in a sealed volume's data is found by reads, which
-// verify every block they touch, as for chunk files. A torn tail of the last
-// volume (a short or invalid record, or a put whose data fails its checksum
-// with nothing valid after it) is truncated away; a put whose data fails its
-// checksum before valid records is kept and reported corrupt. A damaged
-// header is logged with its file and offset, and the scan searches forward
-// for the next header that checks out: one bad sector costs the chunk it
-// hit, not the rest of the volume. (A chunk whose own data holds a valid
-// record image could then be misread as records; only after such damage.)
+// last record of a key decides. A sealed volume is read from its index (one
+// small file; volume_format.h), or from its headers when the index is
+// missing or does not match, and then indexed again. Data checksums are
+// checked only in the last volume, the only one a crash can leave torn (a
+// volume is synced before it is sealed): that keeps a start-up over 100k
+// small chunks well under a second (0.18 s for 100k 64 KiB chunks, cold
+// cache), where reading every byte would take seconds per GiB. Rot in a
+// sealed volume, header or data, is found by reads, which verify the whole
+// record header and every block they touch, as for chunk files. A torn
+// tail of the last volume (a short or invalid record, or a put whose data
+// fails its checksum with nothing valid after it) is truncated away; a put
+// whose data fails its checksum before valid records is kept and reported
+// corrupt. A damaged header met while reading headers is logged with its
+// file and offset, and the scan searches forward for the next header that
+// checks out: one bad sector costs the chunk it hit, not the rest of the
+// volume. (A chunk whose own data holds a valid record image could then be
+// misread as records; only after such damage.)
 //
 // Thread-safety: thread-safe. Append runs on one thread at a time (the sync
 // worker's volume thread), while others append tombstones; Scan runs before
