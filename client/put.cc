@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -153,13 +155,10 @@ Result<bool> PutJob::Launch(Clock::time_point now) {
 Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   ++t.attempts;
   std::vector<std::string> exclude(bad_nodes_.begin(), bad_nodes_.end());
-  Result<ChunkPlacement> placed = Status::Internal("unplaced");
-  if (t.index == 0 && lease_.first_chunk) {
-    placed = std::move(*lease_.first_chunk);  // placed with the lease, on the first attempt only
-    lease_.first_chunk.reset();
-  } else {
-    placed = client_.AllocateChunk(lease_, t.index, exclude);
-  }
+  // Chunk 0's first attempt uses the placement that came with the lease.
+  std::optional<ChunkPlacement> first = t.index == 0 ? std::exchange(lease_.first_chunk, std::nullopt) : std::nullopt;
+  Result<ChunkPlacement> placed = first ? Result<ChunkPlacement>(std::move(*first))
+                                        : client_.AllocateChunk(lease_, t.index, exclude);
   if (!placed && placed.error().code() == Code::kUnavailable && !exclude.empty()) {
     // Too few nodes once ours are excluded. Our verdicts are guesses (a
     // node slow to answer a ping under heavy writeback looks dead); the

@@ -90,6 +90,22 @@ TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
   }
 }
 
+// 16 chunks at once want 16 x 4 MiB of credit from nodes that have 8 MiB
+// each: most opens are answered Busy. The put waits for credit instead of
+// taking the nodes for failed (it used to exclude them and give up).
+TEST(DataCreditTest, AParallelPutWaitsForBusyNodes) {
+  MiniCluster cluster({.nodes = 3, .node_args = {"--credit-pool", "8M"}});
+  ASSERT_TRUE(cluster.Start());
+  const std::string data = RandomBytes(64 << 20, 77);
+  const std::string local = cluster.root() + "/in";
+  WriteLocal(local, data);
+  auto p = cluster.Cli({"put", "-r", "3", "--chunk-size", "4M", "--parallel", "16", local, "/busy"}, 120s);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto c = cluster.Cli({"cat", "/busy"}, 60s);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_TRUE(c.out == data) << "read " << c.out.size() << " bytes of " << data.size();
+}
+
 TEST_F(DataPutGetTest, PutOntoAnExistingFileNeedsForce) {
   Put("first", "/f", 1);
   WriteLocal(Local("second"), "second version");

@@ -72,7 +72,12 @@ TEST(Placement, ExcludedNodesAreNeverChosen) {
     for (const auto& c : *p) EXPECT_NE(c.id, "n1");
   }
   auto none = ChoosePipeline(Nodes(3), 3, 10, {"n0"}, rng);
-  EXPECT_FALSE(none);
+  ASSERT_FALSE(none);
+  // The client's exclusions, not the disks, left too few: Unavailable (the
+  // client then retries without them), and the message says so.
+  EXPECT_EQ(none.error().code(), Code::kUnavailable);
+  EXPECT_NE(none.error().message().find("1 of them failed this write"), std::string::npos)
+      << none.error().message();
 }
 
 TEST(Placement, ThousandsOfNodesStayCheap) {
