@@ -41,7 +41,6 @@ void MasterLink::Reset(Clock::time_point now, std::string_view why) {
   }
   hello_socket_.reset();
   control_socket_.reset();
-  report_ids_.clear();
   pending_.Clear();
   state_ = State::kNeedHello;
   next_wake_ = now + backoff_;
@@ -129,12 +128,13 @@ void MasterLink::HandleControlSocket(Clock::time_point now) {
       spdlog::warn("bad message from master: {}", m.defect.message());
       continue;
     }
-    const bool report_answer = report_ids_.erase(m.envelope.request_id()) > 0;
     if (m.envelope.has_error()) {
       Status s = bus::FromProto(m.envelope.error());
-      if (report_answer) {
-        // Until the master's side of chunk reports lands it refuses them.
-        SPDLOG_DEBUG("master did not take a chunk report: {}", s.ToString());
+      if (m.envelope.request_id() != awaited_request_id_) {
+        // Not the hello, register or heartbeat awaited: a chunk report the
+        // master refused (it does from a node it does not know; the next
+        // heartbeat asks this node to register again), or a late answer.
+        SPDLOG_DEBUG("master refused request {}: {}", m.envelope.request_id(), s.ToString());
         continue;
       }
       if (state_ == State::kAwaitRegister) return Reset(now, "register refused: " + s.message());
@@ -199,12 +199,9 @@ Status MasterLink::SendReport(msg::ChunkReportRequest report) {
   msg::Envelope env;
   env.set_request_id(next_request_id_++);
   *env.mutable_chunk_report_request() = std::move(report);
-  const uint64_t id = env.request_id();
   bus::Message m;
   m.envelope = std::move(env);
-  DFS_RETURN_IF_ERROR(control_socket_->Send(std::move(m)));
-  report_ids_.insert(id);
-  return Status::OK();
+  return control_socket_->Send(std::move(m));
 }
 
 void MasterLink::SendReports() {

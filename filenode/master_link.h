@@ -11,8 +11,10 @@
 // Chunk reports (GFS: the master learns locations from the nodes): after
 // every registration, and whenever a heartbeat answer asks, the link sends a
 // full report in pages; between them it sends what changed (stored, deleted,
-// corrupt), batched per poll turn. Deletions the master asks for, in
-// heartbeat or report answers, go to the `delete_chunks` hook.
+// corrupt), batched per poll turn. The master answers a report only when it
+// has something to say (chunks to delete, or a refusal), so most reports
+// cost one message, not two. Deletions the master asks for, in heartbeat or
+// report answers, go to the `delete_chunks` hook.
 //
 // Not thread-safe: owned by the node's main thread.
 #pragma once
@@ -22,8 +24,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <unordered_set>
 
 #include "bus/socket.h"
 #include "common/net.h"
@@ -97,7 +97,6 @@ class MasterLink {
   Hooks hooks_;
   msg::ChunkReportRequest pending_;        // the next incremental report
   bool need_full_report_ = false;
-  std::unordered_set<uint64_t> report_ids_;  // reports awaiting an answer
   State state_ = State::kNeedHello;
   std::unique_ptr<bus::Socket> hello_socket_;
   std::unique_ptr<bus::Socket> control_socket_;

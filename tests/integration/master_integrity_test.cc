@@ -50,7 +50,32 @@ class FakeNode {
     s->set_version(1);
     s->set_size(size);
     s->set_crc32c(crc);
-    return Call(e);
+    // The master answers a report only when it has something to say; a
+    // heartbeat after it, on the same connection, is answered once the
+    // report has been handled. Returns the report's answer, or an empty
+    // envelope when there was none.
+    e.set_request_id(++seq_);
+    const uint64_t report_id = seq_;
+    bus::Message m;
+    m.envelope = std::move(e);
+    EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    msg::Envelope hb;
+    hb.mutable_heartbeat_request()->set_node_id(id_);
+    hb.mutable_heartbeat_request()->set_incarnation(1);
+    hb.set_request_id(++seq_);
+    m = bus::Message{};
+    m.envelope = std::move(hb);
+    EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    msg::Envelope answer;
+    for (;;) {
+      auto got = socket_->Receive(5000ms);
+      if (!got || !*got) {
+        ADD_FAILURE() << "no heartbeat answer after a chunk report";
+        return answer;
+      }
+      if ((*got)->envelope.request_id() == report_id) answer = (*got)->envelope;
+      if ((*got)->envelope.request_id() == seq_) return answer;
+    }
   }
   msg::Envelope Heartbeat() {
     msg::Envelope e;
@@ -213,6 +238,9 @@ TEST_F(MasterIntegrity, ALateReportIsWaitedFor) {
 }
 
 TEST_F(MasterIntegrity, OrphansAreDeletedAndRemovedFilesLeaveTheNodes) {
+  // A report with nothing to delete gets no answer; an orphan gets one.
+  auto [lease0, chunk0] = Begin("/kept");
+  EXPECT_EQ(node_->Report(chunk0, 3, 3).body_case(), msg::Envelope::BODY_NOT_SET);
   auto orphan = node_->Report(999999, 10, 1);
   ASSERT_EQ(orphan.chunk_report_response().delete__size(), 1);
   EXPECT_EQ(orphan.chunk_report_response().delete_(0).chunk_id(), 999999u);

@@ -74,10 +74,14 @@ class FakeMaster {
           IgnoreError(bus::ReplyError(*socket_, m, Status::ProtocolError("not served yet")));
           return;
         }
+        // As the master does: an incremental report is answered only when
+        // there is something to delete.
         reply.mutable_chunk_report_response();
         if (m.envelope.chunk_report_request().stored_size() > 0 &&
             m.envelope.chunk_report_request().stored(0).chunk_id() == 666) {
           *reply.mutable_chunk_report_response()->add_delete_() = Chunk(666);
+        } else if (!m.envelope.chunk_report_request().full()) {
+          return;
         }
         break;
       default: return;
