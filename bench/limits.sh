@@ -7,7 +7,10 @@
 # fdatasync of 1 GiB and (as root, after dropping the page cache) its read
 # with dd, the same with 4 dd at once (dfs moves 4 chunks at once) and the
 # write with O_DIRECT (the device past the page cache), and
-# 4 KiB write+fdatasync ops/s, all in the file system of --dir.
+# 4 KiB write+fdatasync ops/s, all in the file system of --dir, and the CPU
+# (user + system) one 4 KiB or 64 KiB write+fdatasync and one ZeroMQ message
+# cost: the small-file figures are held against the CPU floor those give
+# (what a file's messages and syncs alone cost, with no dfs code).
 # Then a private 1 master + 3 node cluster on free ports under --dir runs
 # dfs-bench large (-r 1 and -r 3) and small (-r 3), N runs each, and every
 # figure is printed with its median and its ratio to the limit that bounds it.
@@ -33,6 +36,22 @@ CREDIT_POOL=256M
 
 die() { echo "limits.sh: $*" >&2; exit 1; }
 say() { echo "limits.sh: $*" >&2; }
+# dd_sync_cpu N DD-ARGS...: runs dd (N synced writes); prints "<writes/s> <CPU us per write>",
+# the CPU (user + system) of dd itself, from wait4.
+dd_sync_cpu() {
+  python3 - "$@" <<'PY'
+import os, subprocess, sys, time
+n = int(sys.argv[1])
+t0 = time.monotonic()
+p = subprocess.Popen(["dd"] + sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, ru = os.wait4(p.pid, 0)
+p.returncode = 0
+elapsed = time.monotonic() - t0
+if status != 0:
+    sys.exit("dd failed")
+print(n / max(elapsed, 1e-6), (ru.ru_utime + ru.ru_stime) / n * 1e6)
+PY
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,7 +63,7 @@ while [ $# -gt 0 ]; do
     --small-size) SMALL_SIZE="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -154,13 +173,13 @@ for run in $(seq 1 "$RUNS"); do
     record "{\"kind\":\"limit\",\"name\":\"disk_read4\",\"value\":$R4}"
   fi
   rm -f "$WORK/dd.test" "$WORK"/dd4.*
-  say "limits, run $run of $RUNS: disk, 4 KiB write + fdatasync, 2000 times"
-  T0=$(date +%s.%N)
-  dd if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync 2>/dev/null
-  T1=$(date +%s.%N)
-  F=$(python3 -c 'import sys; print(2000 / max(float(sys.argv[2]) - float(sys.argv[1]), 1e-6))' "$T0" "$T1")
+  say "limits, run $run of $RUNS: disk, 4 KiB and 64 KiB write + fdatasync, 2000 times each"
+  read -r F C4 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync)
+  read -r _ C64 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync64.test" bs=64k count=2000 oflag=dsync)
   record "{\"kind\":\"limit\",\"name\":\"fsync_ops\",\"value\":$F}"
-  rm -f "$WORK/sync.test"
+  record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_4k\",\"value\":$C4}"
+  record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_64k\",\"value\":$C64}"
+  rm -f "$WORK/sync.test" "$WORK/sync64.test"
 done
 
 # ---- a private cluster -----------------------------------------------------
@@ -212,7 +231,7 @@ done
 
 # ---- the summary -----------------------------------------------------------
 python3 - "$RESULTS" "$ROOT_USER" "$SIZE" "$SMALL_FILES" "$SMALL_SIZE" "$CLIENTS" "$CREDIT_POOL" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 root, size, files, fsize, clients = sys.argv[2] == "1", sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 pool = sys.argv[7]
@@ -221,6 +240,17 @@ lim = {n: statistics.median([r["value"] for r in rows if r["kind"] == "limit" an
 zs = [r["data"] for r in rows if r["kind"] == "zmq"]
 z = {k: statistics.median([d[k] for d in zs]) for k in zs[0]}
 zmq = max(z["zmq_1mib_copy_mib_per_s"], z["zmq_1mib_zerocopy_mib_per_s"])
+cores = os.cpu_count() or 1
+# The CPU floor under one small file: what its messages and syncs alone cost
+# on this machine, with no dfs code at all. A put at -r 3 sends 10 small
+# messages (create and its answer, 3 pipeline acks, 3 chunk reports,
+# complete and its answer) and 3 that carry the data (client -> node 1 ->
+# node 2 -> node 3), and syncs 3 replicas (a data write + fdatasync each)
+# and 1 journal commit. A get sends 3 small ones (locate, its answer, the
+# read request) and 1 with the data. The data messages cost as 64 KiB ones.
+c4, c64 = z["zmq_4k_cpu_us_per_message"], z["zmq_64k_cpu_us_per_message"]
+put_floor_us = 10 * c4 + 3 * c64 + 3 * lim["fsync_cpu_64k"] + lim["fsync_cpu_4k"]
+get_floor_us = 3 * c4 + c64
 print(f"\nThis machine (medians of {len(zs)} runs each, measured in this run):")
 print(f"  loopback TCP (iperf3, one stream)       {lim['tcp']:9.0f} MiB/s")
 print(f"  ZeroMQ 1 MiB messages (copy / 0-copy)   {z['zmq_1mib_copy_mib_per_s']:9.0f} / {z['zmq_1mib_zerocopy_mib_per_s']:.0f} MiB/s")
@@ -230,6 +260,9 @@ print(f"  disk write + fdatasync, 1 GiB           {lim['disk_write']:9.0f} MiB/s
 if "disk_read" in lim:
     print(f"  disk read, 1 GiB, page cache dropped    {lim['disk_read']:9.0f} MiB/s  (4 readers at once: {lim['disk_read4']:.0f})")
 print(f"  4 KiB write + fdatasync                 {lim['fsync_ops']:9.0f} /s")
+print(f"  CPU per write + fdatasync               {lim['fsync_cpu_4k']:9.1f} us (4 KiB) / {lim['fsync_cpu_64k']:.1f} us (64 KiB)")
+print(f"  CPU per ZeroMQ message, 4 pairs at once {z['zmq_4k_cpu_us_per_message']:9.1f} us (4 KiB) / "
+      f"{z['zmq_64k_cpu_us_per_message']:.1f} us (64 KiB), all threads, user + system; {cores} cores")
 print("  page cache: " + ("dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every get"
                           if root else "NOT dropped (not root): gets may read the nodes' page cache"))
 
@@ -251,9 +284,12 @@ runs = [x["data"] for x in rows if x["kind"] == "small"]
 for phase in ("put", "get"):
     v = [next(p["ops_per_s"] for p in d["phases"] if p["name"] == phase) for d in runs]
     if phase == "put":
-        bound, why = lim["fsync_ops"], "4 KiB write+fdatasync ops/s (each file: 3 replica fsyncs + a journal commit)"
+        bound = cores * 1e6 / put_floor_us
+        why = (f"CPU floor, {cores} cores / {put_floor_us:.0f} us: 10 small + 3 data messages, "
+               f"3 data + 1 journal write+fdatasync per file, no dfs code")
     else:
-        bound, why = z["zmq_4k_round_trips_per_s"] / 2, "ZeroMQ 4 KiB round trips/s / 2 (locate + read per file)"
+        bound = cores * 1e6 / get_floor_us
+        why = f"CPU floor, {cores} cores / {get_floor_us:.0f} us: 3 small + 1 data message per file, no dfs code"
     out.append((f"small {files} x {fsize} -c {clients} -r 3 {phase}", "files/s", v, bound, why))
 idle = {r["pid"]: r["kib"] for r in rows if r["kind"] == "rss_idle"}
 peak = {r["pid"]: r["kib"] for r in rows if r["kind"] == "rss_peak"}
