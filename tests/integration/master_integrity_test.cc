@@ -29,11 +29,16 @@ class FakeNode {
     r->mutable_stats()->set_available(1ull << 40);
     EXPECT_TRUE(Call(e).has_register_node_response());
   }
-  msg::Envelope Call(msg::Envelope e) {
+  // Sends `e` with the next request id, which it returns.
+  uint64_t Send(msg::Envelope e) {
     e.set_request_id(++seq_);
     bus::Message m;
     m.envelope = std::move(e);
     EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    return seq_;
+  }
+  msg::Envelope Call(msg::Envelope e) {
+    Send(std::move(e));
     for (;;) {
       auto r = socket_->Receive(5000ms);
       if (!r || !*r) return {};
@@ -54,18 +59,11 @@ class FakeNode {
     // heartbeat after it, on the same connection, is answered once the
     // report has been handled. Returns the report's answer, or an empty
     // envelope when there was none.
-    e.set_request_id(++seq_);
-    const uint64_t report_id = seq_;
-    bus::Message m;
-    m.envelope = std::move(e);
-    EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    const uint64_t report_id = Send(std::move(e));
     msg::Envelope hb;
     hb.mutable_heartbeat_request()->set_node_id(id_);
     hb.mutable_heartbeat_request()->set_incarnation(1);
-    hb.set_request_id(++seq_);
-    m = bus::Message{};
-    m.envelope = std::move(hb);
-    EXPECT_TRUE(socket_->Send(std::move(m)).ok());
+    Send(std::move(hb));
     msg::Envelope answer;
     for (;;) {
       auto got = socket_->Receive(5000ms);
