@@ -3,6 +3,9 @@
 // the chunk with the client's checksum; a mismatch fails the write; a late
 // report is waited for; orphans are deleted; a removed file's chunks are
 // deleted from the nodes through heartbeat answers.
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "bus/request_client.h"
@@ -113,7 +116,11 @@ class MasterIntegrity : public ::testing::Test {
     EXPECT_EQ(placed->envelope.allocate_chunk_response().pipeline(0).id(), node_->id());
     return {lease, placed->envelope.allocate_chunk_response().chunk_id()};
   }
-  Result<bus::Message> Complete(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc) {
+  // Completes a one-chunk file of `size` bytes and checksum `crc`, naming
+  // `replicas` (default: the fake node) as holding the chunk.
+  msg::Envelope CompleteRequest(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc,
+                                std::vector<std::string> replicas = {}) {
+    if (replicas.empty()) replicas.push_back(node_->id());
     msg::Envelope e;
     auto* c = e.mutable_complete_file_request();
     c->set_lease_id(lease);
@@ -124,8 +131,11 @@ class MasterIntegrity : public ::testing::Test {
     ci->set_version(1);
     ci->set_size(size);
     ci->set_checksum(crc);
-    ci->add_replicas(node_->id());
-    return client_->Call(e);
+    for (auto& r : replicas) ci->add_replicas(std::move(r));
+    return e;
+  }
+  Result<bus::Message> Complete(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc) {
+    return client_->Call(CompleteRequest(lease, chunk, size, crc));
   }
   Result<bus::Message> Stat(const std::string& path) {
     msg::Envelope e;
@@ -160,19 +170,8 @@ TEST_F(MasterIntegrity, MatchingReportCompletesAndLocatesTheReplica) {
 TEST_F(MasterIntegrity, AReplicaThatDiedBeforeReportingIsLostNotAwaited) {
   auto [lease, chunk] = Begin("/partly");
   node_->Report(chunk, 40, 0x40);
-  msg::Envelope e;
-  auto* c = e.mutable_complete_file_request();
-  c->set_lease_id(lease);
-  c->set_size(40);
-  c->set_checksum(0x40);
-  auto* ci = c->add_chunks();
-  ci->set_id(chunk);
-  ci->set_version(1);
-  ci->set_size(40);
-  ci->set_checksum(0x40);
-  ci->add_replicas(node_->id());
-  ci->add_replicas("gone-node");  // acknowledged the chunk, then died unreported
-  auto done = client_->Call(e);
+  // "gone-node" acknowledged the chunk, then died unreported.
+  auto done = client_->Call(CompleteRequest(lease, chunk, 40, 0x40, {node_->id(), "gone-node"}));
   ASSERT_TRUE(done) << done.error().ToString();
   auto st = Stat("/partly");
   ASSERT_TRUE(st);
@@ -183,16 +182,7 @@ TEST_F(MasterIntegrity, AReplicaThatDiedBeforeReportingIsLostNotAwaited) {
 
 TEST_F(MasterIntegrity, NoConfirmedReplicaFailsClearly) {
   auto [lease, chunk] = Begin("/nobody");
-  msg::Envelope e;
-  auto* c = e.mutable_complete_file_request();
-  c->set_lease_id(lease);
-  c->set_size(8);
-  auto* ci = c->add_chunks();
-  ci->set_id(chunk);
-  ci->set_version(1);
-  ci->set_size(8);
-  ci->add_replicas("gone-node");
-  auto done = client_->Call(e);
+  auto done = client_->Call(CompleteRequest(lease, chunk, 8, 0, {"gone-node"}));
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code(), Code::kUnavailable);
   EXPECT_NE(done.error().message().find("no live replica confirmed chunk"), std::string::npos)
@@ -213,18 +203,7 @@ TEST_F(MasterIntegrity, ChecksumMismatchFailsTheWriteAndCommitsNothing) {
 
 TEST_F(MasterIntegrity, ALateReportIsWaitedFor) {
   auto [lease, chunk] = Begin("/late");
-  msg::Envelope e;
-  auto* c = e.mutable_complete_file_request();
-  c->set_lease_id(lease);
-  c->set_size(5);
-  c->set_checksum(0x55);
-  auto* ci = c->add_chunks();
-  ci->set_id(chunk);
-  ci->set_version(1);
-  ci->set_size(5);
-  ci->set_checksum(0x55);
-  ci->add_replicas(node_->id());
-  ASSERT_TRUE(client_->Send(e));
+  ASSERT_TRUE(client_->Send(CompleteRequest(lease, chunk, 5, 0x55)));
   // No answer while the node's report is missing: the completion is held.
   auto early = client_->Receive(300ms);
   ASSERT_TRUE(early);
