@@ -176,6 +176,7 @@ for run in $(seq 1 "$RUNS"); do
   say "limits, run $run of $RUNS: disk, 4 KiB and 64 KiB write + fdatasync, 2000 times each"
   read -r F C4 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync)
   read -r _ C64 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync64.test" bs=64k count=2000 oflag=dsync)
+  [ -n "${F:-}" ] && [ -n "${C4:-}" ] && [ -n "${C64:-}" ] || die "dd with oflag=dsync failed in $WORK"
   record "{\"kind\":\"limit\",\"name\":\"fsync_ops\",\"value\":$F}"
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_4k\",\"value\":$C4}"
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_64k\",\"value\":$C64}"
