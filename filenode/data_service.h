@@ -28,7 +28,7 @@ class DataService {
   using Clock = std::chrono::steady_clock;
 
   struct Events {
-    std::function<void(const ChunkMeta&)> stored;   // a write closed here and downstream
+    std::function<void(StoredEvent)> stored;        // a write closed here and downstream
     std::function<void(const ChunkMeta&)> corrupt;  // a read found a bad block (once per chunk)
   };
 

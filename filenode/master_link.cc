@@ -42,6 +42,7 @@ void MasterLink::Reset(Clock::time_point now, std::string_view why) {
   hello_socket_.reset();
   control_socket_.reset();
   pending_.Clear();
+  later_.clear();
   state_ = State::kNeedHello;
   next_wake_ = now + backoff_;
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
@@ -85,6 +86,9 @@ void MasterLink::SendHeartbeat(Clock::time_point now) {
     SPDLOG_DEBUG("heartbeat not sent: {}", st.ToString());
   }
   next_heartbeat_ = now + config_.heartbeat_interval;
+  // Replicas the head of their pipeline reported go now, once per beat.
+  for (auto& c : later_) *pending_.add_stored() = std::move(c);
+  later_.clear();
 }
 
 void MasterLink::HandleHelloSocket(Clock::time_point now) {
@@ -180,6 +184,19 @@ void MasterLink::HandleControlSocket(Clock::time_point now) {
 void MasterLink::ReportStored(const msg::StoredChunk& chunk) {
   if (state_ == State::kRegistered) *pending_.add_stored() = chunk;
 }
+void MasterLink::ReportRelayed(const std::string& node_id, msg::StoredChunk chunk) {
+  if (state_ != State::kRegistered) return;
+  auto* r = pending_.add_relayed();
+  r->set_node_id(node_id);
+  *r->mutable_chunk() = std::move(chunk);
+}
+void MasterLink::ReportStoredLater(const msg::StoredChunk& chunk) {
+  if (state_ != State::kRegistered) return;
+  later_.push_back(chunk);
+  if (later_.size() < kReportPageChunks) return;
+  for (auto& c : later_) *pending_.add_stored() = std::move(c);  // a page's worth: no need to wait
+  later_.clear();
+}
 void MasterLink::ReportDeleted(const msg::StoredChunk& chunk) {
   if (state_ == State::kRegistered) *pending_.add_deleted() = chunk;
 }
@@ -208,6 +225,7 @@ void MasterLink::SendReports() {
   if (need_full_report_) {
     // The inventory is taken now, so it covers every change reported so far.
     pending_.Clear();
+    later_.clear();
     Inventory inv = hooks_.inventory();
     const size_t total = inv.stored.size() + inv.corrupt.size();
     size_t sent = 0;
@@ -229,7 +247,9 @@ void MasterLink::SendReports() {
     SPDLOG_DEBUG("full chunk report sent: {} chunks", total);
     return;
   }
-  if (pending_.stored_size() + pending_.deleted_size() + pending_.corrupt_size() == 0) return;
+  if (pending_.stored_size() + pending_.deleted_size() + pending_.corrupt_size() + pending_.relayed_size() == 0) {
+    return;
+  }
   if (Status st = SendReport(pending_); !st.ok()) {
     SPDLOG_DEBUG("chunk report not sent ({}); trying again", st.ToString());
     return;

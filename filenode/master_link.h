@@ -11,7 +11,9 @@
 // Chunk reports (GFS: the master learns locations from the nodes): after
 // every registration, and whenever a heartbeat answer asks, the link sends a
 // full report in pages; between them it sends what changed (stored, deleted,
-// corrupt), batched per poll turn. The master answers a report only when it
+// corrupt), batched per poll turn. As the head of a write pipeline it also
+// reports the replicas the nodes after it stored (relayed); those nodes'
+// own reports of the same replicas wait for their next heartbeat. The master answers a report only when it
 // has something to say (chunks to delete, or a refusal), so most reports
 // cost one message, not two. Deletions the master asks for, in heartbeat or
 // report answers, go to the `delete_chunks` hook.
@@ -67,6 +69,12 @@ class MasterLink {
   // while unregistered are dropped: the full report after registering
   // covers them.
   void ReportStored(const msg::StoredChunk& chunk);
+  // A replica another node of this node's pipeline stored (this node heads
+  // the pipeline and reports for all of it, data.proto WRITE).
+  void ReportRelayed(const std::string& node_id, msg::StoredChunk chunk);
+  // A replica the head of its pipeline reports: ours goes with the next
+  // heartbeat, in case the head died before it could.
+  void ReportStoredLater(const msg::StoredChunk& chunk);
   void ReportDeleted(const msg::StoredChunk& chunk);
   void ReportCorrupt(const msg::StoredChunk& chunk);
 
@@ -96,6 +104,7 @@ class MasterLink {
   Config config_;
   Hooks hooks_;
   msg::ChunkReportRequest pending_;        // the next incremental report
+  std::vector<msg::StoredChunk> later_;    // stored reports for the next heartbeat
   bool need_full_report_ = false;
   State state_ = State::kNeedHello;
   std::unique_ptr<bus::Socket> hello_socket_;

@@ -67,7 +67,17 @@ Status NodeServer::Start() {
   po.downstream_timeout = options_.downstream_timeout;
   po.capacity = options_.capacity;
   DataService::Events events;
-  events.stored = [this](const ChunkMeta& c) { link_->ReportStored(ToStoredChunk(c)); };
+  events.stored = [this](StoredEvent e) {
+    msg::StoredChunk mine = ToStoredChunk(e.local);
+    if (e.reported_upstream) return link_->ReportStoredLater(mine);
+    link_->ReportStored(mine);
+    for (const auto& r : e.downstream) {
+      msg::StoredChunk theirs = mine;
+      theirs.set_size(r.size());
+      theirs.set_crc32c(r.crc32c());
+      link_->ReportRelayed(r.node_id(), std::move(theirs));
+    }
+  };
   events.corrupt = [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); };
   data_ = std::make_unique<DataService>(*context_, *data_socket_, *store_, node_id_, po, std::move(events));
   DFS_RETURN_IF_ERROR(data_->Start());

@@ -27,7 +27,7 @@ constexpr uint64_t kMaxChunkSize = 64 * kGiB;
 }  // namespace
 
 WritePipeline::WritePipeline(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
-                             PipelineOptions options, std::function<void(const ChunkMeta&)> on_stored)
+                             PipelineOptions options, std::function<void(StoredEvent)> on_stored)
     : router_(router),
       store_(store),
       node_id_(std::move(node_id)),
@@ -110,6 +110,7 @@ WriteStream& WritePipeline::NewStream(const bus::Message& m, ChunkKey key, std::
   s.key = key;
   s.writer = std::move(writer);
   s.last_upstream = now;
+  s.reported_upstream = m.envelope.write_open_request().reported_upstream();
   return s;
 }
 
@@ -172,6 +173,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   *fwd.mutable_write_open_request() = req;
   fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
   fwd.mutable_write_open_request()->set_frame_size(static_cast<uint32_t>(frame_size));
+  fwd.mutable_write_open_request()->set_reported_upstream(true);
   if (Status st = SendDown(s, std::move(fwd), {}, now); !st.ok()) Fail(id, st, false, now);
 }
 
@@ -221,6 +223,7 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
     msg::Envelope fwd;
     *fwd.mutable_write_open_request() = req;
     fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
+    fwd.mutable_write_open_request()->set_reported_upstream(true);
     std::vector<bus::Frame> out;
     out.push_back(payload.Share());
     if (Status st = SendDown(s, std::move(fwd), std::move(out), now); !st.ok()) return Fail(id, st, false, now);

@@ -57,12 +57,22 @@ struct PipelineOptions {
   uint64_t read_buffer = 64ull << 20;
 };
 
+// A chunk this node stored and acknowledged upstream, for the master.
+struct StoredEvent {
+  ChunkMeta local;
+  // The replicas after this node, as they acknowledged it: this node reports
+  // them with its own (the head of a pipeline does).
+  std::vector<msg::ReplicaChecksum> downstream;
+  // A node before this one reports this replica: ours can wait.
+  bool reported_upstream = false;
+};
+
 class WritePipeline {
  public:
   using Clock = std::chrono::steady_clock;
 
   WritePipeline(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
-                PipelineOptions options, std::function<void(const ChunkMeta&)> on_stored);
+                PipelineOptions options, std::function<void(StoredEvent)> on_stored);
   ~WritePipeline();
 
   Status Start();
@@ -112,7 +122,7 @@ class WritePipeline {
   ChunkStore& store_;
   std::string node_id_;
   PipelineOptions options_;
-  std::function<void(const ChunkMeta&)> on_stored_;
+  std::function<void(StoredEvent)> on_stored_;
   DownstreamLinks links_;
   SyncWorker sync_;
   CreditPool credit_;

@@ -129,10 +129,10 @@ void WritePipeline::MaybeFinishClose(uint64_t id) {
   mine->set_node_id(node_id_);
   mine->set_crc32c(s.local->crc32c);
   mine->set_size(s.local->size);
-  for (auto& replica : s.ds_replicas) *r->add_replicas() = std::move(replica);
+  for (const auto& replica : s.ds_replicas) *r->add_replicas() = replica;
   Answer(s.close_reply, std::move(env));
   SPDLOG_DEBUG("stream={} {} stored: {} bytes crc {:08x}", id, ChunkName(s.key), s.local->size, s.local->crc32c);
-  on_stored_(*s.local);
+  on_stored_(StoredEvent{*s.local, std::move(s.ds_replicas), s.reported_upstream});
   for (uint64_t rid : s.ds_sent) ds_requests_.erase(rid);
   credit_.Release(s.credit_bytes);
   streams_.erase(it);

@@ -45,6 +45,9 @@ struct WriteStream {
   std::unique_ptr<ChunkWriter> writer;  // moves to the sync worker at close
   uint64_t received = 0;                // bytes written here, in order
   Clock::time_point last_upstream;
+  // The upstream node reports this replica to the master with its own
+  // (WriteOpenRequest.reported_upstream): ours waits for a heartbeat.
+  bool reported_upstream = false;
 
   // The next node; ds_endpoint is empty on the last node of the pipeline.
   std::string ds_endpoint;

@@ -33,20 +33,17 @@ void NamespaceService::HandleChunkReport(bus::Socket& socket, const bus::Message
   msg::Envelope reply;
   auto* r = reply.mutable_chunk_report_response();
   for (const auto& s : req.stored()) {
-    if (const ChunkRecord* rec = ns_.FindChunk(s.chunk_id())) {
-      if (rec->version == s.version() && rec->size == s.size() && rec->checksum == s.crc32c()) {
-        locations_.AddReplica(s.chunk_id(), idx);
-      } else {
-        spdlog::warn("node={} holds chunk={} v{} ({} bytes, crc {:08x}) but the file has v{} ({} bytes, crc {:08x}): "
-                     "deleting that replica",
-                     req.node_id(), s.chunk_id(), s.version(), s.size(), s.crc32c(), rec->version, rec->size,
-                     rec->checksum);
-        *r->add_delete_() = s;
-      }
-    } else if (leased_chunks_.contains(s.chunk_id())) {
-      locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
-    } else {
-      *r->add_delete_() = s;  // no file owns it and no write is in progress
+    if (!AcceptStored(idx, req.node_id(), s)) *r->add_delete_() = s;
+  }
+  // Replicas the nodes after this one in its pipelines stored. A node not
+  // known alive is skipped: its own report (it sends one with its next
+  // heartbeat, and a full one when it registers) says what it holds.
+  for (const auto& relayed : req.relayed()) {
+    const NodeRegistry::Node* holder = registry_.Find(relayed.node_id());
+    if (holder == nullptr || !holder->alive) continue;
+    const uint32_t holder_idx = locations_.NodeIndex(relayed.node_id());
+    if (!AcceptStored(holder_idx, relayed.node_id(), relayed.chunk())) {
+      locations_.QueueDelete(holder_idx, relayed.chunk());  // rides on its next heartbeat answer
     }
   }
   for (const auto& s : req.deleted()) locations_.RemoveReplica(s.chunk_id(), idx);
@@ -61,6 +58,24 @@ void NamespaceService::HandleChunkReport(bus::Socket& socket, const bus::Message
   // follows every registration.
   if (!req.full() && r->delete__size() == 0) return;
   IgnoreError(bus::Reply(socket, m, std::move(reply)));
+}
+
+bool NamespaceService::AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s) {
+  if (const ChunkRecord* rec = ns_.FindChunk(s.chunk_id())) {
+    if (rec->version == s.version() && rec->size == s.size() && rec->checksum == s.crc32c()) {
+      locations_.AddReplica(s.chunk_id(), idx);
+      return true;
+    }
+    spdlog::warn("node={} holds chunk={} v{} ({} bytes, crc {:08x}) but the file has v{} ({} bytes, crc {:08x}): "
+                 "deleting that replica",
+                 node_id, s.chunk_id(), s.version(), s.size(), s.crc32c(), rec->version, rec->size, rec->checksum);
+    return false;
+  }
+  if (leased_chunks_.contains(s.chunk_id())) {
+    locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
+    return true;
+  }
+  return false;  // no file owns it and no write is in progress
 }
 
 void NamespaceService::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {

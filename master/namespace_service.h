@@ -116,6 +116,9 @@ class NamespaceService {
   void CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key);
   void ReleaseChunks(const std::vector<uint64_t>& chunks);
   void HandleChunkReport(bus::Socket& socket, const bus::Message& m);
+  // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy
+  // no file owns at that version, which the node must delete.
+  bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
   void Locate(bus::Socket& socket, const bus::Message& m);
   void AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const;
   // Checks every replica's report against the client's chunk list: OK,

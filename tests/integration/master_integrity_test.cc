@@ -2,7 +2,9 @@
 // a write completes only when every replica the client names has reported
 // the chunk with the client's checksum; a mismatch fails the write; a late
 // report is waited for; orphans are deleted; a removed file's chunks are
-// deleted from the nodes through heartbeat answers.
+// deleted from the nodes through heartbeat answers; the head of a pipeline
+// reports for the nodes after it.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -48,16 +50,27 @@ class FakeNode {
       if ((*r)->envelope.request_id() == seq_) return (*r)->envelope;
     }
   }
-  msg::Envelope Report(uint64_t chunk, uint64_t size, uint32_t crc) {
+  static msg::StoredChunk Stored(uint64_t chunk, uint64_t size, uint32_t crc) {
+    msg::StoredChunk s;
+    s.set_chunk_id(chunk);
+    s.set_version(1);
+    s.set_size(size);
+    s.set_crc32c(crc);
+    return s;
+  }
+  // This node stored the chunk; `relayed` names the nodes after it in the
+  // pipeline that stored it too (this node reports for them).
+  msg::Envelope Report(uint64_t chunk, uint64_t size, uint32_t crc, const std::vector<std::string>& relayed = {}) {
     msg::Envelope e;
     auto* r = e.mutable_chunk_report_request();
     r->set_node_id(id_);
     r->set_incarnation(1);
-    auto* s = r->add_stored();
-    s->set_chunk_id(chunk);
-    s->set_version(1);
-    s->set_size(size);
-    s->set_crc32c(crc);
+    *r->add_stored() = Stored(chunk, size, crc);
+    for (const auto& node : relayed) {
+      auto* rel = r->add_relayed();
+      rel->set_node_id(node);
+      *rel->mutable_chunk() = Stored(chunk, size, crc);
+    }
     // The master answers a report only when it has something to say; a
     // heartbeat after it, on the same connection, is answered once the
     // report has been handled. Returns the report's answer, or an empty
@@ -231,6 +244,30 @@ TEST_F(MasterIntegrity, OrphansAreDeletedAndRemovedFilesLeaveTheNodes) {
   auto hb = node_->Heartbeat();
   ASSERT_EQ(hb.heartbeat_response().delete_chunks_size(), 1);
   EXPECT_EQ(hb.heartbeat_response().delete_chunks(0).chunk_id(), chunk);
+}
+
+TEST_F(MasterIntegrity, TheHeadOfAPipelineReportsForTheNodesAfterIt) {
+  auto [lease, chunk] = Begin("/two");
+  FakeNode second(ctx_, cluster_, "fake-2");
+  // One report from the head names both replicas; a node the master does not
+  // know is skipped, not a reason to refuse the report.
+  EXPECT_EQ(node_->Report(chunk, 9, 0x99, {second.id(), "ghost"}).body_case(), msg::Envelope::BODY_NOT_SET);
+  auto done = client_->Call(CompleteRequest(lease, chunk, 9, 0x99, {node_->id(), second.id()}));
+  ASSERT_TRUE(done) << done.error().ToString();
+  auto st = Stat("/two");
+  ASSERT_TRUE(st);
+  std::vector<std::string> reps(st->envelope.stat_response().info().chunks(0).replicas().begin(),
+                                st->envelope.stat_response().info().chunks(0).replicas().end());
+  std::sort(reps.begin(), reps.end());
+  EXPECT_EQ(reps, (std::vector<std::string>{"fake-1", "fake-2"}));
+
+  // A relayed copy no file owns is deleted from the node that holds it,
+  // through that node's heartbeat answer (the report's answer goes to the head).
+  auto answer = node_->Report(777777, 4, 4, {second.id()});
+  ASSERT_EQ(answer.chunk_report_response().delete__size(), 1);  // the head's own copy
+  auto hb = second.Heartbeat();
+  ASSERT_EQ(hb.heartbeat_response().delete_chunks_size(), 1);
+  EXPECT_EQ(hb.heartbeat_response().delete_chunks(0).chunk_id(), 777777u);
 }
 
 }  // namespace

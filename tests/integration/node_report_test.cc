@@ -1,7 +1,9 @@
 // The node's chunk reports to the master, end to end with the real master:
 // stored chunks become replicas, a restarted node's full report replaces
 // what the master knew, a corrupt replica is reported and dropped, deletions
-// the master asks for (a removed file, an orphan) empty the node's disk.
+// the master asks for (a removed file, an orphan) empty the node's disk, and
+// a replica the head of its pipeline did not live to report is reported by
+// its own node.
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -126,6 +128,18 @@ TEST_F(NodeReportTest, RemovedFileAndOrphansAreDeletedFromNodes) {
     }
     return true;
   }, 10s));
+}
+
+// A node after the head of a pipeline leaves its report to the head, and
+// sends its own with its next heartbeat: a copy whose head died before
+// reporting (here the test poses as that head) is still found, an orphan,
+// and deleted.
+TEST_F(NodeReportTest, AReplicaLeftToADeadHeadIsReportedWithTheNodesHeartbeat) {
+  auto answer = nodes_[1]->WriteWhole(888888, 1, {}, RandomData(5000, 6), {}, /*reported_upstream=*/true);
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->envelope.has_write_close_response()) << answer->envelope.error().message();
+  EXPECT_EQ(ChunkFiles(cluster_.node_dir(1), ".chunk").size(), 1u);
+  EXPECT_TRUE(WaitFor([&] { return ChunkFiles(cluster_.node_dir(1), ".chunk").empty(); }, 15s));
 }
 
 }  // namespace

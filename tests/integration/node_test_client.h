@@ -119,10 +119,11 @@ class NodeClient {
   }
 
   // A whole chunk in its open (data.proto, WHOLE-CHUNK WRITE); `crc`
-  // overrides the payload's true CRC32C.
+  // overrides the payload's true CRC32C. With `reported_upstream` the caller
+  // poses as a node earlier in the pipeline that reports this replica.
   std::optional<bus::Message> WriteWhole(uint64_t id, uint32_t version,
                                          const std::vector<msg::NodeAddress>& downstream, std::string_view bytes,
-                                         std::optional<uint32_t> crc = {}) {
+                                         std::optional<uint32_t> crc = {}, bool reported_upstream = false) {
     msg::Envelope env;
     auto* o = env.mutable_write_open_request();
     o->set_chunk_id(id);
@@ -132,6 +133,7 @@ class NodeClient {
     o->set_expected_size(bytes.size());
     o->set_whole(true);
     o->set_crc32c(crc ? *crc : Crc32c(bytes));
+    o->set_reported_upstream(reported_upstream);
     std::vector<bus::Frame> payload;
     payload.push_back(bus::Frame::Copy(bytes));
     return Call(std::move(env), std::move(payload), 30s);
