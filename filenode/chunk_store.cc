@@ -24,7 +24,7 @@ namespace dfs::filenode {
 ChunkStore::ChunkStore(std::string dir, ChunkStoreOptions options)
     : root_(std::move(dir) + "/chunks"),
       options_(options),
-      volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size)) {
+      volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size, options.volume_prepare)) {
   options_.volume_max_chunk = std::min(options_.volume_max_chunk, kMaxVolumeChunk);
 }
 ChunkStore::~ChunkStore() = default;
@@ -385,7 +385,7 @@ std::string ChunkStore::VolumePath(uint32_t volume) const { return volumes_->Pat
 
 ChunkStore::VolumeStats ChunkStore::volume_stats() const {
   VolumeStore::Stats s = volumes_->stats();
-  return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used};
+  return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used, s.prepared};
 }
 
 void ChunkStore::InjectVolumeSyncErrorForTest(int err) { volumes_->InjectSyncErrorForTest(err); }

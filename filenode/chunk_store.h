@@ -51,6 +51,10 @@ struct ChunkStoreOptions {
   // bounds that read; and smaller volumes die whole sooner, as nothing
   // compacts them yet.
   uint64_t volume_size = 256ull << 20;
+  // Zeroed, synced space kept ahead of the active volume's end, so a batch's
+  // fdatasync writes its data alone (volume_store.h, "Prepared space"); 0
+  // appends to the end instead.
+  uint64_t volume_prepare = 8ull << 20;
 };
 
 class ChunkWriter {
@@ -160,6 +164,7 @@ class ChunkStore {
     uint64_t commits = 0;
     uint64_t records = 0;
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
+    uint64_t prepared = 0;      // zeros written ahead of the active volume's end, ever
   };
   VolumeStats volume_stats() const;
   // Fault injection for tests: the next volume fdatasync fails with `err`.

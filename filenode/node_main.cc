@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::string upstream_silence;
   std::string downstream_timeout;
   std::string volume_max_chunk;
+  std::string volume_prepare;
   CLI::App app{"dfs-node: stores chunks of a dfs cluster on local disk"};
   app.add_option("--dir", o.dir, "data folder (chunks, node.id, node.addr)")->required();
   app.add_option("--master", o.master, "the master's HOST:PORT")->required();
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_option("--volume-max-chunk", volume_max_chunk,
                  "chunks up to this size share volume files and fsyncs; 0: every chunk in its own file (1M)")
       ->check(dfs::SizeFlag());
+  app.add_option("--volume-prepare", volume_prepare,
+                 "zeroed space kept ahead of the volume being written, so its syncs write data only; 0: none (8M)")
+      ->check(dfs::SizeFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
   if (!upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(upstream_silence);
   if (!downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(downstream_timeout);
   if (!volume_max_chunk.empty()) o.volume_max_chunk = *dfs::ParseSize(volume_max_chunk);
+  if (!volume_prepare.empty()) o.volume_prepare = *dfs::ParseSize(volume_prepare);
   if (o.volume_max_chunk > dfs::filenode::kMaxVolumeChunk) {
     std::fprintf(stderr, "dfs-node: --volume-max-chunk is at most %llu bytes (64M)\n",
                  static_cast<unsigned long long>(dfs::filenode::kMaxVolumeChunk));

@@ -36,6 +36,7 @@ Status NodeServer::Start() {
   DFS_ASSIGN_OR_RETURN(HostAndPort master, ParseHostPort(options_.master, 5550));
   ChunkStoreOptions so;
   so.volume_max_chunk = options_.volume_max_chunk;
+  so.volume_prepare = options_.volume_prepare;
   store_ = std::make_unique<ChunkStore>(options_.dir, so);
   DFS_RETURN_IF_ERROR(store_->Scan().status());
 

@@ -31,6 +31,8 @@ struct NodeOptions {
   // Chunks up to this size are appended to volumes with group commit instead
   // of getting two files each (ChunkStoreOptions); 0 keeps every chunk in files.
   uint64_t volume_max_chunk = 1ull << 20;
+  // Zeroed space kept ahead of the active volume (ChunkStoreOptions).
+  uint64_t volume_prepare = 8ull << 20;
 };
 
 }  // namespace dfs::filenode

@@ -1,6 +1,7 @@
 #include "filenode/volume_store.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -108,7 +109,19 @@ struct ParsedVolume {
   uint64_t size = 0;       // of the file
   uint64_t good_end = 0;   // just past the last record that checked out
   uint64_t damaged = 0;    // headers skipped
+  bool zero_tail = false;  // everything past good_end is zeros (prepared space)
 };
+
+// Whether [from, r.size()) holds only zero bytes.
+Result<bool> AllZero(WindowReader& r, uint64_t from) {
+  for (uint64_t at = from; at < r.size();) {
+    DFS_ASSIGN_OR_RETURN(std::string_view v, r.View(at, kDataWindow));
+    if (v.empty()) break;  // the file shrank under us
+    if (v.find_first_not_of('\0') != std::string_view::npos) return false;
+    at += v.size();
+  }
+  return true;
+}
 
 // Every record of one volume, in offset order. With `verify_data`, the data
 // of each put is checked against its CRC (Parsed::data_ok).
@@ -143,15 +156,125 @@ Result<ParsedVolume> ParseVolume(const std::string& path, bool verify_data) {
     if (p.data_ok) out.good_end = at;
     out.records.push_back(p);
   }
+  if (out.good_end < out.size) {
+    DFS_ASSIGN_OR_RETURN(out.zero_tail, AllZero(r, out.good_end));
+  }
   return out;
+}
+
+// Writes zeros over [from, to) of `path` and makes them durable, through a
+// descriptor of its own. NoSpace, without writing, when the file system has
+// less than 32 times that left: the last free space is not for zeros.
+Status ZeroFill(const std::string& path, uint64_t from, uint64_t to) {
+  struct statvfs fs {};
+  if (::statvfs(path.c_str(), &fs) != 0) return Status::FromErrno(errno, "statvfs " + path);
+  if (static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < 32 * (to - from)) {
+    return Status(Code::kNoSpace, fmt::format("{}: too little free space to prepare {} bytes", path, to - from));
+  }
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  static const std::string zeros(1 << 20, '\0');
+  for (uint64_t at = from; at < to;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - at));
+    DFS_RETURN_IF_ERROR(PwriteAll(fd.get(), zeros.data(), n, at, fmt::format("{} at offset {}", path, at)));
+    // Out to the disk a MiB at a time: one fdatasync of them all would hold
+    // the disk for milliseconds, and every batch's fdatasync behind it.
+    if (::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(n),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      return Status::FromErrno(errno, "sync_file_range " + path);
+    }
+    at += n;
+  }
+  if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync " + path);
+  return Status::OK();
+}
+
+// Cuts `path` to `size` and makes that durable (prepared zeros given back).
+void CutTo(const std::string& path, uint64_t size) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return;  // removed meanwhile: nothing to give back
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 || ::fdatasync(fd.get()) != 0) {
+    spdlog::warn("chunk store: cannot cut {} back to {} bytes: {}", path, size, std::strerror(errno));
+  }
 }
 
 }  // namespace
 
-VolumeStore::VolumeStore(std::string dir, uint64_t volume_size)
-    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)) {}
+VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare)
+    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)), prepare_(prepare) {}
 
-VolumeStore::~VolumeStore() = default;
+VolumeStore::~VolumeStore() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  prepare_cv_.notify_all();
+  if (preparer_.joinable()) preparer_.join();
+}
+
+bool VolumeStore::PrepareWantedLocked() const {
+  if (prepare_ == 0 || active_ == 0) return false;
+  auto it = volumes_.find(active_);
+  if (it == volumes_.end()) return false;
+  const Volume& v = it->second;
+  if (v.sealed || !v.file || v.file->failed || v.prepare_failed || v.preparing) return false;
+  // Between half and all of `prepare_` ahead of the end, in segments of at
+  // least half of it (less only at the volume's end).
+  const uint64_t have = std::max(v.prepared, v.end);
+  const uint64_t target = std::min(v.end + prepare_, volume_size_);
+  return target > have && (target - have >= prepare_ / 2 || target == volume_size_);
+}
+
+void VolumeStore::PrepareLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    prepare_cv_.wait(lock, [&] { return stopping_ || PrepareWantedLocked(); });
+    if (stopping_) return;
+    Volume& v = volumes_.at(active_);
+    const uint32_t number = v.number;
+    const uint64_t from = std::max(v.prepared, v.end);
+    const uint64_t to = std::min(v.end + prepare_, volume_size_);
+    const uint64_t cuts = v.cuts;
+    const std::string path = v.file->path;
+    v.preparing = true;
+    v.preparing_from = from;
+    lock.unlock();
+    Status s = ZeroFill(path, from, to);
+    lock.lock();
+    prepare_cv_.notify_all();  // a batch may be waiting for this segment
+    auto it = volumes_.find(number);
+    if (it == volumes_.end()) continue;
+    Volume& w = it->second;
+    w.preparing = false;
+    if (!s.ok()) {
+      if (s.code() == Code::kNoSpace) {
+        SPDLOG_DEBUG("chunk store: {}; appending without prepared space", s.message());
+      } else {
+        spdlog::warn("chunk store: cannot prepare space in {}: {}; appending without it", path, s.ToString());
+      }
+      w.prepare_failed = true;
+      // Batches wait on the lock, so nothing is written past the end meanwhile.
+      CutTo(path, std::max(w.end, w.prepared));
+      continue;
+    }
+    if (w.sealed) {
+      CutTo(path, w.end);  // sealed while we wrote: its index says where it ends
+      continue;
+    }
+    if (w.cuts != cuts) continue;  // cut back meanwhile: the next round starts again from its end
+    w.prepared = to;
+    prepared_bytes_ += to - from;
+  }
+}
+
+Result<VolumeStore::Volume*> VolumeStore::WritableLocked(std::unique_lock<std::mutex>& lock, uint64_t bytes,
+                                                          uint64_t write) {
+  for (;;) {
+    DFS_ASSIGN_OR_RETURN(Volume * v, ActiveLocked(bytes));
+    if (!v->preparing || v->end + write <= v->preparing_from) return v;
+    prepare_cv_.wait(lock);
+  }
+}
 
 std::string VolumeStore::Path(uint32_t volume) const { return fmt::format("{}/{}", dir_, VolumeFileName(volume)); }
 
@@ -254,17 +377,25 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
       damaged += pv.damaged;
       v.end = pv.size;
       if (pv.good_end < pv.size) {
-        // A crash mid-batch: nothing past the last good record was ever
-        // acknowledged. Cut it so the next batch starts on a record boundary.
-        spdlog::warn("chunk store: {}: torn tail, truncating {} bytes at offset {} (file was {} bytes)", path,
-                     pv.size - pv.good_end, pv.good_end, pv.size);
+        // Zeros are space prepared ahead. Anything else is a crash
+        // mid-batch: nothing past the last good record was ever
+        // acknowledged. Either way it is cut, so the next batch starts on a
+        // record boundary.
+        if (pv.zero_tail) {
+          SPDLOG_DEBUG("chunk store: {}: cutting {} bytes of prepared zeros at offset {}", path,
+                       pv.size - pv.good_end, pv.good_end);
+        } else {
+          spdlog::warn("chunk store: {}: torn tail, truncating {} bytes at offset {} (file was {} bytes)", path,
+                       pv.size - pv.good_end, pv.good_end, pv.size);
+          ++torn;
+        }
         if (::truncate(path.c_str(), static_cast<off_t>(pv.good_end)) != 0) {
           return Status::FromErrno(errno, fmt::format("truncate {} to {}", path, pv.good_end));
         }
         std::erase_if(pv.records, [&](const Parsed& p) { return p.offset >= pv.good_end; });
         v.end = pv.good_end;
-        ++torn;
       }
+      v.prepared = v.end;
       parsed = std::move(pv.records);
       v.records.reserve(parsed.size());
       for (const Parsed& p : parsed) v.records.push_back(IndexedRecord{p.offset, p.h});
@@ -314,6 +445,7 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
   for (const auto& [number, v] : volumes_) {
     if (v.live == 0) maybe_dead_.insert(number);
   }
+  if (prepare_ > 0 && !preparer_.joinable()) preparer_ = std::thread([this] { PrepareLoop(); });
   std::vector<Found> found;
   for (const auto& [key, l] : last) {
     if (l.live) found.push_back(Found{key, l.at, l.size, l.crc32c, l.corrupt});
@@ -346,6 +478,12 @@ Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
     // A batch bigger than a whole volume still goes somewhere: alone.
     if (!a.sealed && (bytes == 0 || a.end == 0 || a.end + bytes <= volume_size_)) return &a;
     if (!a.sealed) {
+      // Its prepared zeros go: the index written at the seal says where it
+      // ends. (Zeros being written now are cut by the preparer.)
+      if ((a.prepared > a.end || a.preparing) && ::ftruncate(a.file->fd.get(), static_cast<off_t>(a.end)) != 0) {
+        spdlog::warn("chunk store: cannot cut {} to {} bytes: {}", a.file->path, a.end, std::strerror(errno));
+      }
+      a.prepared = std::min(a.prepared, a.end);
       // Sealed volumes are never torn: sync what tombstones came after the
       // last batch before leaving it. A failure only risks those deletions
       // (and the volume gets no index; the next scan reads its headers).
@@ -397,6 +535,8 @@ void VolumeStore::TruncateBackLocked(Volume& v, File& file, uint64_t to) {
     if (!v.sealed) SealLocked(v);
   }
   v.end = to;
+  v.prepared = std::min(v.prepared, to);
+  ++v.cuts;
   std::erase_if(v.records, [&](const IndexedRecord& r) { return r.offset >= to; });
 }
 
@@ -440,7 +580,7 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   }
 
   std::unique_lock lock(mu_);
-  DFS_ASSIGN_OR_RETURN(Volume * v, ActiveLocked(bytes));
+  DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, bytes, bytes));
   const uint32_t number = v->number;
   const uint64_t start = v->end;
   std::shared_ptr<File> file = v->file;
@@ -459,7 +599,9 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   }
   // Live from now, so no collection takes the volume while it syncs unlocked.
   v->live += puts.size();
+  const bool prepare = PrepareWantedLocked();
   lock.unlock();
+  if (prepare) prepare_cv_.notify_all();
 
   // Unlocked: deletes keep appending tombstones behind the batch meanwhile.
   Status s = Sync(*file);
@@ -489,7 +631,7 @@ Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, boo
   std::string record;
   EncodeTombstone(record, key, target.volume, target.offset);
   std::unique_lock lock(mu_);
-  DFS_ASSIGN_OR_RETURN(Volume * v, ActiveLocked(0));
+  DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, 0, record.size()));
   const uint32_t number = v->number;
   const uint64_t start = v->end;
   std::shared_ptr<File> file = v->file;
@@ -579,6 +721,7 @@ VolumeStore::Stats VolumeStore::stats() const {
   s.commits = commits_;
   s.records = records_;
   s.indexes_used = indexes_used_;
+  s.prepared = prepared_bytes_;
   return s;
 }
 

@@ -24,6 +24,20 @@
 // records returns only with its last live chunk (and the chunk store's
 // used_bytes counts live chunks, not that dead space).
 //
+// Prepared space: a thread keeps the active volume's next few MiB written
+// with zeros and synced ahead of its end (`prepare` bytes, in segments of
+// half that). A batch that lands there overwrites blocks the file already
+// has, so its fdatasync writes the data alone: no block allocation, no size
+// change, no inode. Measured here with 3 writers at once, a 64 KiB record's
+// write + fdatasync took 200 us and 45 us of CPU that way, against 350-440
+// us and 75-90 us appended; writing the zeros costs about 13 us of CPU per
+// 64 KiB, off the write's path. (Zeros written by the batch's own thread
+// were tried and were slower: the batch's fdatasync then also carried them.
+// fallocate does not help: ext4's unwritten extents change at the first
+// write.) The zeros live past the volume's end only: a seal cuts them, and
+// start-up cuts a tail that is all zeros without calling it torn. Near a
+// full disk (less than 32 segments free) nothing is prepared.
+//
 // Start-up (Scan): volumes in number order, records in offset order; the
 // last record of a key decides. A sealed volume is read from its index (one
 // small file; volume_format.h), or from its headers when the index is
@@ -45,10 +59,14 @@
 //
 // Thread-safety: thread-safe. Append runs on one thread at a time (the sync
 // worker's volume thread), while others append tombstones; Scan runs before
-// any of that.
+// any of that. The preparer writes zeros only past the active volume's end,
+// through its own file descriptor (so a writeback error is reported to the
+// batch's fdatasync as well as to its own); a batch that would reach a
+// segment being written waits for it.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -56,6 +74,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -93,10 +112,12 @@ class VolumeStore {
     uint64_t commits = 0;  // batches made durable (one fdatasync each)
     uint64_t records = 0;  // puts in those batches
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
+    uint64_t prepared = 0;      // bytes of zeros written ahead (all volumes, ever)
   };
 
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
-  VolumeStore(std::string dir, uint64_t volume_size);
+  // `prepare`: zeroed bytes kept ahead of the active volume's end (0: none).
+  VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare = 0);
   ~VolumeStore();
   VolumeStore(const VolumeStore&) = delete;
   VolumeStore& operator=(const VolumeStore&) = delete;
@@ -136,6 +157,13 @@ class VolumeStore {
   struct Volume {
     uint32_t number = 0;
     uint64_t end = 0;  // bytes of records: where the next one goes
+    // [0, prepared) is allocated and durable: records, then synced zeros.
+    uint64_t prepared = 0;
+    // The preparer is writing zeros from preparing_from on.
+    bool preparing = false;
+    uint64_t preparing_from = 0;
+    bool prepare_failed = false;  // it failed on this volume: no more tries
+    uint64_t cuts = 0;            // truncations, so the preparer knows its zeros may be gone
     bool sealed = false;
     uint64_t live = 0;
     uint64_t pins = 0;                           // dead records of earlier volumes that this one shadows
@@ -151,6 +179,12 @@ class VolumeStore {
 
   // The volume the next `bytes` go to, rolling over when needed.
   Result<Volume*> ActiveLocked(uint64_t bytes);
+  // The same, once no zeros are being written where `write` bytes go
+  // (`bytes` is 0 for a tombstone: it never rolls over).
+  Result<Volume*> WritableLocked(std::unique_lock<std::mutex>& lock, uint64_t bytes, uint64_t write);
+  // The preparer thread, and whether it has work now.
+  void PrepareLoop();
+  bool PrepareWantedLocked() const;
   Result<Volume*> CreateVolumeLocked();
   void SealLocked(Volume& v);
   // Cuts a failed append off `v` through `file` (its file while active; a
@@ -167,7 +201,12 @@ class VolumeStore {
 
   const std::string dir_;
   const uint64_t volume_size_;
+  const uint64_t prepare_;
   mutable std::mutex mu_;
+  std::condition_variable prepare_cv_;  // with mu_: work for the preparer, or a segment done
+  bool stopping_ = false;
+  uint64_t prepared_bytes_ = 0;
+  std::thread preparer_;
   std::map<uint32_t, Volume> volumes_;
   uint32_t active_ = 0;  // 0: none; the next append creates one
   uint32_t next_number_ = 1;

@@ -90,9 +90,16 @@ Result<std::vector<std::byte>> ReadAll(const ChunkStore& store, ChunkKey key) {
 
 class ChunkStoreTest : public ::testing::Test {
  protected:
+  // Most tests check the volumes' bytes exactly: no zeros prepared past
+  // their ends (the tests of prepared space turn it on).
+  static ChunkStoreOptions Exact() {
+    ChunkStoreOptions o;
+    o.volume_prepare = 0;
+    return o;
+  }
   void SetUp() override {
     dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = std::make_unique<ChunkStore>(dir_);
+    store_ = std::make_unique<ChunkStore>(dir_, Exact());
     ASSERT_TRUE(store_->Scan());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -100,7 +107,7 @@ class ChunkStoreTest : public ::testing::Test {
     return dir_ + "/chunks/" + ShardName(k.id) + "/" + ChunkStem(k) + ".chunk";
   }
   // A new store on the same folder, as after a restart.
-  void Reopen(ChunkStoreOptions options = {}) {
+  void Reopen(ChunkStoreOptions options = Exact()) {
     store_.reset();
     store_ = std::make_unique<ChunkStore>(dir_, options);
     auto found = store_->Scan();
@@ -616,7 +623,7 @@ TEST_F(ChunkStoreTest, DamagedHeaderMidVolumeCostsOnlyThatChunk) {
 }
 
 TEST_F(ChunkStoreTest, VolumesRollOverAtTheirSizeLimit) {
-  ChunkStoreOptions small;
+  ChunkStoreOptions small = Exact();
   small.volume_size = 200 * kKiB;
   Reopen(small);
   std::vector<std::vector<std::byte>> d;
@@ -669,7 +676,7 @@ TEST_F(ChunkStoreTest, VolumesRollOverAtTheirSizeLimit) {
 }
 
 TEST_F(ChunkStoreTest, DeadSealedVolumesAreUnlinkedOnlyWhenNothingCanComeBack) {
-  ChunkStoreOptions small;
+  ChunkStoreOptions small = Exact();
   small.volume_size = 200 * kKiB;
   Reopen(small);
   auto block = RandomBytes(kChunkBlockSize, 1);
@@ -716,7 +723,7 @@ TEST_F(ChunkStoreTest, DeadSealedVolumesAreUnlinkedOnlyWhenNothingCanComeBack) {
 }
 
 TEST_F(ChunkStoreTest, PinnedDeadVolumeStaysUntilTheVolumeItShadowsGoes) {
-  ChunkStoreOptions small;
+  ChunkStoreOptions small = Exact();
   small.volume_size = 100 * kKiB;
   Reopen(small);
   auto x = RandomBytes(40 * kKiB, 1), y = RandomBytes(40 * kKiB, 2);
@@ -769,7 +776,7 @@ TEST_F(ChunkStoreTest, BigOrUnknownSizedChunksStillGoToFiles) {
     ++id;
   }
   // --volume-max-chunk 0: nothing is buffered, and volumes stay readable.
-  ChunkStoreOptions off;
+  ChunkStoreOptions off = Exact();
   off.volume_max_chunk = 0;
   Reopen(off);
   ExpectHolds({1, 1}, RandomBytes(kMiB, 1));
@@ -841,6 +848,62 @@ TEST_F(ChunkStoreTest, FailedVolumeSyncFailsTheBatchAndSealsTheVolume) {
   Reopen();
   EXPECT_EQ(store_->chunk_count(), 1u);
   ExpectHolds({2, 1}, b);
+}
+
+// Prepared space (volume_store.h): zeros written and synced ahead of the
+// active volume's end, which batches then write over; a restart cuts them
+// (they are not a torn tail), and so does a seal.
+TEST_F(ChunkStoreTest, PreparedZerosAreWrittenOverAndCutAtRestart) {
+  ChunkStoreOptions o;
+  o.volume_prepare = kMiB;
+  Reopen(o);
+  auto a = RandomBytes(kChunkBlockSize, 1);
+  ASSERT_TRUE(PutSmall(*store_, {1, 1}, a));
+  const std::string vol = store_->VolumePath(1);
+  const uint64_t end1 = RecordHeaderSize(a.size()) + a.size();
+  // The preparer works on its own thread: wait for its zeros.
+  ASSERT_TRUE(dfs::test::WaitUntil([&] { return std::filesystem::file_size(vol) >= end1 + kMiB / 2; }));
+  EXPECT_GT(store_->volume_stats().prepared, 0u);
+  const std::string bytes = dfs::test::ReadBytes(vol);
+  EXPECT_EQ(bytes.find_first_not_of('\0', end1), std::string::npos) << "only zeros past the record";
+  // The next batch lands right after the first record, over the zeros.
+  auto b = RandomBytes(1000, 2);
+  ASSERT_TRUE(PutSmall(*store_, {2, 1}, b));
+  EXPECT_EQ(Where({2, 1}).offset, end1);
+  ExpectHolds({1, 1}, a);
+  ExpectHolds({2, 1}, b);
+  // A restart keeps both records and cuts the zeros after them.
+  Reopen();
+  EXPECT_EQ(std::filesystem::file_size(vol), end1 + RecordHeaderSize(b.size()) + b.size());
+  ExpectHolds({1, 1}, a);
+  ExpectHolds({2, 1}, b);
+  auto c = RandomBytes(3000, 3);
+  ASSERT_TRUE(PutSmall(*store_, {3, 1}, c));
+  Reopen();
+  ExpectHolds({3, 1}, c);
+}
+
+TEST_F(ChunkStoreTest, ASealedVolumeEndsAtItsLastRecordDespitePreparedZeros) {
+  ChunkStoreOptions o;
+  o.volume_size = 200 * kKiB;
+  o.volume_prepare = 128 * kKiB;
+  Reopen(o);
+  const uint64_t record = RecordHeaderSize(kChunkBlockSize) + kChunkBlockSize;
+  std::vector<std::vector<std::byte>> d;
+  for (uint64_t i = 0; i < 7; ++i) {
+    d.push_back(RandomBytes(kChunkBlockSize, static_cast<uint32_t>(i)));
+    ASSERT_TRUE(PutSmall(*store_, {i, 1}, d[i]));
+  }
+  // Three records a volume: 1 and 2 are sealed, cut to their records (the
+  // preparer may still be giving back a segment it was writing at the seal).
+  for (uint32_t v = 1; v <= 2; ++v) {
+    const std::string path = store_->VolumePath(v);
+    EXPECT_TRUE(dfs::test::WaitUntil([&] { return std::filesystem::file_size(path) == 3 * record; }))
+        << path << " is " << std::filesystem::file_size(path) << " bytes";
+  }
+  Reopen();
+  EXPECT_EQ(store_->volume_stats().indexes_used, 2u);  // their indexes match their sizes
+  for (uint64_t i = 0; i < 7; ++i) ExpectHolds({i, 1}, d[i]);
 }
 
 // A disk that fills: a 1 MiB tmpfs. Needs permission to mount.
