@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,10 +46,10 @@ std::string DirOf(const std::string& path) {
 
 // Creates `path` with a journal header through a temp file, so a crash never
 // leaves a half-made journal under the real name. Returns the open
-// descriptor, positioned for append.
+// descriptor; records go at kFileHeaderSize.
 Result<int> CreateJournalFile(const std::string& path, uint64_t generation) {
   std::string tmp = path + std::string(fmtj::kTmpSuffix);
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
   char header[fmtj::kFileHeaderSize];
   fmtj::EncodeFileHeader(header, fmtj::kJournalMagic, generation);
@@ -64,9 +65,9 @@ Result<int> CreateJournalFile(const std::string& path, uint64_t generation) {
   return fd;
 }
 
-// Opens an existing journal for append after checking its header.
+// Opens an existing journal after checking its header; records go at its end.
 Result<int> OpenJournalFile(const std::string& path, uint64_t generation) {
-  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
   auto fail = [fd](Status s) {
     ::close(fd);
@@ -208,6 +209,8 @@ Status JournalWriter::OpenFile() {
                                                     : CreateJournalFile(path_, options_.generation);
   if (!fd) return fd.error();
   fd_ = *fd;
+  if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat " + path_);
+  end_ = prepared_ = static_cast<uint64_t>(st.st_size);
   return Status::OK();
 }
 
@@ -269,6 +272,9 @@ Status JournalWriter::Stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0 && failed_.ok()) {
+    if (Status s = CutPrepared(); !s.ok()) Fail(s);
+  }
   stop_status_ = failed_;
   if (fd_ >= 0 && ::close(fd_) != 0 && stop_status_.ok()) {
     stop_status_ = Status::FromErrno(errno, "close " + path_);
@@ -284,6 +290,7 @@ JournalStats JournalWriter::stats() const {
   s.bytes = bytes_.load(std::memory_order_relaxed);
   s.syncs = syncs_.load(std::memory_order_relaxed);
   s.max_batch_records = max_batch_records_.load(std::memory_order_relaxed);
+  s.prepared = prepared_bytes_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -295,6 +302,7 @@ uint64_t JournalWriter::generation() const {
 void JournalWriter::Run() {
   std::vector<Entry> batch;
   for (;;) {
+    bool idle = false;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
@@ -303,7 +311,59 @@ void JournalWriter::Run() {
     }
     ProcessBatch(batch);
     batch.clear();
+    {
+      std::lock_guard lock(mu_);
+      idle = queue_.empty() && !stopping_;
+    }
+    // Zeros only while nothing waits: a batch never queues behind them.
+    if (idle) PrepareAhead();
   }
+}
+
+void JournalWriter::PrepareAhead() {
+  const uint64_t want = options_.prepare_bytes;
+  if (want == 0 || prepare_off_ || !failed_.ok() || fd_ < 0) return;
+  const uint64_t from = std::max(prepared_, end_);
+  if (from - end_ >= want / 4) return;  // enough ahead still
+  const uint64_t to = end_ + want;
+  struct statvfs fs {};
+  if (::fstatvfs(fd_, &fs) != 0 || static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < 32 * (to - from)) {
+    prepare_off_ = true;  // the last free space is not for zeros
+    return;
+  }
+  static const std::string zeros(256 << 10, '\0');
+  for (uint64_t at = from; at < to;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - at));
+    Status s = PwriteAll(fd_, zeros.data(), n, at, fmt::format("{} at offset {}", path_, at));
+    if (!s.ok()) {
+      // No room (or a bad disk): give the space back and append from now on.
+      spdlog::warn("journal: cannot prepare space in {}: {}; appending without it", path_, s.ToString());
+      prepare_off_ = true;
+      if (::ftruncate(fd_, static_cast<off_t>(std::max(prepared_, end_))) != 0) {
+        Fail(Status::FromErrno(errno, "truncate " + path_));
+      }
+      return;
+    }
+    // Out a piece at a time, so a batch that comes meanwhile does not wait
+    // behind one long flush of zeros.
+    (void)::sync_file_range(fd_, static_cast<off_t>(at), static_cast<off_t>(n),
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    at += n;
+  }
+  // The size and the blocks, durable: a batch over them changes neither.
+  // A failure here is the journal's (fsyncgate), as for any of its syncs.
+  // (Not through Sync: fault injection counts the batches' syncs.)
+  if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + path_));
+  prepared_ = to;
+  prepared_bytes_.fetch_add(to - from, std::memory_order_relaxed);
+}
+
+Status JournalWriter::CutPrepared() {
+  if (prepared_ <= end_) return Status::OK();
+  if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) return Status::FromErrno(errno, "truncate " + path_);
+  if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "fdatasync " + path_);
+  prepared_ = end_;
+  return Status::OK();
 }
 
 void JournalWriter::ProcessBatch(std::vector<Entry>& entries) {
@@ -356,12 +416,14 @@ Status JournalWriter::WriteAndSync(std::vector<Entry>& entries, size_t begin, si
     buffer_.append(header, sizeof header);
     buffer_.append(entries[k].record);
   }
-  Status s = WriteAll(fd_, buffer_, path_);
+  Status s = PwriteAll(fd_, buffer_.data(), buffer_.size(), end_, path_);
   if (s.ok()) s = Sync(path_);
   if (!s.ok()) {
     Fail(s);
     return failed_;
   }
+  end_ += buffer_.size();
+  prepared_ = std::max(prepared_, end_);
   uint64_t n = end - begin;
   uint64_t durable = records_.fetch_add(n, std::memory_order_relaxed) + n;
   bytes_.fetch_add(buffer_.size(), std::memory_order_relaxed);
@@ -387,6 +449,10 @@ Status JournalWriter::Sync(const std::string& what) {
 }
 
 Status JournalWriter::SwitchTo(uint64_t generation) {
+  // The old file ends at its last record before a newer one exists: replay
+  // takes damage at the end of a journal that a newer one follows for
+  // corruption.
+  DFS_RETURN_IF_ERROR(CutPrepared());
   std::string path = JournalPath(options_.dir, generation);
   DFS_ASSIGN_OR_RETURN(int fd, CreateJournalFile(path, generation));
   // Everything before the rotation was synced by the batch that carried it.
@@ -399,6 +465,8 @@ Status JournalWriter::SwitchTo(uint64_t generation) {
   // held spdlog's lock would deadlock on its first log line.
   fd_ = fd;
   path_ = std::move(path);
+  end_ = prepared_ = fmtj::kFileHeaderSize;
+  prepare_off_ = false;
   return Status::OK();
 }
 
@@ -488,10 +556,17 @@ Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& 
           "{}: damaged tail at offset {}: {}; a newer journal follows this one, so it was fully synced",
           path, offset, damage));
     }
+    const bool zeros = data.find_first_not_of('\0', offset) == std::string_view::npos;
     file.Unmap();
     DFS_RETURN_IF_ERROR(TruncateDurably(fd, offset, path));
-    spdlog::warn("journal: cut torn tail file={} offset={} dropped_bytes={} records_kept={} ({})", path,
-                 offset, size - offset, stats.records, damage);
+    if (zeros) {
+      // Space the writer prepared (or a size that outran its data): no record was there.
+      spdlog::info("journal: cut {} bytes of zeros after the last record file={} offset={} records_kept={}",
+                   size - offset, path, offset, stats.records);
+    } else {
+      spdlog::warn("journal: cut torn tail file={} offset={} dropped_bytes={} records_kept={} ({})", path,
+                   offset, size - offset, stats.records, damage);
+    }
     stats.torn_tail = true;
     stats.dropped_bytes = size - offset;
     stats.valid_bytes = offset;

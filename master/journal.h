@@ -35,6 +35,7 @@ struct JournalStats {
   uint64_t bytes = 0;    // bytes written, framing included
   uint64_t syncs = 0;    // fdatasync calls on journal files (records / syncs = batching)
   uint64_t max_batch_records = 0;
+  uint64_t prepared = 0;  // bytes of zeros written ahead of the records
 };
 
 // Appends records to DIR/journal.<generation> from one dedicated thread that
@@ -66,6 +67,13 @@ class JournalWriter {
     // One write + sync covers at most this many bytes (plus one record);
     // a larger backlog is split. Bounds the write buffer and a torn tail.
     size_t max_batch_bytes = 8u << 20;
+    // Zeros written and synced ahead of the last record while the writer is
+    // idle, so a batch's fdatasync writes its data alone: appending, it also
+    // writes the inode (its size). Measured here for a 300-byte record:
+    // 270 us and 57 us of CPU appended, 88 us and 28 us over zeros. The zeros
+    // are cut at rotation and at Stop; after a crash, replay cuts them as it
+    // cuts any tail that holds no record. 0: plain appends.
+    uint64_t prepare_bytes = 1u << 20;
 
     // Fault injection (STYLE.md habit 14), off when 0. A 0 here takes the
     // value from the environment variable of the same meaning, read at Open:
@@ -130,6 +138,10 @@ class JournalWriter {
   Status WriteAndSync(std::vector<Entry>& entries, size_t begin, size_t end);
   Status SwitchTo(uint64_t generation);
   Status Sync(const std::string& what);
+  // Writer thread, when idle: tops up the zeros ahead of end_.
+  void PrepareAhead();
+  // Gives back the zeros past end_ (rotation, Stop).
+  Status CutPrepared();
   void Fail(Status s);
 
   Options options_;
@@ -145,6 +157,9 @@ class JournalWriter {
   // Writer thread only (and Open/Stop, before start and after join).
   int fd_ = -1;
   std::string path_;
+  uint64_t end_ = 0;       // where the next record goes
+  uint64_t prepared_ = 0;  // [0, prepared_) is allocated and durable: records, then zeros
+  bool prepare_off_ = false;  // no room for zeros on this file
   Status failed_;
   std::string buffer_;
   uint64_t sync_calls_ = 0;
@@ -153,6 +168,7 @@ class JournalWriter {
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> syncs_{0};
   std::atomic<uint64_t> max_batch_records_{0};
+  std::atomic<uint64_t> prepared_bytes_{0};
 
   std::thread thread_;
   std::mutex stop_mu_;

@@ -566,5 +566,54 @@ TEST(JournalFormat, ZeroedHeaderIsNotAValidRecord) {
   EXPECT_EQ(fmtj::CheckRecordAt(std::string_view(header, sizeof header), 0).check, fmtj::RecordCheck::kOk);
 }
 
+// Prepared space: while idle the writer keeps zeros written and synced past
+// its last record, so a batch's fdatasync carries its data alone. Records go
+// over the zeros, a crash leaves them to replay (which cuts them as a tail
+// with no record in it), and rotation and Stop give them back.
+TEST(JournalWriter, IdleWriterPreparesZerosThatRecordsOverwrite) {
+  std::string dir = TestDir();
+  JournalWriter::Options o;
+  o.prepare_bytes = 64 << 10;
+  auto w = OpenWriter(dir, 0, o);
+  const std::string path = JournalPath(dir, 0);
+  Records records = {Rec(1), Rec(2)};
+  ASSERT_TRUE(w->AppendAndSync(records[0]).ok());
+  const size_t end1 = OffsetOf(records, 1);
+  // The writer prepares after the batch, on its own thread: wait for it.
+  ASSERT_TRUE(test::WaitUntil([&] { return w->stats().prepared > 0; }));
+  EXPECT_GE(fs::file_size(path), end1 + (64 << 10) - 1);
+  std::string bytes = ReadBytes(path);
+  EXPECT_EQ(bytes.find_first_not_of('\0', end1), std::string::npos) << "only zeros past the record";
+  ASSERT_TRUE(w->AppendAndSync(records[1]).ok());
+  // A crash now: a copy of the file as it is holds both records, then zeros.
+  const std::string crashed = dir + "/crashed";
+  WriteBytes(crashed, ReadBytes(path));
+  ASSERT_GT(fs::file_size(crashed), OffsetOf(records, 2));
+  auto r = Replay(crashed);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->records, records);
+  EXPECT_EQ(fs::file_size(crashed), OffsetOf(records, 2));
+  // Rotation cuts the old file at its last record: a journal that a newer one
+  // follows must end there.
+  ASSERT_TRUE(w->RotateAndWait(1).ok());
+  EXPECT_EQ(fs::file_size(path), OffsetOf(records, 2));
+  ReplayOptions strict;
+  strict.allow_torn_tail = false;
+  auto old = Replay(path, strict);
+  ASSERT_TRUE(old) << old.error().ToString();
+  EXPECT_EQ(old->records, records);
+  // And Stop cuts the new one: reopened, it takes appends at its last record.
+  ASSERT_TRUE(w->AppendAndSync("three").ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return fs::file_size(JournalPath(dir, 1)) > OffsetOf({"three"}, 1); }));
+  ASSERT_TRUE(w->Stop().ok());
+  EXPECT_EQ(fs::file_size(JournalPath(dir, 1)), OffsetOf({"three"}, 1));
+  auto again = OpenWriter(dir, 1, o);
+  ASSERT_TRUE(again->AppendAndSync("four").ok());
+  ASSERT_TRUE(again->Stop().ok());
+  auto back = Replay(JournalPath(dir, 1), strict);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->records, (Records{"three", "four"}));
+}
+
 }  // namespace
 }  // namespace dfs::master
