@@ -177,9 +177,17 @@ for run in $(seq 1 "$RUNS"); do
   read -r F C4 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync)
   read -r _ C64 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync64.test" bs=64k count=2000 oflag=dsync)
   [ -n "${F:-}" ] && [ -n "${C4:-}" ] && [ -n "${C64:-}" ] || die "dd with oflag=dsync failed in $WORK"
+  # The same writes over space already written and synced (the files just
+  # made): the sync then carries the data alone, no new blocks or size. dfs
+  # writes small chunks and journal records that way (prepared space).
+  read -r _ P4 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync.test" bs=4k count=2000 oflag=dsync conv=notrunc)
+  read -r _ P64 < <(dd_sync_cpu 2000 if=/dev/zero of="$WORK/sync64.test" bs=64k count=2000 oflag=dsync conv=notrunc)
+  [ -n "${P4:-}" ] && [ -n "${P64:-}" ] || die "dd with oflag=dsync conv=notrunc failed in $WORK"
   record "{\"kind\":\"limit\",\"name\":\"fsync_ops\",\"value\":$F}"
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_4k\",\"value\":$C4}"
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_64k\",\"value\":$C64}"
+  record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_4k_prepared\",\"value\":$P4}"
+  record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_64k_prepared\",\"value\":$P64}"
   rm -f "$WORK/sync.test" "$WORK/sync64.test"
 done
 
@@ -243,14 +251,18 @@ z = {k: statistics.median([d[k] for d in zs]) for k in zs[0]}
 zmq = max(z["zmq_1mib_copy_mib_per_s"], z["zmq_1mib_zerocopy_mib_per_s"])
 cores = os.cpu_count() or 1
 # The CPU floor under one small file: what its messages and syncs alone cost
-# on this machine, with no dfs code at all. A put at -r 3 sends 10 small
-# messages (create and its answer, 3 pipeline acks, 3 chunk reports,
-# complete and its answer) and 3 that carry the data (client -> node 1 ->
-# node 2 -> node 3), and syncs 3 replicas (a data write + fdatasync each)
-# and 1 journal commit. A get sends 3 small ones (locate, its answer, the
-# read request) and 1 with the data. The data messages cost as 64 KiB ones.
+# on this machine, with no dfs code at all. A put at -r 3 sends 8 small
+# messages (create and its answer, 3 pipeline acks, 1 chunk report from the
+# head of the pipeline for all 3 replicas, complete and its answer) and 3
+# that carry the data (client -> node 1 -> node 2 -> node 3), and syncs 3
+# replicas (a data write + fdatasync each) and 1 journal commit, each the
+# cheaper of an append and a write over prepared space. A get sends 3 small
+# ones (locate, its answer, the read request) and 1 with the data. The data
+# messages cost as 64 KiB ones.
 c4, c64 = z["zmq_4k_cpu_us_per_message"], z["zmq_64k_cpu_us_per_message"]
-put_floor_us = 10 * c4 + 3 * c64 + 3 * lim["fsync_cpu_64k"] + lim["fsync_cpu_4k"]
+sync4 = min(lim["fsync_cpu_4k"], lim.get("fsync_cpu_4k_prepared", lim["fsync_cpu_4k"]))
+sync64 = min(lim["fsync_cpu_64k"], lim.get("fsync_cpu_64k_prepared", lim["fsync_cpu_64k"]))
+put_floor_us = 8 * c4 + 3 * c64 + 3 * sync64 + sync4
 get_floor_us = 3 * c4 + c64
 print(f"\nThis machine (medians of {len(zs)} runs each, measured in this run):")
 print(f"  loopback TCP (iperf3, one stream)       {lim['tcp']:9.0f} MiB/s")
@@ -261,7 +273,10 @@ print(f"  disk write + fdatasync, 1 GiB           {lim['disk_write']:9.0f} MiB/s
 if "disk_read" in lim:
     print(f"  disk read, 1 GiB, page cache dropped    {lim['disk_read']:9.0f} MiB/s  (4 readers at once: {lim['disk_read4']:.0f})")
 print(f"  4 KiB write + fdatasync                 {lim['fsync_ops']:9.0f} /s")
-print(f"  CPU per write + fdatasync               {lim['fsync_cpu_4k']:9.1f} us (4 KiB) / {lim['fsync_cpu_64k']:.1f} us (64 KiB)")
+print(f"  CPU per write + fdatasync, appended     {lim['fsync_cpu_4k']:9.1f} us (4 KiB) / {lim['fsync_cpu_64k']:.1f} us (64 KiB)")
+if "fsync_cpu_4k_prepared" in lim:
+    print(f"  the same over prepared space            {lim['fsync_cpu_4k_prepared']:9.1f} us (4 KiB) / "
+          f"{lim['fsync_cpu_64k_prepared']:.1f} us (64 KiB)")
 print(f"  CPU per ZeroMQ message, 4 pairs at once {z['zmq_4k_cpu_us_per_message']:9.1f} us (4 KiB) / "
       f"{z['zmq_64k_cpu_us_per_message']:.1f} us (64 KiB), all threads, user + system; {cores} cores")
 print("  page cache: " + ("dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every get"
@@ -286,7 +301,7 @@ for phase in ("put", "get"):
     v = [next(p["ops_per_s"] for p in d["phases"] if p["name"] == phase) for d in runs]
     if phase == "put":
         bound = cores * 1e6 / put_floor_us
-        why = (f"CPU floor, {cores} cores / {put_floor_us:.0f} us: 10 small + 3 data messages, "
+        why = (f"CPU floor, {cores} cores / {put_floor_us:.0f} us: 8 small + 3 data messages, "
                f"3 data + 1 journal write+fdatasync per file, no dfs code")
     else:
         bound = cores * 1e6 / get_floor_us
