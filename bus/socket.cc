@@ -1,5 +1,7 @@
 #include "bus/socket.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cstring>
 #include <zmq.hpp>
@@ -107,6 +109,12 @@ struct Socket::Impl {
   zmq::socket_t sock;
   SocketType type;
   std::string endpoint;
+  // A Poller found no message here (ZMQ_EVENTS, or a receive that came back
+  // empty) and nothing was done with the socket since: its ZMQ_FD will
+  // signal the next one, so the next Wait need not ask again. Any send or
+  // receive clears it (ZMQ_FD is edge-triggered, and both may consume the
+  // signal of a message that is then left in the queue).
+  bool quiet = false;
 };
 
 Socket::Socket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -181,6 +189,7 @@ zmq::message_t Serialize(const msg::Envelope& env) {
 }  // namespace
 
 Status Socket::Send(Message message) {
+  impl_->quiet = false;
   auto& env = message.envelope;
   env.set_protocol_major(kProtocolMajor);
   env.set_protocol_minor(kProtocolMinor);
@@ -209,6 +218,7 @@ Status Socket::Send(Message message) {
 }
 
 Status Socket::Publish(std::string_view topic, msg::Envelope envelope) {
+  impl_->quiet = false;
   envelope.set_protocol_major(kProtocolMajor);
   envelope.set_protocol_minor(kProtocolMinor);
   try {
@@ -235,7 +245,11 @@ Result<std::optional<Message>> Socket::TryReceive() {
   try {
     std::vector<zmq::message_t> frames;
     zmq::message_t first;
-    if (!impl_->sock.recv(first, zmq::recv_flags::dontwait)) return std::optional<Message>();
+    if (!impl_->sock.recv(first, zmq::recv_flags::dontwait)) {
+      impl_->quiet = true;  // nothing queued: the next message signals ZMQ_FD
+      return std::optional<Message>();
+    }
+    impl_->quiet = false;
     bool more = first.more();
     frames.push_back(std::move(first));
     // The rest of a multipart message is already queued. Read every part,
@@ -306,36 +320,86 @@ Result<std::optional<Message>> Socket::Receive(std::chrono::milliseconds timeout
 }
 
 // ---- Poller ----------------------------------------------------------------
+//
+// zmq_poll asks every socket for ZMQ_EVENTS twice per call (before and after
+// it sleeps), and each ask that finds the socket's command mailbox empty is a
+// poll(2) and a getpid(2) inside libzmq: most of a loaded node's and
+// master's system calls. This one asks a socket only when it may hold a
+// message its ZMQ_FD will not signal (something was done with it since the
+// last ask) and after its ZMQ_FD fired. Plain descriptors are polled as they are.
 
 struct Poller::Impl {
-  std::vector<zmq::pollitem_t> items;
+  struct Item {
+    Socket::Impl* socket = nullptr;  // null: a plain descriptor
+    bool readable = false;
+  };
+  std::vector<Item> items;
+  std::vector<pollfd> fds;
+
+  // Whether `s` has a message to receive now (processes its pending commands).
+  static bool HasMessage(Socket::Impl* s) {
+    const bool in = (s->sock.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+    s->quiet = !in;
+    return in;
+  }
 };
 
 Poller::Poller() : impl_(std::make_unique<Impl>()) {}
 Poller::~Poller() = default;
 
 size_t Poller::Add(Socket& socket) {
-  impl_->items.push_back({socket.impl_->sock.handle(), 0, ZMQ_POLLIN, 0});
+  impl_->items.push_back({socket.impl_.get(), false});
+  impl_->fds.push_back({socket.impl_->sock.get(zmq::sockopt::fd), POLLIN, 0});
   return impl_->items.size() - 1;
 }
 
 size_t Poller::AddFd(int fd) {
-  impl_->items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+  impl_->items.push_back({nullptr, false});
+  impl_->fds.push_back({fd, POLLIN, 0});
   return impl_->items.size() - 1;
 }
 
 Result<int> Poller::Wait(std::chrono::milliseconds timeout) {
-  for (auto& item : impl_->items) item.revents = 0;
+  auto& items = impl_->items;
+  auto& fds = impl_->fds;
+  int ready = 0;
   try {
-    return zmq::poll(impl_->items.data(), impl_->items.size(), timeout);
+    for (auto& item : items) {
+      item.readable = item.socket != nullptr && !item.socket->quiet && Impl::HasMessage(item.socket);
+      ready += item.readable ? 1 : 0;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      int ms = 0;
+      if (ready == 0) {
+        ms = timeout.count() < 0 ? -1
+                                 : static_cast<int>(std::max<int64_t>(
+                                       0, std::chrono::ceil<std::chrono::milliseconds>(
+                                              deadline - std::chrono::steady_clock::now())
+                                              .count()));
+      }
+      const int n = ::poll(fds.data(), fds.size(), ms);
+      if (n < 0) {
+        if (errno == EINTR) return ready;
+        return Status::FromErrno(errno, "poll");
+      }
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (fds[i].revents == 0 || items[i].readable) continue;
+        // A socket's ZMQ_FD says "commands arrived", not "a message did".
+        items[i].readable = items[i].socket == nullptr ? true : Impl::HasMessage(items[i].socket);
+        ready += items[i].readable ? 1 : 0;
+      }
+      if (ready > 0 || n == 0 || ms == 0) return ready;
+      // Woken by commands that brought no message (a peer connecting, send
+      // credit): sleep again for what is left of the timeout.
+    }
   } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return 0;
     return FromZmq(e, "poll");
   }
 }
 
 bool Poller::Readable(size_t index) const {
-  return index < impl_->items.size() && (impl_->items[index].revents & ZMQ_POLLIN) != 0;
+  return index < impl_->items.size() && impl_->items[index].readable;
 }
 
 // ---- Status and replies ----------------------------------------------------
