@@ -53,8 +53,8 @@ struct ChunkStoreOptions {
   uint64_t volume_size = 256ull << 20;
   // Zeroed, synced space kept ahead of the active volume's end, so a batch's
   // fdatasync writes its data alone (volume_store.h, "Prepared space"); 0
-  // appends to the end instead.
-  uint64_t volume_prepare = 8ull << 20;
+  // (the default) appends to the end instead.
+  uint64_t volume_prepare = 0;
 };
 
 class ChunkWriter {

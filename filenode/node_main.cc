@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
                  "chunks up to this size share volume files and fsyncs; 0: every chunk in its own file (1M)")
       ->check(dfs::SizeFlag());
   app.add_option("--volume-prepare", volume_prepare,
-                 "zeroed space kept ahead of the volume being written, so its syncs write data only; 0: none (8M)")
+                 "synced zeros kept ahead of the volume being written, so its syncs write data only, at twice "
+                 "the bytes written (e.g. 8M); 0: none (the default)")
       ->check(dfs::SizeFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");

@@ -31,8 +31,10 @@ struct NodeOptions {
   // Chunks up to this size are appended to volumes with group commit instead
   // of getting two files each (ChunkStoreOptions); 0 keeps every chunk in files.
   uint64_t volume_max_chunk = 1ull << 20;
-  // Zeroed space kept ahead of the active volume (ChunkStoreOptions).
-  uint64_t volume_prepare = 8ull << 20;
+  // Zeroed space kept ahead of the active volume (ChunkStoreOptions); off
+  // by default: it doubles the bytes small chunks write, for a gain this
+  // machine showed only some of the time (volume_store.h).
+  uint64_t volume_prepare = 0;
 };
 
 }  // namespace dfs::filenode
