@@ -21,6 +21,7 @@
 #include "filenode/chunk_store.h"
 #include "filenode/sync_worker.h"
 #include "filenode/volume_format.h"
+#include "tests/support/process.h"
 #include "tests/unit/file_test_util.h"
 
 namespace dfs::filenode {
@@ -862,7 +863,7 @@ TEST_F(ChunkStoreTest, PreparedZerosAreWrittenOverAndCutAtRestart) {
   const std::string vol = store_->VolumePath(1);
   const uint64_t end1 = RecordHeaderSize(a.size()) + a.size();
   // The preparer works on its own thread: wait for its zeros.
-  ASSERT_TRUE(dfs::test::WaitUntil([&] { return store_->volume_stats().prepared > 0; }));
+  ASSERT_TRUE(dfs::test::WaitFor([&] { return store_->volume_stats().prepared > 0; }, std::chrono::seconds(10)));
   EXPECT_GE(std::filesystem::file_size(vol), end1 + kMiB / 2);
   const std::string bytes = dfs::test::ReadBytes(vol);
   EXPECT_EQ(bytes.find_first_not_of('\0', end1), std::string::npos) << "only zeros past the record";
@@ -898,7 +899,8 @@ TEST_F(ChunkStoreTest, ASealedVolumeEndsAtItsLastRecordDespitePreparedZeros) {
   // preparer may still be giving back a segment it was writing at the seal).
   for (uint32_t v = 1; v <= 2; ++v) {
     const std::string path = store_->VolumePath(v);
-    EXPECT_TRUE(dfs::test::WaitUntil([&] { return std::filesystem::file_size(path) == 3 * record; }))
+    EXPECT_TRUE(dfs::test::WaitFor([&] { return std::filesystem::file_size(path) == 3 * record; },
+                                       std::chrono::seconds(10)))
         << path << " is " << std::filesystem::file_size(path) << " bytes";
   }
   Reopen();

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "master/journal_format.h"
+#include "tests/support/process.h"
 #include "tests/unit/file_test_util.h"
 
 namespace dfs::master {
@@ -130,6 +131,9 @@ TEST(JournalWriter, GroupCommitBatchesConcurrentAppendsAndKeepsOrder) {
   auto w = OpenWriter(dir);
   Gate gate;
   w->Append("first", gate.Callback());
+  // Its batch is synced and the writer held before anything else is queued:
+  // on a loaded machine the writer may otherwise wake only after every append.
+  gate.WaitEntered();
 
   constexpr size_t kThreads = 8;
   constexpr size_t kPerThread = 250;
@@ -161,8 +165,8 @@ TEST(JournalWriter, GroupCommitBatchesConcurrentAppendsAndKeepsOrder) {
   for (size_t i = 0; i < n; ++i) ASSERT_EQ(completed[i], i) << "callbacks out of order";
   JournalStats stats = w->stats();
   EXPECT_EQ(stats.records, n + 1);
-  // "first" alone (or with a few early ones), then everything queued behind
-  // the held callback in one write and one sync.
+  // "first" alone, then everything queued behind the held callback in one
+  // write and one sync.
   EXPECT_EQ(stats.syncs, 2u);
   EXPECT_LT(stats.syncs, stats.records);
 
@@ -580,7 +584,7 @@ TEST(JournalWriter, IdleWriterPreparesZerosThatRecordsOverwrite) {
   ASSERT_TRUE(w->AppendAndSync(records[0]).ok());
   const size_t end1 = OffsetOf(records, 1);
   // The writer prepares after the batch, on its own thread: wait for it.
-  ASSERT_TRUE(test::WaitUntil([&] { return w->stats().prepared > 0; }));
+  ASSERT_TRUE(test::WaitFor([&] { return w->stats().prepared > 0; }, std::chrono::seconds(10)));
   EXPECT_GE(fs::file_size(path), end1 + (64 << 10) - 1);
   std::string bytes = ReadBytes(path);
   EXPECT_EQ(bytes.find_first_not_of('\0', end1), std::string::npos) << "only zeros past the record";
@@ -604,7 +608,8 @@ TEST(JournalWriter, IdleWriterPreparesZerosThatRecordsOverwrite) {
   EXPECT_EQ(old->records, records);
   // And Stop cuts the new one: reopened, it takes appends at its last record.
   ASSERT_TRUE(w->AppendAndSync("three").ok());
-  ASSERT_TRUE(test::WaitUntil([&] { return fs::file_size(JournalPath(dir, 1)) > OffsetOf({"three"}, 1); }));
+  ASSERT_TRUE(test::WaitFor([&] { return fs::file_size(JournalPath(dir, 1)) > OffsetOf({"three"}, 1); },
+                            std::chrono::seconds(10)));
   ASSERT_TRUE(w->Stop().ok());
   EXPECT_EQ(fs::file_size(JournalPath(dir, 1)), OffsetOf({"three"}, 1));
   auto again = OpenWriter(dir, 1, o);
