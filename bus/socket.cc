@@ -241,6 +241,8 @@ Status Socket::Subscribe(std::string_view prefix) {
   }
 }
 
+bool Socket::idle() const { return impl_->quiet; }
+
 Result<std::optional<Message>> Socket::TryReceive() {
   try {
     std::vector<zmq::message_t> frames;

@@ -146,6 +146,12 @@ class Socket {
 
   // A queued message, or nullopt when none is. Never blocks.
   Result<std::optional<Message>> TryReceive();
+  // The last look (a Poller's, or a receive) found no message, and nothing
+  // was sent or received since. A message that came after makes the next
+  // Poller::Wait return at once, so a loop that polls this socket can skip
+  // receiving from it now: an empty TryReceive still costs libzmq two
+  // system calls.
+  bool idle() const;
   // Waits up to `timeout` for a message.
   Result<std::optional<Message>> Receive(std::chrono::milliseconds timeout);
 

@@ -92,6 +92,7 @@ void MasterLink::SendHeartbeat(Clock::time_point now) {
 }
 
 void MasterLink::HandleHelloSocket(Clock::time_point now) {
+  if (hello_socket_ && hello_socket_->idle()) return;  // the poll loop wakes when it has something
   while (hello_socket_) {
     auto r = hello_socket_->TryReceive();
     if (!r) return Reset(now, r.error().message());
@@ -122,6 +123,7 @@ void MasterLink::HandleHelloSocket(Clock::time_point now) {
 }
 
 void MasterLink::HandleControlSocket(Clock::time_point now) {
+  if (control_socket_ && control_socket_->idle()) return;
   while (control_socket_) {
     auto r = control_socket_->TryReceive();
     if (!r) return Reset(now, r.error().message());

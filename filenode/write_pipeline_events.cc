@@ -177,6 +177,7 @@ void WritePipeline::Service(Clock::time_point now) {
   // closes a link, but reading all first keeps that true by construction.
   std::vector<bus::Message> answers;
   for (auto& link : links_.links()) {
+    if (link.socket->idle()) continue;  // the poll loop wakes when it has something
     for (int i = 0; i < 1024; ++i) {
       auto r = link.socket->TryReceive();
       if (!r) {

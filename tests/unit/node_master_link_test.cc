@@ -110,13 +110,18 @@ class MasterLinkTest : public ::testing::Test {
     };
     link_ = std::make_unique<MasterLink>(ctx_, c, std::move(h));
   }
-  // Drives link and master until `done` holds (or 10 s pass).
+  // Drives link and master until `done` holds (or 10 s pass). The link's
+  // sockets are polled as the node's loop polls them: the link reads only
+  // what a poll found.
   bool RunUntil(const std::function<bool()>& done) {
     auto deadline = Clock::now() + 10s;
     while (Clock::now() < deadline) {
       link_->Service(Clock::now());
       if (done()) return true;
       master_.Pump(5ms);
+      bus::Poller poller;
+      for (bus::Socket* s : link_->sockets()) poller.Add(*s);
+      EXPECT_TRUE(poller.Wait(0ms));
     }
     return false;
   }
