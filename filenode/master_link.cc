@@ -7,6 +7,11 @@
 namespace dfs::filenode {
 namespace {
 
+// A page of a full report, at most ~40 bytes a chunk (two 10-byte varints,
+// two 5-byte ones, tags and length), stays far under the node port's 64 MiB
+// message limit (the control socket below).
+static_assert(MasterLink::kReportPageChunks * 40 < (64u << 20) / 16);
+
 // How long to wait for hello and register replies before starting over.
 constexpr std::chrono::milliseconds kReplyTimeout{1000};
 constexpr std::chrono::milliseconds kMinBackoff{100};
@@ -195,7 +200,7 @@ void MasterLink::ReportRelayed(const std::string& node_id, msg::StoredChunk chun
 void MasterLink::ReportStoredLater(const msg::StoredChunk& chunk) {
   if (state_ != State::kRegistered) return;
   later_.push_back(chunk);
-  if (later_.size() < kReportPageChunks) return;
+  if (later_.size() < config_.report_page_chunks) return;
   for (auto& c : later_) *pending_.add_stored() = std::move(c);  // a page's worth: no need to wait
   later_.clear();
 }
@@ -235,7 +240,7 @@ void MasterLink::SendReports() {
     do {
       msg::ChunkReportRequest page;
       page.set_full(true);
-      size_t room = kReportPageChunks;
+      size_t room = std::max<size_t>(1, config_.report_page_chunks);
       for (; room > 0 && sent < inv.stored.size(); --room, ++sent) *page.add_stored() = inv.stored[sent];
       for (; room > 0 && sent < total; --room, ++sent) *page.add_corrupt() = inv.corrupt[sent - inv.stored.size()];
       page.set_last_page(sent == total);

@@ -36,6 +36,10 @@ class MasterLink {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // A full report goes in pages of at most this many chunks (~1.3 MB each),
+  // well under the node port's 64 MiB message limit.
+  static constexpr size_t kReportPageChunks = 50000;
+
   struct Config {
     HostAndPort master;             // the client port
     std::string node_id;
@@ -43,6 +47,8 @@ class MasterLink {
     std::string data_address;       // HOST:PORT others dial
     std::chrono::milliseconds heartbeat_interval{1000};
     int silent_intervals = 3;
+    // Chunks per page of a full report (kReportPageChunks; tests page smaller).
+    size_t report_page_chunks = kReportPageChunks;
   };
 
   // Every chunk the node holds, for a full report.
@@ -57,10 +63,6 @@ class MasterLink {
     // The master wants these gone; the hook reports them deleted.
     std::function<void(const std::vector<msg::StoredChunk>&)> delete_chunks;
   };
-
-  // A full report goes in pages of at most this many chunks (~1.3 MB each),
-  // well under the node port's 64 MiB message limit.
-  static constexpr size_t kReportPageChunks = 50000;
 
   MasterLink(bus::Context& ctx, Config config, Hooks hooks);
   ~MasterLink();
