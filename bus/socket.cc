@@ -157,6 +157,7 @@ Result<Socket> Socket::Create(Context& ctx, SocketType type, const SocketOptions
 }
 
 Status Socket::Bind(const std::string& endpoint) {
+  impl_->quiet = false;  // libzmq may process commands here too
   try {
     impl_->sock.bind(endpoint);
     impl_->endpoint = impl_->sock.get(zmq::sockopt::last_endpoint);
@@ -167,6 +168,7 @@ Status Socket::Bind(const std::string& endpoint) {
 }
 
 Status Socket::Connect(const std::string& endpoint) {
+  impl_->quiet = false;  // libzmq may process commands here too
   try {
     impl_->sock.connect(endpoint);
     return Status::OK();
@@ -233,6 +235,7 @@ Status Socket::Publish(std::string_view topic, msg::Envelope envelope) {
 }
 
 Status Socket::Subscribe(std::string_view prefix) {
+  impl_->quiet = false;  // libzmq may process commands here too
   try {
     impl_->sock.set(zmq::sockopt::subscribe, prefix);
     return Status::OK();
