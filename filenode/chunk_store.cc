@@ -385,7 +385,7 @@ std::string ChunkStore::VolumePath(uint32_t volume) const { return volumes_->Pat
 
 ChunkStore::VolumeStats ChunkStore::volume_stats() const {
   VolumeStore::Stats s = volumes_->stats();
-  return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used, s.prepared};
+  return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used, s.prepared, s.prepare_declined};
 }
 
 void ChunkStore::InjectVolumeSyncErrorForTest(int err) { volumes_->InjectSyncErrorForTest(err); }

@@ -165,6 +165,7 @@ class ChunkStore {
     uint64_t records = 0;
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
     uint64_t prepared = 0;      // zeros written ahead of the active volume's end, ever
+    uint64_t prepare_declined = 0;  // volumes left unprepared for lack of free space
   };
   VolumeStats volume_stats() const;
   // Fault injection for tests: the next volume fdatasync fails with `err`.

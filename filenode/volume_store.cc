@@ -162,15 +162,16 @@ Result<ParsedVolume> ParseVolume(const std::string& path, bool verify_data) {
   return out;
 }
 
-// Writes zeros over [from, to) of `path` and makes them durable, through a
-// descriptor of its own. NoSpace, without writing, when the file system has
-// less than 32 times that left: the last free space is not for zeros.
-Status ZeroFill(const std::string& path, uint64_t from, uint64_t to) {
+// Whether the file system of `path` has 32 times `bytes` free: the last
+// free space is not for zeros.
+bool RoomToPrepare(const std::string& path, uint64_t bytes) {
   struct statvfs fs {};
-  if (::statvfs(path.c_str(), &fs) != 0) return Status::FromErrno(errno, "statvfs " + path);
-  if (static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < 32 * (to - from)) {
-    return Status(Code::kNoSpace, fmt::format("{}: too little free space to prepare {} bytes", path, to - from));
-  }
+  return ::statvfs(path.c_str(), &fs) == 0 && static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize >= 32 * bytes;
+}
+
+// Writes zeros over [from, to) of `path` and makes them durable, through a
+// descriptor of its own.
+Status ZeroFill(const std::string& path, uint64_t from, uint64_t to) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
   static const std::string zeros(1 << 20, '\0');
@@ -239,19 +240,23 @@ void VolumeStore::PrepareLoop() {
     v.preparing = true;
     v.preparing_from = from;
     lock.unlock();
-    Status s = ZeroFill(path, from, to);
+    const bool room = RoomToPrepare(path, to - from);
+    Status s = room ? ZeroFill(path, from, to) : Status::OK();
     lock.lock();
     prepare_cv_.notify_all();  // a batch may be waiting for this segment
     auto it = volumes_.find(number);
     if (it == volumes_.end()) continue;
     Volume& w = it->second;
     w.preparing = false;
+    if (!room) {
+      // Nothing written; this volume appends from now on.
+      SPDLOG_DEBUG("chunk store: too little free space to prepare {} bytes in {}; appending", to - from, path);
+      w.prepare_failed = true;
+      ++prepare_declined_;
+      continue;
+    }
     if (!s.ok()) {
-      if (s.code() == Code::kNoSpace) {
-        SPDLOG_DEBUG("chunk store: {}; appending without prepared space", s.message());
-      } else {
-        spdlog::warn("chunk store: cannot prepare space in {}: {}; appending without it", path, s.ToString());
-      }
+      spdlog::warn("chunk store: cannot prepare space in {}: {}; appending without it", path, s.ToString());
       w.prepare_failed = true;
       // Batches wait on the lock, so nothing is written past the end meanwhile.
       CutTo(path, std::max(w.end, w.prepared));
@@ -722,6 +727,7 @@ VolumeStore::Stats VolumeStore::stats() const {
   s.records = records_;
   s.indexes_used = indexes_used_;
   s.prepared = prepared_bytes_;
+  s.prepare_declined = prepare_declined_;
   return s;
 }
 

@@ -122,6 +122,7 @@ class VolumeStore {
     uint64_t records = 0;  // puts in those batches
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
     uint64_t prepared = 0;      // bytes of zeros written ahead (all volumes, ever)
+    uint64_t prepare_declined = 0;  // volumes not prepared for lack of free space
   };
 
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
@@ -215,6 +216,7 @@ class VolumeStore {
   std::condition_variable prepare_cv_;  // with mu_: work for the preparer, or a segment done
   bool stopping_ = false;
   uint64_t prepared_bytes_ = 0;
+  uint64_t prepare_declined_ = 0;
   std::thread preparer_;
   std::map<uint32_t, Volume> volumes_;
   uint32_t active_ = 0;  // 0: none; the next append creates one

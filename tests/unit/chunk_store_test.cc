@@ -920,10 +920,18 @@ TEST_F(ChunkStoreTest, FullDiskIsNoSpaceForBufferedChunksAndLeavesTheVolumeWhole
     ~Unmount() { ::umount(path.c_str()); }
   } unmount{mnt};
   auto a = RandomBytes(100 * kKiB, 1);
+  // Prepared space asked for: with less than 32 segments free nothing is
+  // prepared, so the space below stays the chunks' (and the sizes exact).
+  ChunkStoreOptions prepare;
+  prepare.volume_prepare = 8 * kMiB;
   {
-    ChunkStore small(mnt);
+    ChunkStore small(mnt, prepare);
     ASSERT_TRUE(small.Scan());
     ASSERT_TRUE(PutSmall(small, {1, 1}, a));
+    // The preparer looks, on its own thread, and declines without writing.
+    ASSERT_TRUE(dfs::test::WaitFor([&] { return small.volume_stats().prepare_declined == 1; },
+                                   std::chrono::seconds(10)));
+    EXPECT_EQ(small.volume_stats().prepared, 0u);
     // Open buffered chunks count against the free space before any is written.
     std::vector<std::unique_ptr<ChunkWriter>> open;
     Result<std::unique_ptr<ChunkWriter>> w;
