@@ -2,10 +2,14 @@
 // and return of a node, a master restart, folder locks, and dfs-cli's
 // contract (exit codes, one-line errors, --json, DFS_MASTER).
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <set>
+#include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -45,6 +49,44 @@ TEST(Cluster, ThreeNodesRegisterAndAreListed) {
   ASSERT_EQ(table.exit_code, 0);
   EXPECT_NE(table.out.find("3 nodes, 3 alive"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find(c.node_id(1)), std::string::npos);
+}
+
+// The CPUs each thread of process `pid` may run on, as /proc lists them.
+std::set<std::string> ThreadCpuLists(pid_t pid) {
+  std::set<std::string> out;
+  for (const auto& t : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid))) {
+    const std::string status = MiniCluster::ReadText(t.path().string() + "/status");
+    const auto at = status.find("Cpus_allowed_list:");
+    if (at == std::string::npos) continue;
+    const auto end = status.find('\n', at);
+    std::string list = status.substr(at + 18, end - at - 18);
+    list.erase(0, list.find_first_not_of(" \t"));
+    out.insert(list);
+  }
+  return out;
+}
+
+TEST(Cluster, TheMastersThreadsShareOneCpuAndNodesArePlacedByTheScheduler) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one CPU: nothing to place";
+  MiniCluster c({.nodes = 2});
+  ASSERT_TRUE(c.Start());
+  const auto master = ThreadCpuLists(c.master().pid());
+  ASSERT_EQ(master.size(), 1u) << "the master's threads are on different CPUs";
+  EXPECT_EQ(master.begin()->find_first_of(",-"), std::string::npos) << "not one CPU: " << *master.begin();
+  const std::string ours = ThreadCpuLists(::getpid()).empty() ? "" : *ThreadCpuLists(::getpid()).begin();
+  for (int i = 0; i < 2; ++i) {
+    const auto node = ThreadCpuLists(c.node(i).pid());
+    ASSERT_EQ(node.size(), 1u);
+    EXPECT_EQ(*node.begin(), ours) << "node " << i << " was pinned without --cpu";
+  }
+  // --cpu N runs a node's every thread on N; a bad --cpu is a usage error.
+  MiniCluster pinned({.nodes = 1, .node_args = {"--cpu", "1"}});
+  ASSERT_TRUE(pinned.Start());
+  EXPECT_EQ(ThreadCpuLists(pinned.node(0).pid()), std::set<std::string>{"1"});
+  auto bad = RunCommand({DFS_NODE_BIN, "--dir", c.root() + "/bad", "--master", c.master_address(), "--cpu", "two"},
+                        10s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--cpu: expected auto, all or a CPU number, not 'two'"), std::string::npos) << bad.err;
 }
 
 TEST(Cluster, CapacityFlagIsReported) {

@@ -1,11 +1,15 @@
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/checksum.h"
+#include "common/cpu_affinity.h"
 #include "common/files.h"
 #include "common/net.h"
 #include "common/status.h"
@@ -122,6 +126,100 @@ TEST(Files, DirLockIsReleasedWhenTheHolderGoes) {
   { auto first = DirLock::Acquire(dir, "a"); ASSERT_TRUE(first); }
   EXPECT_TRUE(DirLock::Acquire(dir, "b"));
   std::filesystem::remove_all(dir);
+}
+
+TEST(CpuAffinity, ParsesTheCpuFlag) {
+  EXPECT_EQ(ParseCpuChoice("auto")->kind, CpuChoice::Kind::kAuto);
+  EXPECT_EQ(ParseCpuChoice("all")->kind, CpuChoice::Kind::kAll);
+  auto fixed = ParseCpuChoice("1");
+  ASSERT_TRUE(fixed);
+  EXPECT_EQ(fixed->kind, CpuChoice::Kind::kFixed);
+  EXPECT_EQ(fixed->cpu, 1);
+  for (const char* bad : {"", "-1", "x", "1x", "99999", "auto "}) {
+    auto r = ParseCpuChoice(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message().find("expected auto, all or a CPU number"), std::string::npos);
+  }
+}
+
+// One daemon: claims through `dir`, tells the parent its CPU and whether all
+// of its threads may run there alone, and holds the claim until `go` closes.
+pid_t PlacedChild(const std::string& dir, int report_fd, const int go[2]) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  close(go[1]);  // only the parent may hold the write end, or EOF never comes
+  const int go_fd = go[0];
+  auto cpu = PlaceDaemon(CpuChoice{}, dir);
+  int out[2] = {cpu ? *cpu : -2, 0};
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu && sched_getaffinity(0, sizeof set, &set) == 0) out[1] = CPU_COUNT(&set) == 1 && CPU_ISSET(*cpu, &set);
+  if (write(report_fd, out, sizeof out) != sizeof out) _exit(4);
+  char c;
+  (void)!read(go_fd, &c, 1);  // EOF: the parent let go
+  _exit(0);
+}
+
+TEST(CpuAffinity, DaemonsSpreadOverTheCpusAndGiveThemBackWhenTheyExit) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) GTEST_SKIP() << "one CPU: nothing to spread over";
+  const std::string dir = TempDir("cpus");
+  std::filesystem::create_directories(dir);
+  int report[2], go[2];
+  ASSERT_EQ(pipe(report), 0);
+  ASSERT_EQ(pipe(go), 0);
+  // Two daemons per CPU, one after another: each CPU ends with exactly two.
+  const size_t daemons = 2 * cpus.size();
+  std::vector<pid_t> kids;
+  std::map<int, int> per_cpu;
+  for (size_t i = 0; i < daemons; ++i) {
+    kids.push_back(PlacedChild(dir, report[1], go));
+    int got[2] = {0, 0};
+    ASSERT_EQ(read(report[0], got, sizeof got), static_cast<ssize_t>(sizeof got));
+    ASSERT_GE(got[0], 0) << "daemon " << i << " was not placed";
+    EXPECT_EQ(got[1], 1) << "daemon " << i << " may run elsewhere than CPU " << got[0];
+    ++per_cpu[got[0]];
+  }
+  for (int c : cpus) EXPECT_EQ(per_cpu[c], 2) << "CPU " << c;
+  close(go[1]);  // every child exits, and its claim with it
+  for (pid_t k : kids) {
+    int ws = 0;
+    waitpid(k, &ws, 0);
+    EXPECT_EQ(WEXITSTATUS(ws), 0);
+  }
+  // All claims given back: the next daemon takes the first CPU again.
+  close(go[0]);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t again = PlacedChild(dir, report[1], go);
+  int got[2] = {0, 0};
+  ASSERT_EQ(read(report[0], got, sizeof got), static_cast<ssize_t>(sizeof got));
+  EXPECT_EQ(got[0], cpus[0]);
+  close(go[1]);
+  waitpid(again, nullptr, 0);
+  close(go[0]);
+  close(report[0]);
+  close(report[1]);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CpuAffinity, AFixedCpuOutsideTheAllowedSetIsAClearError) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) _exit(5);
+    auto r = PlaceDaemon(CpuChoice{CpuChoice::Kind::kFixed, 1});
+    _exit(!r && r.error().message() == "--cpu 1: this process may not run there" ? 0 : 3);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+// Where a daemon runs: every thread of a dfs daemon on one CPU, or wherever
+// the scheduler likes.
+//
+// Each message through ZeroMQ is handed between the daemon's event loop and
+// libzmq's I/O thread, and each chunk between the loop and its sync lane.
+// When those threads sit on different CPUs, every hand-off is a cross-CPU
+// wake-up; on a virtual machine that wakes an idle vCPU, that is a trip
+// through the hypervisor. With the daemon's threads on one CPU a hand-off is
+// a switch on the same core (the thread-per-core layout of Seastar and
+// ScyllaDB). The price: the loop and the I/O thread never run at once, which
+// a large stream needs. So the master, which moves only small messages, is
+// pinned by default and nodes are not (README.md, "--cpu").
+//
+// Daemons on one host spread over its CPUs: each claims the CPU the fewest
+// other dfs daemons hold, through flock(2)ed files the kernel releases when
+// the daemon exits however it exits.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace dfs {
+
+// --cpu: "auto" (claim the least-held CPU), "all" (no pinning: the
+// scheduler places every thread), or a CPU number.
+struct CpuChoice {
+  enum class Kind { kAuto, kAll, kFixed } kind = Kind::kAuto;
+  int cpu = -1;
+};
+Result<CpuChoice> ParseCpuChoice(std::string_view text);
+
+// Pins the calling thread, and so every thread it starts later, to the CPU
+// `choice` names. Call it first thing in main, before any thread exists.
+// Returns the CPU (-1 for kAll); the claim (for kAuto) lasts until exit.
+// `lock_dir` holds the claim files ("" picks /dev/shm, else /tmp).
+Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir = "");
+
+}  // namespace dfs
