@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "client/crc32c_combine.h"
+#include "common/crc32c_combine.h"
 #include "common/checksum.h"
 
 namespace dfs::client {

@@ -12,7 +12,7 @@
 
 #include "client/chunk_reader.h"
 #include "client/client_impl.h"
-#include "client/crc32c_combine.h"
+#include "common/crc32c_combine.h"
 
 namespace dfs::client {
 namespace {

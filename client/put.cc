@@ -20,7 +20,7 @@
 
 #include "client/chunk_writer.h"
 #include "client/client_impl.h"
-#include "client/crc32c_combine.h"
+#include "common/crc32c_combine.h"
 #include "client/put_source.h"
 #include "common/checksum.h"
 #include "common/random_id.h"

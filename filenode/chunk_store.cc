@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "common/crc32c_combine.h"
 #include "common/files.h"
 #include "common/units.h"
 #include "filenode/file_io.h"
@@ -69,7 +70,7 @@ std::pair<uint64_t, uint64_t> BlocksOf(uint64_t offset, uint64_t len) {
 // range touches against `crcs`: the little-endian CRC32C of each of those
 // blocks, from the first on. Files and volume records alike.
 Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_at, const std::string& what,
-                  std::string_view crcs, uint64_t offset, std::span<std::byte> out) {
+                  std::string_view crcs, uint64_t offset, std::span<std::byte> out, uint32_t* out_crc) {
   const auto [b0, b1] = BlocksOf(offset, out.size());
   if (crcs.size() != 4 * (b1 - b0 + 1)) return Status::Corruption(fmt::format("{}: its checksums are cut short", name));
   const uint64_t start = b0 * kChunkBlockSize;
@@ -87,6 +88,7 @@ Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_
     return Status::Corruption(fmt::format("{}: {} ends at chunk offset {}, before its recorded size {}", name, what,
                                           start + got, size));
   }
+  uint32_t whole = 0;  // of the blocks read, which are `out` unless scratch was needed
   for (uint64_t b = b0; b <= b1; ++b) {
     uint64_t at = b * kChunkBlockSize;
     uint64_t len = std::min<uint64_t>(kChunkBlockSize, size - at);
@@ -96,8 +98,10 @@ Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_
       return Status::Corruption(fmt::format("{}: block at offset {} fails its checksum (stored {:08x}, read {:08x})",
                                             name, at, want, have));
     }
+    whole = b == b0 ? have : Crc32cCombine(whole, have, len);
   }
   if (scratch) std::memcpy(out.data(), buf + (offset - start), out.size());
+  if (out_crc != nullptr) *out_crc = scratch ? Crc32c(std::span<const std::byte>(out.data(), out.size())) : whole;
   return Status::OK();
 }
 
@@ -260,7 +264,7 @@ Result<ChunkMeta> ChunkStore::Lookup(ChunkKey key) const {
   return ChunkMeta{key, it->second.size, it->second.crc32c};
 }
 
-Status ChunkStore::Read(ChunkKey key, uint64_t offset, std::span<std::byte> out) const {
+Status ChunkStore::Read(ChunkKey key, uint64_t offset, std::span<std::byte> out, uint32_t* crc) const {
   Entry e;
   {
     std::lock_guard lock(mu_);
@@ -272,12 +276,16 @@ Status ChunkStore::Read(ChunkKey key, uint64_t offset, std::span<std::byte> out)
     return Status::InvalidArgument(fmt::format("{}: read of {} bytes at {} is past its end ({} bytes)",
                                                ChunkName(key), out.size(), offset, e.size));
   }
-  if (out.empty()) return Status::OK();
-  if (e.volume != 0) return ReadVolumeChunk(key, e, offset, out);
-  return ReadFileChunk(key, e.size, offset, out);
+  if (out.empty()) {
+    if (crc != nullptr) *crc = 0;
+    return Status::OK();
+  }
+  if (e.volume != 0) return ReadVolumeChunk(key, e, offset, out, crc);
+  return ReadFileChunk(key, e.size, offset, out, crc);
 }
 
-Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out) const {
+Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out,
+                                 uint32_t* crc) const {
   const std::string name = ChunkName(key);
   const std::string stem = StemPath(key);
   UniqueFd mfd(::open((stem + ".meta").c_str(), O_RDONLY | O_CLOEXEC));
@@ -294,10 +302,11 @@ Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, s
   if (got != crcs.size()) return Status::Corruption(fmt::format("{}: its .meta is cut short", name));
   UniqueFd fd(::open((stem + ".chunk").c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, stem + ".chunk");
-  return ReadBlocks(name, size, fd.get(), 0, stem + ".chunk", crcs, offset, out);
+  return ReadBlocks(name, size, fd.get(), 0, stem + ".chunk", crcs, offset, out, crc);
 }
 
-Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out) const {
+Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out,
+                                   uint32_t* crc) const {
   const std::string name = ChunkName(key);
   const std::string path = volumes_->Path(e.volume);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -315,7 +324,7 @@ Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset
   }
   const auto [b0, b1] = BlocksOf(offset, out.size());
   std::string_view crcs = std::string_view(header).substr(RecordBlockCrcOffset(b0), 4 * (b1 - b0 + 1));
-  return ReadBlocks(name, e.size, fd.get(), e.offset + header.size(), path, crcs, offset, out);
+  return ReadBlocks(name, e.size, fd.get(), e.offset + header.size(), path, crcs, offset, out, crc);
 }
 
 Status ChunkStore::Delete(ChunkKey key) {

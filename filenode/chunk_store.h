@@ -132,8 +132,10 @@ class ChunkStore {
   Result<ChunkMeta> Lookup(ChunkKey key) const;
   // Reads exactly out.size() bytes at `offset`, verifying every 64 KiB block
   // the range touches. A mismatch is Corruption naming the chunk and the
-  // block's offset; `out` is then garbage and must not be sent.
-  Status Read(ChunkKey key, uint64_t offset, std::span<std::byte> out) const;
+  // block's offset; `out` is then garbage and must not be sent. With `crc`,
+  // also gives the CRC32C of `out` (combined from the blocks' own when the
+  // range is whole blocks: the bytes are summed once, not twice).
+  Status Read(ChunkKey key, uint64_t offset, std::span<std::byte> out, uint32_t* crc = nullptr) const;
   // Removes a stored chunk (not an open writer's temp files).
   Status Delete(ChunkKey key);
 
@@ -181,8 +183,9 @@ class ChunkStore {
     uint64_t offset = 0;  // of that record
   };
   std::string StemPath(ChunkKey key) const;
-  Status ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out) const;
-  Status ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out) const;
+  Status ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out, uint32_t* crc) const;
+  Status ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out,
+                         uint32_t* crc) const;
   // The buffered writers' group commit (ChunkWriter::FinishAll).
   std::vector<Result<ChunkMeta>> CommitBuffered(std::span<ChunkWriter* const> writers);
   // A file copy is about to replace a copy in a volume: a synced tombstone

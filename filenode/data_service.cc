@@ -75,7 +75,8 @@ void DataService::Serve(const bus::Message& m, Clock::time_point now) {
   }
   const uint64_t length = std::min<uint64_t>({req.length(), kMaxReadLength, meta->size - req.offset()});
   bus::Frame frame = bus::Frame::AllocateCounted(length, read_held_);
-  Status s = store_.Read(key, req.offset(), std::span<std::byte>(frame.data(), length));
+  uint32_t crc = 0;
+  Status s = store_.Read(key, req.offset(), std::span<std::byte>(frame.data(), length), &crc);
   if (!s.ok()) {
     if (s.code() == Code::kCorruption) {
       spdlog::error("node={} {}", node_id_, s.message());
@@ -86,7 +87,7 @@ void DataService::Serve(const bus::Message& m, Clock::time_point now) {
   msg::Envelope reply;
   auto* r = reply.mutable_read_response();
   r->set_offset(req.offset());
-  r->set_crc32c(Crc32c(std::span<const std::byte>(frame.data(), length)));
+  r->set_crc32c(crc);
   r->set_chunk_size(meta->size);
   std::vector<bus::Frame> payload;
   payload.push_back(std::move(frame));

@@ -162,7 +162,8 @@ TEST_F(ChunkStoreTest, RangedReadsAtOddOffsets) {
   std::mt19937 rng(1);
   std::vector<std::pair<uint64_t, uint64_t>> ranges = {
       {0, 1}, {1, 1}, {kChunkBlockSize - 1, 2}, {kChunkBlockSize, kChunkBlockSize}, {12345, 3 * kChunkBlockSize},
-      {data.size() - 1, 1}, {data.size(), 0}, {data.size() - 777, 777}};
+      {data.size() - 1, 1}, {data.size(), 0}, {data.size() - 777, 777}, {0, data.size()},
+      {kChunkBlockSize, 2 * kChunkBlockSize}};
   for (int i = 0; i < 50; ++i) {
     uint64_t off = rng() % data.size();
     ranges.emplace_back(off, rng() % (data.size() - off + 1));
@@ -170,8 +171,11 @@ TEST_F(ChunkStoreTest, RangedReadsAtOddOffsets) {
   for (auto [off, len] : ranges) {
     SCOPED_TRACE(testing::Message() << off << "+" << len);
     std::vector<std::byte> out(len);
-    ASSERT_TRUE(store_->Read(key, off, out).ok());
+    uint32_t crc = 1;
+    ASSERT_TRUE(store_->Read(key, off, out, &crc).ok());
     EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + static_cast<ptrdiff_t>(off)));
+    // The sum a node sends with the bytes, from the blocks' own when whole.
+    EXPECT_EQ(crc, Crc32c(std::span<const std::byte>(out)));
   }
   std::vector<std::byte> past(2);
   EXPECT_EQ(store_->Read(key, data.size() - 1, past).code(), Code::kInvalidArgument);
@@ -329,10 +333,12 @@ TEST_F(ChunkStoreTest, BufferedChunksRoundTripAndSurviveARestart) {
     ExpectHolds(key, data);
     // Ranged reads inside, across and at the end of blocks.
     for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
-             {0, 1}, {size - 1, 1}, {size / 2, size - size / 2}, {size / 3, size / 3}}) {
+             {0, 1}, {size - 1, 1}, {size / 2, size - size / 2}, {size / 3, size / 3}, {0, size}}) {
       std::vector<std::byte> part(len);
-      ASSERT_TRUE(store_->Read(key, off, part).ok()) << off << "+" << len;
+      uint32_t crc = 1;
+      ASSERT_TRUE(store_->Read(key, off, part, &crc).ok()) << off << "+" << len;
       EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + static_cast<ptrdiff_t>(off)));
+      EXPECT_EQ(crc, Crc32c(std::span<const std::byte>(part))) << off << "+" << len;
     }
     total += size;
   }

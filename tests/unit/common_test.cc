@@ -10,6 +10,7 @@
 
 #include "common/checksum.h"
 #include "common/cpu_affinity.h"
+#include "common/crc32c_combine.h"
 #include "common/files.h"
 #include "common/net.h"
 #include "common/status.h"
@@ -60,6 +61,16 @@ TEST(Checksum, Crc32cMatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c(""), 0u);
   // Continuation equals one pass.
   EXPECT_EQ(Crc32c("6789", Crc32c("12345")), Crc32c("123456789"));
+}
+
+TEST(Checksum, CombinedCrcsEqualTheCrcOfTheWhole) {
+  std::string all(200000, '\0');
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>(i * 131 + (i >> 7));
+  auto crc = [](std::string_view s) { return Crc32c(std::as_bytes(std::span(s.data(), s.size()))); };
+  const std::string_view v(all);
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{65536}, size_t{131071}, all.size()}) {
+    EXPECT_EQ(Crc32cCombine(crc(v.substr(0, cut)), crc(v.substr(cut)), all.size() - cut), crc(v)) << cut;
+  }
 }
 
 TEST(Net, ParsesHostPort) {

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-namespace dfs::client {
+namespace dfs {
 
 // CRC32C(A || B) given CRC32C(A), CRC32C(B) and B's length. O(log len_b).
 uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
-}  // namespace dfs::client
+}  // namespace dfs

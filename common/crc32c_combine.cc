@@ -1,9 +1,9 @@
-#include "client/crc32c_combine.h"
+#include "common/crc32c_combine.h"
 
 #include <array>
 #include <cstddef>
 
-namespace dfs::client {
+namespace dfs {
 namespace {
 
 constexpr uint32_t kPolyReflected = 0x82F63B78;
@@ -50,4 +50,4 @@ uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
   return MultModP(X2nModP(len_b, 3), crc_a) ^ crc_b;
 }
 
-}  // namespace dfs::client
+}  // namespace dfs
