@@ -20,7 +20,7 @@ Result<CpuChoice> ParseCpuChoice(std::string_view text) {
   int cpu = -1;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), cpu);
   if (ec != std::errc() || end != text.data() + text.size() || cpu < 0 || cpu >= CPU_SETSIZE) {
-    return Status::InvalidArgument(fmt::format("--cpu: expected auto, all or a CPU number, not '{}'", text));
+    return Status::InvalidArgument(fmt::format("expected auto, all or a CPU number, not '{}'", text));
   }
   return CpuChoice{CpuChoice::Kind::kFixed, cpu};
 }

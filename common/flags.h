@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cpu_affinity.h"
 #include "common/units.h"
 
 namespace dfs {
@@ -28,6 +29,15 @@ inline CLI::Validator DurationFlag() {
         return r ? "" : r.error().message();
       },
       "DURATION");
+}
+
+inline CLI::Validator CpuFlag() {
+  return CLI::Validator(
+      [](const std::string& v) -> std::string {
+        auto r = ParseCpuChoice(v);
+        return r ? "" : r.error().message();
+      },
+      "auto|all|N");
 }
 
 // Parses argv; on --help prints it and returns 0, on a usage error prints one

@@ -56,16 +56,12 @@ int main(int argc, char** argv) {
   app.add_option("--cpu", cpu,
                  "CPU for all of this daemon's threads: all (let the scheduler place them), auto (the one the "
                  "fewest other dfs daemons here hold: small files faster, large ones slower), or a number")
+      ->check(dfs::CpuFlag())
       ->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
-  auto cpu_choice = dfs::ParseCpuChoice(cpu);
-  if (!cpu_choice) {
-    std::fprintf(stderr, "dfs-node: %s\n", cpu_choice.error().message().c_str());
-    return 2;
-  }
   // Before any thread exists, so every thread (libzmq's too) inherits it.
-  auto placed_cpu = dfs::PlaceDaemon(*cpu_choice);
+  auto placed_cpu = dfs::PlaceDaemon(*dfs::ParseCpuChoice(cpu));
   if (!placed_cpu) {
     std::fprintf(stderr, "dfs-node: %s\n", placed_cpu.error().message().c_str());
     return 1;

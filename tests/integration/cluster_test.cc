@@ -86,7 +86,7 @@ TEST(Cluster, TheMastersThreadsShareOneCpuAndNodesArePlacedByTheScheduler) {
   auto bad = RunCommand({DFS_NODE_BIN, "--dir", c.root() + "/bad", "--master", c.master_address(), "--cpu", "two"},
                         10s);
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("--cpu: expected auto, all or a CPU number, not 'two'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("expected auto, all or a CPU number, not 'two'"), std::string::npos) << bad.err;
 }
 
 TEST(Cluster, CapacityFlagIsReported) {
