@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -13,31 +14,25 @@
 
 namespace dfs {
 
+// A validator from a parser returning Result<T>: its error is the message.
+template <typename Parse>
+CLI::Validator ParsedFlag(Parse parse, std::string name) {
+  return CLI::Validator(
+      [parse](const std::string& v) -> std::string {
+        auto r = parse(v);
+        return r ? "" : r.error().message();
+      },
+      std::move(name));
+}
+
 inline CLI::Validator SizeFlag() {
-  return CLI::Validator(
-      [](const std::string& v) -> std::string {
-        auto r = ParseSize(v);
-        return r ? "" : r.error().message();
-      },
-      "SIZE");
+  return ParsedFlag([](const std::string& v) { return ParseSize(v); }, "SIZE");
 }
-
 inline CLI::Validator DurationFlag() {
-  return CLI::Validator(
-      [](const std::string& v) -> std::string {
-        auto r = ParseDuration(v);
-        return r ? "" : r.error().message();
-      },
-      "DURATION");
+  return ParsedFlag([](const std::string& v) { return ParseDuration(v); }, "DURATION");
 }
-
 inline CLI::Validator CpuFlag() {
-  return CLI::Validator(
-      [](const std::string& v) -> std::string {
-        auto r = ParseCpuChoice(v);
-        return r ? "" : r.error().message();
-      },
-      "auto|all|N");
+  return ParsedFlag([](const std::string& v) { return ParseCpuChoice(v); }, "auto|all|N");
 }
 
 // Parses argv; on --help prints it and returns 0, on a usage error prints one
