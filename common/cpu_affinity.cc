@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
+#include <filesystem>
 #include <vector>
 
 #include <fmt/format.h>
@@ -17,10 +19,11 @@ namespace dfs {
 Result<CpuChoice> ParseCpuChoice(std::string_view text) {
   if (text == "auto") return CpuChoice{CpuChoice::Kind::kAuto, -1};
   if (text == "all") return CpuChoice{CpuChoice::Kind::kAll, -1};
+  if (text == "adaptive") return CpuChoice{CpuChoice::Kind::kAdaptive, -1};
   int cpu = -1;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), cpu);
   if (ec != std::errc() || end != text.data() + text.size() || cpu < 0 || cpu >= CPU_SETSIZE) {
-    return Status::InvalidArgument(fmt::format("expected auto, all or a CPU number, not '{}'", text));
+    return Status::InvalidArgument(fmt::format("expected auto, adaptive, all or a CPU number, not '{}'", text));
   }
   return CpuChoice{CpuChoice::Kind::kFixed, cpu};
 }
@@ -60,6 +63,39 @@ Result<int> Claim(const std::vector<int>& cpus, const std::string& dir) {
 }
 
 }  // namespace
+
+std::vector<int> AllowedCpus() {
+  std::vector<int> out;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) out.push_back(c);
+  }
+  return out;
+}
+
+Status AdaptivePin::Set(bool pinned) {
+  if (pinned == pinned_) return Status::OK();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (pinned) {
+    CPU_SET(cpu_, &set);
+  } else {
+    for (int c : wide_) CPU_SET(c, &set);
+  }
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    const pid_t tid = static_cast<pid_t>(std::strtol(t.path().filename().c_str(), nullptr, 10));
+    // A thread that ended meanwhile (ESRCH) has nowhere to run anyway.
+    if (::sched_setaffinity(tid, sizeof set, &set) != 0 && errno != ESRCH) {
+      return Status::FromErrno(errno, fmt::format("cannot move thread {}", tid));
+    }
+  }
+  if (ec) return Status::IOError("cannot list /proc/self/task: " + ec.message());
+  pinned_ = pinned;
+  return Status::OK();
+}
 
 Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir) {
   if (choice.kind == CpuChoice::Kind::kAll) return -1;

@@ -18,15 +18,19 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
 namespace dfs {
 
 // --cpu: "auto" (claim the least-held CPU), "all" (no pinning: the
-// scheduler places every thread), or a CPU number.
+// scheduler places every thread), a CPU number, or "adaptive": claimed and
+// pinned like auto, and let go while the daemon carries large streams
+// (AdaptivePin; a daemon that has none behaves as auto).
 struct CpuChoice {
-  enum class Kind { kAuto, kAll, kFixed } kind = Kind::kAuto;
+  enum class Kind { kAuto, kAll, kFixed, kAdaptive } kind = Kind::kAuto;
   int cpu = -1;
 };
 Result<CpuChoice> ParseCpuChoice(std::string_view text);
@@ -36,5 +40,25 @@ Result<CpuChoice> ParseCpuChoice(std::string_view text);
 // Returns the CPU (-1 for kAll); the claim (for kAuto) lasts until exit.
 // `lock_dir` holds the claim files ("" picks /dev/shm, else /tmp).
 Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir = "");
+
+// The CPUs this thread may run on now (call before PlaceDaemon to keep them).
+std::vector<int> AllowedCpus();
+
+// Moves every thread of this process between one CPU and a wider set: on
+// `cpu` while pinned, on `wide` while not. Only a change costs system calls
+// (one per thread); threads started meanwhile inherit their creator's set
+// and are moved with the rest at the next change.
+class AdaptivePin {
+ public:
+  AdaptivePin(int cpu, std::vector<int> wide) : cpu_(cpu), wide_(std::move(wide)) {}
+  // Starts pinned (PlaceDaemon pinned the process).
+  Status Set(bool pinned);
+  bool pinned() const { return pinned_; }
+
+ private:
+  int cpu_;
+  std::vector<int> wide_;
+  bool pinned_ = true;
+};
 
 }  // namespace dfs

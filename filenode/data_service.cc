@@ -21,8 +21,14 @@ Status DataService::Start() { return pipeline_.Start(); }
 
 bool DataService::Handle(bus::Message& m, Clock::time_point now) {
   switch (m.envelope.body_case()) {
-    case msg::Envelope::kWriteOpenRequest: pipeline_.Open(m, now); return true;
-    case msg::Envelope::kWriteFrameRequest: pipeline_.Frame(m, now); return true;
+    case msg::Envelope::kWriteOpenRequest:
+      if (!m.envelope.write_open_request().whole()) last_large_ = now;  // a chunk streamed in frames
+      pipeline_.Open(m, now);
+      return true;
+    case msg::Envelope::kWriteFrameRequest:
+      last_large_ = now;
+      pipeline_.Frame(m, now);
+      return true;
     case msg::Envelope::kWriteCloseRequest: pipeline_.Close(m, now); return true;
     case msg::Envelope::kWriteAbortRequest: pipeline_.Abort(m, now); return true;
     case msg::Envelope::kReadRequest: Read(m, now); return true;
@@ -73,6 +79,8 @@ void DataService::Serve(const bus::Message& m, Clock::time_point now) {
     return fail(Status::InvalidArgument(
         fmt::format("{}: read at {} is past its end ({} bytes)", ChunkName(key), req.offset(), meta->size)));
   }
+  // Bigger than a client's default frame (1 MiB): read in several frames.
+  if (meta->size > (1u << 20)) last_large_ = now;
   const uint64_t length = std::min<uint64_t>({req.length(), kMaxReadLength, meta->size - req.offset()});
   bus::Frame frame = bus::Frame::AllocateCounted(length, read_held_);
   uint32_t crc = 0;

@@ -45,6 +45,9 @@ class DataService {
 
   // streams_open, credit_in_use, credit_pool, bytes_in/out_per_s.
   void FillStats(msg::NodeStats& stats, Clock::time_point now);
+  // When a large chunk (one that moves in several frames) was last written
+  // or read here.
+  Clock::time_point last_large() const { return last_large_; }
 
  private:
   void Read(bus::Message& m, Clock::time_point now);
@@ -59,6 +62,7 @@ class DataService {
   std::shared_ptr<std::atomic<uint64_t>> read_held_;
   // Reads waiting for read_held_ to fall, in arrival order.
   std::deque<bus::Message> waiting_reads_;
+  Clock::time_point last_large_{};
   WritePipeline pipeline_;
 };
 

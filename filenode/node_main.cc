@@ -55,17 +55,21 @@ int main(int argc, char** argv) {
   std::string cpu = "all";
   app.add_option("--cpu", cpu,
                  "CPU for all of this daemon's threads: all (let the scheduler place them), auto (the one the "
-                 "fewest other dfs daemons here hold: small files faster, large ones slower), or a number")
+                 "fewest other dfs daemons here hold: small files faster, large ones slower), adaptive (as auto, "
+                 "spread over all CPUs while large chunks stream), or a number")
       ->check(dfs::CpuFlag())
       ->capture_default_str();
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
   // Before any thread exists, so every thread (libzmq's too) inherits it.
-  auto placed_cpu = dfs::PlaceDaemon(*dfs::ParseCpuChoice(cpu));
+  const auto cpu_choice = *dfs::ParseCpuChoice(cpu);
+  o.wide_cpus = dfs::AllowedCpus();
+  auto placed_cpu = dfs::PlaceDaemon(cpu_choice);
   if (!placed_cpu) {
     std::fprintf(stderr, "dfs-node: %s\n", placed_cpu.error().message().c_str());
     return 1;
   }
+  if (cpu_choice.kind == dfs::CpuChoice::Kind::kAdaptive) o.adaptive_cpu = *placed_cpu;
   if (!capacity.empty()) o.capacity = *dfs::ParseSize(capacity);
   if (!credit_pool.empty()) o.credit_pool = *dfs::ParseSize(credit_pool);
   if (!upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(upstream_silence);

@@ -125,12 +125,26 @@ msg::NodeStats NodeServer::Stats() {
 
 Status NodeServer::Run(int stop_fd) {
   using Clock = std::chrono::steady_clock;
+  if (options_.adaptive_cpu >= 0) pin_.emplace(options_.adaptive_cpu, options_.wide_cpus);
   for (;;) {
     // Downstream answers and finished chunks first, then the master link,
     // which sends the chunk reports this turn produced.
     auto now = Clock::now();
     data_->Service(now);
     link_->Service(now);
+    if (pin_) {
+      // Spread at once when a large stream shows up; back on one CPU after
+      // a quiet second (the loop wakes at least once a second).
+      const bool pinned = now - data_->last_large() >= std::chrono::seconds(1);
+      if (pinned != pin_->pinned()) {
+        if (Status s = pin_->Set(pinned); !s.ok()) {
+          spdlog::warn("node={} --cpu adaptive: {}; leaving threads where they are", node_id_, s.ToString());
+          pin_.reset();
+        } else {
+          SPDLOG_DEBUG("node={} threads {}", node_id_, pinned ? "back on one CPU" : "spread for a large stream");
+        }
+      }
+    }
     // The link's sockets change when it reconnects, and downstream links
     // come and go, so the poll set is rebuilt each turn; it is a few entries.
     bus::Poller poller;

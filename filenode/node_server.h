@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "filenode/chunk_store.h"
+#include "common/cpu_affinity.h"
 #include "filenode/data_service.h"
 #include "filenode/master_link.h"
 #include "filenode/options.h"
@@ -48,6 +49,9 @@ class NodeServer {
   std::unique_ptr<DataService> data_;
   std::string data_address_;
   LogRateLimiter defect_log_;
+  // --cpu adaptive: on one CPU while only small messages flow, spread while
+  // large streams do (they need the loop and libzmq's I/O thread at once).
+  std::optional<AdaptivePin> pin_;
 };
 
 }  // namespace dfs::filenode

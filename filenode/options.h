@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dfs::filenode {
 
@@ -35,6 +36,10 @@ struct NodeOptions {
   // by default: it doubles the bytes small chunks write, for a gain this
   // machine showed only some of the time (volume_store.h).
   uint64_t volume_prepare = 0;
+  // --cpu adaptive: the CPU main() pinned the node to, and the CPUs it may
+  // spread over while it carries large streams (common/cpu_affinity.h).
+  int adaptive_cpu = -1;
+  std::vector<int> wide_cpus;
 };
 
 }  // namespace dfs::filenode

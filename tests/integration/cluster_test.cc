@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -86,7 +87,44 @@ TEST(Cluster, TheMastersThreadsShareOneCpuAndNodesArePlacedByTheScheduler) {
   auto bad = RunCommand({DFS_NODE_BIN, "--dir", c.root() + "/bad", "--master", c.master_address(), "--cpu", "two"},
                         10s);
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("expected auto, all or a CPU number, not 'two'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("expected auto, adaptive, all or a CPU number, not 'two'"), std::string::npos) << bad.err;
+}
+
+TEST(Cluster, AnAdaptiveNodeSpreadsForALargeStreamAndReturnsToOneCpu) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one CPU: nothing to place";
+  MiniCluster c({.nodes = 1, .node_args = {"--cpu", "adaptive"}});
+  ASSERT_TRUE(c.Start());
+  const pid_t node = c.node(0).pid();
+  const std::string wide = *ThreadCpuLists(::getpid()).begin();
+  auto on_one_cpu = [&] {
+    auto lists = ThreadCpuLists(node);
+    return lists.size() == 1 && lists.begin()->find_first_of(",-") == std::string::npos;
+  };
+  ASSERT_TRUE(on_one_cpu()) << "not pinned at start";
+  // Small files keep it on one CPU.
+  const std::string small = c.root() + "/small";
+  { std::ofstream(small) << "a small file"; }
+  ASSERT_EQ(c.Cli({"put", "-r", "1", small, "/small"}).exit_code, 0);
+  EXPECT_TRUE(on_one_cpu());
+  // A file streamed in many frames spreads every thread over the CPUs this
+  // process may use, for at least a second after its last frame...
+  const std::string big = c.root() + "/big";
+  {
+    std::ofstream out(big, std::ios::binary);
+    std::string block(1 << 20, 'x');
+    for (int i = 0; i < 96; ++i) out << block;
+  }
+  Process put = Process::Start({DFS_CLI_BIN, "--master", c.master_address(), "put", "-r", "1", "--chunk-size", "16M",
+                                big, "/big"},
+                               c.root() + "/put.log");
+  EXPECT_TRUE(WaitFor([&] { return ThreadCpuLists(node) == std::set<std::string>{wide}; }, 60s))
+      << "still pinned during a large put";
+  EXPECT_EQ(put.Wait(60s), 0);
+  // ...and a quiet second later they are back on one CPU.
+  EXPECT_TRUE(WaitFor(on_one_cpu, 10s)) << "not pinned again after the stream";
+  auto got = c.Cli({"cat", "/big"}, 60s);
+  EXPECT_EQ(got.exit_code, 0);
+  EXPECT_EQ(got.out.size(), 96u << 20);
 }
 
 TEST(Cluster, CapacityFlagIsReported) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -142,6 +143,7 @@ TEST(Files, DirLockIsReleasedWhenTheHolderGoes) {
 TEST(CpuAffinity, ParsesTheCpuFlag) {
   EXPECT_EQ(ParseCpuChoice("auto")->kind, CpuChoice::Kind::kAuto);
   EXPECT_EQ(ParseCpuChoice("all")->kind, CpuChoice::Kind::kAll);
+  EXPECT_EQ(ParseCpuChoice("adaptive")->kind, CpuChoice::Kind::kAdaptive);
   auto fixed = ParseCpuChoice("1");
   ASSERT_TRUE(fixed);
   EXPECT_EQ(fixed->kind, CpuChoice::Kind::kFixed);
@@ -149,7 +151,7 @@ TEST(CpuAffinity, ParsesTheCpuFlag) {
   for (const char* bad : {"", "-1", "x", "1x", "99999", "auto "}) {
     auto r = ParseCpuChoice(bad);
     ASSERT_FALSE(r) << bad;
-    EXPECT_NE(r.error().message().find("expected auto, all or a CPU number"), std::string::npos);
+    EXPECT_NE(r.error().message().find("expected auto, adaptive, all or a CPU number"), std::string::npos);
   }
 }
 
@@ -215,6 +217,60 @@ TEST(CpuAffinity, DaemonsSpreadOverTheCpusAndGiveThemBackWhenTheyExit) {
   close(go[0]);
   close(report[0]);
   close(report[1]);
+  std::filesystem::remove_all(dir);
+}
+
+// How many CPUs each thread of this process may run on, and whether all of
+// them may run on `cpu`.
+std::vector<int> ThreadCpuCounts(int cpu, bool* all_on_cpu) {
+  std::vector<int> out;
+  *all_on_cpu = true;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    const pid_t tid = static_cast<pid_t>(std::stol(t.path().filename().string()));
+    if (sched_getaffinity(tid, sizeof set, &set) != 0) continue;
+    out.push_back(CPU_COUNT(&set));
+    *all_on_cpu = *all_on_cpu && CPU_ISSET(cpu, &set);
+  }
+  return out;
+}
+
+TEST(CpuAffinity, AnAdaptivePinMovesEveryThreadBetweenOneCpuAndAll) {
+  const std::vector<int> wide = AllowedCpus();
+  if (wide.size() < 2) GTEST_SKIP() << "one CPU: nothing to move between";
+  const std::string dir = TempDir("adaptive");
+  std::filesystem::create_directories(dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto cpu = PlaceDaemon(CpuChoice{CpuChoice::Kind::kAdaptive, -1}, dir);
+    if (!cpu) _exit(3);
+    int stop[2];
+    if (pipe(stop) != 0) _exit(4);
+    std::thread helper([&] {  // started pinned, as a daemon's threads are
+      char c;
+      (void)!read(stop[0], &c, 1);
+    });
+    AdaptivePin pin(*cpu, wide);
+    bool on = false;
+    auto one = ThreadCpuCounts(*cpu, &on);
+    int rc = one.size() == 2 && one[0] == 1 && one[1] == 1 && on ? 0 : 5;
+    if (rc == 0 && !pin.Set(false).ok()) rc = 6;
+    auto spread = ThreadCpuCounts(*cpu, &on);
+    if (rc == 0 && !(spread.size() == 2 && spread[0] == static_cast<int>(wide.size()) &&
+                     spread[1] == static_cast<int>(wide.size()))) {
+      rc = 7;
+    }
+    if (rc == 0 && !pin.Set(true).ok()) rc = 8;
+    auto back = ThreadCpuCounts(*cpu, &on);
+    if (rc == 0 && !(back.size() == 2 && back[0] == 1 && back[1] == 1 && on)) rc = 9;
+    close(stop[1]);
+    helper.join();
+    _exit(rc);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  EXPECT_EQ(WEXITSTATUS(ws), 0) << "3: not placed, 5: not pinned at first, 6/7: not spread, 8/9: not pinned again";
   std::filesystem::remove_all(dir);
 }
 
