@@ -9,7 +9,8 @@
 // a switch on the same core (the thread-per-core layout of Seastar and
 // ScyllaDB). The price: the loop and the I/O thread never run at once, which
 // a large stream needs. So the master, which moves only small messages, is
-// pinned by default and nodes are not (README.md, "--cpu").
+// pinned (auto), and nodes are pinned only while no large chunk streams
+// (adaptive; README.md).
 //
 // Daemons on one host spread over its CPUs: each claims the CPU the fewest
 // other dfs daemons hold, through flock(2)ed files the kernel releases when

@@ -50,9 +50,10 @@ int main(int argc, char** argv) {
                  "the bytes written (e.g. 8M); 0: none (the default)")
       ->check(dfs::SizeFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
-  // Not pinned by default: a large stream needs the event loop and libzmq's
-  // I/O thread running at once, on two CPUs (common/cpu_affinity.h).
-  std::string cpu = "all";
+  // On one CPU while only small messages flow, spread while large chunks
+  // stream: those need the event loop and libzmq's I/O thread running at
+  // once (common/cpu_affinity.h).
+  std::string cpu = "adaptive";
   app.add_option("--cpu", cpu,
                  "CPU for all of this daemon's threads: all (let the scheduler place them), auto (the one the "
                  "fewest other dfs daemons here hold: small files faster, large ones slower), adaptive (as auto, "

@@ -67,19 +67,22 @@ std::set<std::string> ThreadCpuLists(pid_t pid) {
   return out;
 }
 
-TEST(Cluster, TheMastersThreadsShareOneCpuAndNodesArePlacedByTheScheduler) {
+TEST(Cluster, EachDaemonsThreadsShareOneCpuUnlessToldAll) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one CPU: nothing to place";
   MiniCluster c({.nodes = 2});
   ASSERT_TRUE(c.Start());
-  const auto master = ThreadCpuLists(c.master().pid());
-  ASSERT_EQ(master.size(), 1u) << "the master's threads are on different CPUs";
-  EXPECT_EQ(master.begin()->find_first_of(",-"), std::string::npos) << "not one CPU: " << *master.begin();
-  const std::string ours = ThreadCpuLists(::getpid()).empty() ? "" : *ThreadCpuLists(::getpid()).begin();
-  for (int i = 0; i < 2; ++i) {
-    const auto node = ThreadCpuLists(c.node(i).pid());
-    ASSERT_EQ(node.size(), 1u);
-    EXPECT_EQ(*node.begin(), ours) << "node " << i << " was pinned without --cpu";
-  }
+  auto on_one_cpu = [](pid_t pid) {
+    const auto lists = ThreadCpuLists(pid);
+    return lists.size() == 1 && lists.begin()->find_first_of(",-") == std::string::npos;
+  };
+  EXPECT_TRUE(on_one_cpu(c.master().pid())) << "the master's threads are not on one CPU";
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(on_one_cpu(c.node(i).pid())) << "node " << i;
+  // --cpu all leaves every thread to the scheduler, on the CPUs we have.
+  MiniCluster free({.nodes = 1, .master_args = {"--cpu", "all"}, .node_args = {"--cpu", "all"}});
+  ASSERT_TRUE(free.Start());
+  const auto ours = ThreadCpuLists(::getpid());
+  EXPECT_EQ(ThreadCpuLists(free.master().pid()), ours);
+  EXPECT_EQ(ThreadCpuLists(free.node(0).pid()), ours);
   // --cpu N runs a node's every thread on N; a bad --cpu is a usage error.
   MiniCluster pinned({.nodes = 1, .node_args = {"--cpu", "1"}});
   ASSERT_TRUE(pinned.Start());
