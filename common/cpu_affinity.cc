@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -99,15 +100,9 @@ Status AdaptivePin::Set(bool pinned) {
 
 Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir) {
   if (choice.kind == CpuChoice::Kind::kAll) return -1;
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return Status::FromErrno(errno, "sched_getaffinity");
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
+  const std::vector<int> cpus = AllowedCpus();
   if (choice.kind == CpuChoice::Kind::kFixed) {
-    if (!CPU_ISSET(choice.cpu, &allowed)) {
+    if (std::find(cpus.begin(), cpus.end(), choice.cpu) == cpus.end()) {
       return Status::InvalidArgument(fmt::format("--cpu {}: this process may not run there", choice.cpu));
     }
     DFS_RETURN_IF_ERROR(Pin(choice.cpu));

@@ -39,7 +39,9 @@ Result<CpuChoice> ParseCpuChoice(std::string_view text);
 // Pins the calling thread, and so every thread it starts later, to the CPU
 // `choice` names. Call it first thing in main, before any thread exists.
 // Returns the CPU (-1 for kAll); the claim (for kAuto) lasts until exit.
-// `lock_dir` holds the claim files ("" picks /dev/shm, else /tmp).
+// `lock_dir` holds the claim files ("" picks /dev/shm, else /tmp). An
+// error for kAuto or kAdaptive (no claim file could be had) is worth a
+// warning, not a refusal to start: the daemon runs unpinned.
 Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir = "");
 
 // The CPUs this thread may run on now (call before PlaceDaemon to keep them).

@@ -67,8 +67,13 @@ int main(int argc, char** argv) {
   o.wide_cpus = dfs::AllowedCpus();
   auto placed_cpu = dfs::PlaceDaemon(cpu_choice);
   if (!placed_cpu) {
-    std::fprintf(stderr, "dfs-node: %s\n", placed_cpu.error().message().c_str());
-    return 1;
+    if (cpu_choice.kind == dfs::CpuChoice::Kind::kFixed) {
+      std::fprintf(stderr, "dfs-node: %s\n", placed_cpu.error().message().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "dfs-node: warning: %s; threads left to the scheduler\n",
+                 placed_cpu.error().message().c_str());
+    placed_cpu = -1;
   }
   if (cpu_choice.kind == dfs::CpuChoice::Kind::kAdaptive) o.adaptive_cpu = *placed_cpu;
   if (!capacity.empty()) o.capacity = *dfs::ParseSize(capacity);

@@ -274,6 +274,18 @@ TEST(CpuAffinity, AnAdaptivePinMovesEveryThreadBetweenOneCpuAndAll) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CpuAffinity, AClaimThatCannotBeMadeIsAnErrorNamingTheFile) {
+  if (AllowedCpus().size() < 2) GTEST_SKIP() << "one CPU: nothing is claimed";
+  pid_t pid = fork();
+  if (pid == 0) {  // in a child: were it placed, the test process would stay pinned
+    auto r = PlaceDaemon(CpuChoice{}, "/proc/no-such-dir");
+    _exit(!r && r.error().message().find("/proc/no-such-dir/dfs-cpu-") != std::string::npos ? 0 : 3);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
+}
+
 TEST(CpuAffinity, AFixedCpuOutsideTheAllowedSetIsAClearError) {
   pid_t pid = fork();
   if (pid == 0) {
