@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -114,6 +115,22 @@ Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir) {
   DFS_ASSIGN_OR_RETURN(int cpu, Claim(cpus, dir));
   DFS_RETURN_IF_ERROR(Pin(cpu));
   return cpu;
+}
+
+std::optional<int> PlaceDaemonForMain(std::string_view flag, const char* program) {
+  auto choice = ParseCpuChoice(flag);
+  if (!choice) {
+    std::fprintf(stderr, "%s: --cpu: %s\n", program, choice.error().message().c_str());
+    return std::nullopt;
+  }
+  auto placed = PlaceDaemon(*choice);
+  if (placed) return *placed;
+  if (choice->kind == CpuChoice::Kind::kFixed) {
+    std::fprintf(stderr, "%s: %s\n", program, placed.error().message().c_str());
+    return std::nullopt;
+  }
+  std::fprintf(stderr, "%s: warning: %s; threads left to the scheduler\n", program, placed.error().message().c_str());
+  return -1;
 }
 
 }  // namespace dfs

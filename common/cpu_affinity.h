@@ -17,6 +17,7 @@
 // the daemon exits however it exits.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,11 @@ Result<CpuChoice> ParseCpuChoice(std::string_view text);
 // error for kAuto or kAdaptive (no claim file could be had) is worth a
 // warning, not a refusal to start: the daemon runs unpinned.
 Result<int> PlaceDaemon(const CpuChoice& choice, const std::string& lock_dir = "");
+
+// PlaceDaemon for a daemon's main, from its checked --cpu value: prints the
+// error (a fixed CPU) or the warning (a claim) naming `program` on stderr.
+// Returns the CPU, -1 when unpinned, nullopt when the daemon must exit 1.
+std::optional<int> PlaceDaemonForMain(std::string_view flag, const char* program);
 
 // The CPUs this thread may run on now (call before PlaceDaemon to keep them).
 std::vector<int> AllowedCpus();

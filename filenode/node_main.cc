@@ -63,19 +63,10 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-node")) return *rc;
   // Before any thread exists, so every thread (libzmq's too) inherits it.
-  const auto cpu_choice = *dfs::ParseCpuChoice(cpu);
   o.wide_cpus = dfs::AllowedCpus();
-  auto placed_cpu = dfs::PlaceDaemon(cpu_choice);
-  if (!placed_cpu) {
-    if (cpu_choice.kind == dfs::CpuChoice::Kind::kFixed) {
-      std::fprintf(stderr, "dfs-node: %s\n", placed_cpu.error().message().c_str());
-      return 1;
-    }
-    std::fprintf(stderr, "dfs-node: warning: %s; threads left to the scheduler\n",
-                 placed_cpu.error().message().c_str());
-    placed_cpu = -1;
-  }
-  if (cpu_choice.kind == dfs::CpuChoice::Kind::kAdaptive) o.adaptive_cpu = *placed_cpu;
+  const std::optional<int> placed_cpu = dfs::PlaceDaemonForMain(cpu, "dfs-node");
+  if (!placed_cpu) return 1;
+  if (cpu == "adaptive") o.adaptive_cpu = *placed_cpu;
   if (!capacity.empty()) o.capacity = *dfs::ParseSize(capacity);
   if (!credit_pool.empty()) o.credit_pool = *dfs::ParseSize(credit_pool);
   if (!upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(upstream_silence);

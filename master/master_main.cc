@@ -49,17 +49,8 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", o.insecure, "allow a non-loopback --bind without CURVE keys");
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-master")) return *rc;
   // Before any thread exists, so every thread (libzmq's too) inherits it.
-  const auto cpu_choice = *dfs::ParseCpuChoice(cpu);
-  auto placed_cpu = dfs::PlaceDaemon(cpu_choice);
-  if (!placed_cpu) {
-    if (cpu_choice.kind == dfs::CpuChoice::Kind::kFixed) {
-      std::fprintf(stderr, "dfs-master: %s\n", placed_cpu.error().message().c_str());
-      return 1;
-    }
-    std::fprintf(stderr, "dfs-master: warning: %s; threads left to the scheduler\n",
-                 placed_cpu.error().message().c_str());
-    placed_cpu = -1;
-  }
+  const std::optional<int> placed_cpu = dfs::PlaceDaemonForMain(cpu, "dfs-master");
+  if (!placed_cpu) return 1;
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
