@@ -79,8 +79,7 @@ void DataService::Serve(const bus::Message& m, Clock::time_point now) {
     return fail(Status::InvalidArgument(
         fmt::format("{}: read at {} is past its end ({} bytes)", ChunkName(key), req.offset(), meta->size)));
   }
-  // Bigger than a client's default frame (1 MiB): read in several frames.
-  if (meta->size > (1u << 20)) last_large_ = now;
+  if (meta->size > kDefaultFrameSize) last_large_ = now;  // read in several frames
   const uint64_t length = std::min<uint64_t>({req.length(), kMaxReadLength, meta->size - req.offset()});
   bus::Frame frame = bus::Frame::AllocateCounted(length, read_held_);
   uint32_t crc = 0;

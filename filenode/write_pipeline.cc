@@ -18,7 +18,6 @@ namespace {
 // A frame is at most 8 MiB: with the envelope it stays under the bus's 16 MiB
 // message limit, and 8 frames of it still fit the default credit pool.
 constexpr uint64_t kMaxFrameSize = 8 * kMiB;
-constexpr uint32_t kDefaultFrameSize = 1 * kMiB;
 // Longer pipelines than this are a mistake, not a replication factor.
 constexpr int kMaxDownstream = 15;
 // A chunk larger than this is refused at open (the master's chunks are 64 MiB).

@@ -33,6 +33,10 @@
 
 namespace dfs::filenode {
 
+// A sender's frame when its open names none; clients send frames this big
+// too, so a chunk larger than this moves in several.
+inline constexpr uint32_t kDefaultFrameSize = 1u << 20;
+
 struct PipelineOptions {
   uint64_t credit_pool = 256ull << 20;
   // Frames in flight per stream at most: 16 x 1 MiB keeps a 2.5 GiB/s link
