@@ -169,6 +169,7 @@ int RunSmall(const SmallOptions& o, bool json) {
           if (write) {
             client::PutOptions po;
             po.replication = o.replication;
+            po.fan_out = !o.chain;
             st = (*conn)->Put(std::span<const std::byte>(buf), path(cl, i), po).status();
           } else {
             std::vector<std::byte> got;
@@ -213,6 +214,7 @@ int RunSmall(const SmallOptions& o, bool json) {
   report.extra["size"] = o.size;
   report.extra["clients"] = clients;
   report.extra["replication"] = o.replication;
+  report.extra["chain"] = o.chain;
   report.Print(json);
   if (!first_error.empty()) return Fail(first_error);
   return 0;

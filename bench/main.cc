@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   sm->add_option("--clients", small.clients, "client threads")->check(CLI::Range(1, 256))->capture_default_str();
   sm->add_option("--replication,-r", small.replication, "copies of each chunk (default: the cluster's)")
       ->check(CLI::Range(1, 16));
+  sm->add_flag("--chain", small.chain, "send each file node to node down its pipeline (put --chain)");
   sm->add_flag("--drop-caches", small.drop_caches, "sync and drop the page cache before the gets (root only)");
 
   if (auto rc = dfs::ParseFlags(app, argc, argv, "dfs-bench")) return *rc;

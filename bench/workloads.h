@@ -46,6 +46,7 @@ struct SmallOptions {
   int clients = 4;
   uint32_t replication = 0;
   bool drop_caches = false;
+  bool chain = false;  // put --chain: small files node to node, not to every replica at once
 };
 int RunSmall(const SmallOptions& options, bool json);
 

@@ -3,26 +3,29 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace dfs::client {
 
 ChunkWriter::ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config)
     : links_(links), placement_(std::move(placement)), expected_size_(expected_size), config_(config) {}
 
-void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now) {
-  auto id = links_.Send(placement_.pipeline.front().address, std::move(request), std::move(payload));
+void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now,
+                       size_t node) {
+  const NodeRef& to = placement_.pipeline[node];
+  auto id = links_.Send(to.address, std::move(request), std::move(payload));
   if (!id) return Fail(id.error());
-  requests_.insert(*id);
+  requests_.emplace(*id, node);
   // Waiting starts now; a long gap since the last reply is not a stall.
   if (requests_.size() == 1) last_heard_ = now;
 }
 
-msg::Envelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size) const {
+msg::Envelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream) const {
   msg::Envelope req;
   auto* o = req.mutable_write_open_request();
   o->set_chunk_id(placement_.chunk_id);
   o->set_version(placement_.version);
-  for (size_t i = 1; i < placement_.pipeline.size(); ++i) {
+  for (size_t i = 1; with_downstream && i < placement_.pipeline.size(); ++i) {
     auto* d = o->add_downstream();
     d->set_id(placement_.pipeline[i].id);
     d->set_address(placement_.pipeline[i].address);
@@ -38,11 +41,12 @@ void ChunkWriter::Start(Clock::time_point now) {
   Send(OpenRequest(expected_size_, config_.frame_size), {}, now);
 }
 
-void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now) {
+void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now, bool fan_out) {
   last_heard_ = now;
   if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
   const uint64_t size = chunk.size();
-  msg::Envelope req = OpenRequest(size, static_cast<uint32_t>(size));
+  fan_out_ = fan_out && placement_.pipeline.size() > 1;
+  msg::Envelope req = OpenRequest(size, static_cast<uint32_t>(size), /*with_downstream=*/!fan_out_);
   auto* o = req.mutable_write_open_request();
   o->set_whole(true);
   o->set_crc32c(crc);
@@ -51,9 +55,55 @@ void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point n
   final_crc_ = crc;
   bytes_sent_ = size;
   state_ = State::kClosing;
-  std::vector<bus::Frame> payload;
-  payload.push_back(std::move(chunk));
-  Send(std::move(req), std::move(payload), now);
+  if (!fan_out_) {
+    std::vector<bus::Frame> payload;
+    payload.push_back(std::move(chunk));
+    return Send(std::move(req), std::move(payload), now);
+  }
+  fan_stored_.assign(placement_.pipeline.size(), false);
+  for (size_t i = 0; i < placement_.pipeline.size() && state_ != State::kFailed; ++i) {
+    std::vector<bus::Frame> payload;
+    payload.push_back(chunk.Share());  // the same bytes to every node, no copy
+    Send(req, std::move(payload), now, i);
+  }
+}
+
+void ChunkWriter::OnFanReply(const bus::Message& reply, size_t node) {
+  const NodeRef& from = placement_.pipeline[node];
+  const std::string who = fmt::format("node {} ({})", from.id, from.address);
+  if (!reply.defect.ok()) {
+    suspects_.push_back(from.id);
+    return Fail(reply.defect.Prepend("bad reply from " + who));
+  }
+  const auto& env = reply.envelope;
+  if (env.has_error()) {
+    Status s = bus::FromProto(env.error());
+    if (s.code() != Code::kBusy) suspects_.push_back(from.id);  // a node out of credit is healthy
+    return Fail(s.Prepend(who));
+  }
+  if (!env.has_write_close_response()) {
+    suspects_.push_back(from.id);
+    return Fail(Status::ProtocolError(
+        fmt::format("{} answered a whole write with message type {}", who, static_cast<int>(env.body_case()))));
+  }
+  const auto& replicas = env.write_close_response().replicas();
+  if (replicas.size() != 1 || replicas[0].node_id() != from.id) {
+    suspects_.push_back(from.id);
+    return Fail(Status::ProtocolError(fmt::format("{} answered a whole write for {} replicas, not its own", who,
+                                                  replicas.size())));
+  }
+  const auto& rep = replicas[0];
+  if (rep.crc32c() != final_crc_ || rep.size() != final_size_) {
+    suspects_.push_back(from.id);
+    return Fail(Status::Corruption(fmt::format(
+        "chunk {}: node {} stored {} bytes with crc32c {:08x}, the client sent {} bytes with crc32c {:08x}",
+        placement_.chunk_id, from.id, rep.size(), rep.crc32c(), final_size_, final_crc_)));
+  }
+  fan_stored_[node] = true;
+  if (std::find(fan_stored_.begin(), fan_stored_.end(), false) != fan_stored_.end()) return;
+  replicas_.clear();
+  for (const auto& n : placement_.pipeline) replicas_.push_back(n.id);
+  state_ = State::kStored;
 }
 
 bool ChunkWriter::CanSend() const {
@@ -116,9 +166,13 @@ void ChunkWriter::Blame(std::string_view node_message) {
 
 void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
   const uint64_t id = reply.envelope.request_id();
-  if (requests_.erase(id) == 0) return;
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  const size_t node = it->second;
+  requests_.erase(it);
   last_heard_ = now;
   if (state_ == State::kFailed || state_ == State::kStored) return;
+  if (fan_out_) return OnFanReply(reply, node);
   const std::string& first = placement_.pipeline.front().address;
   if (!reply.defect.ok()) return Fail(reply.defect.Prepend("bad reply from node " + first));
   if (reply.envelope.has_error()) {
@@ -179,8 +233,9 @@ void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
 ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
   if (state_ == State::kFailed || state_ == State::kStored || requests_.empty()) return Clock::time_point::max();
   // Closing waits for an fdatasync on every replica, one after another: a
-  // 64 MiB chunk takes a fraction of a second here, give it a lot more.
-  auto limit = state_ == State::kClosing ? 2 * config_.stall_timeout : config_.stall_timeout;
+  // 64 MiB chunk takes a fraction of a second here, give it a lot more. A
+  // fanned-out chunk (one frame) waits on each node's own fdatasync alone.
+  auto limit = state_ == State::kClosing && !fan_out_ ? 2 * config_.stall_timeout : config_.stall_timeout;
   return last_heard_ + limit;
 }
 
@@ -190,6 +245,15 @@ void ChunkWriter::Tick(Clock::time_point now) {
                      : state_ == State::kClosing ? "closing the chunk"
                                                  : "acknowledging frames";
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_);
+  if (fan_out_) {
+    // Each node answers for itself: the silent ones are the suspects.
+    std::vector<std::string> silent;
+    for (const auto& [id, node] : requests_) silent.push_back(placement_.pipeline[node].id);
+    std::sort(silent.begin(), silent.end());
+    suspects_.insert(suspects_.end(), silent.begin(), silent.end());
+    return Fail(Status::TimedOut(fmt::format("chunk {}: node(s) {} silent for {:.1f} s storing it",
+                                             placement_.chunk_id, fmt::join(silent, ", "), waited.count() / 1000.0)));
+  }
   Fail(Status::TimedOut(fmt::format("chunk {}: pipeline {} silent for {:.1f} s {}", placement_.chunk_id,
                                     placement_.pipeline.front().address, waited.count() / 1000.0, what)));
 }

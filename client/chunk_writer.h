@@ -2,8 +2,9 @@
 // pipeline (messages/data.proto): WriteOpen to the first node naming the
 // rest, payload frames never exceeding the granted credit, WriteClose once
 // every frame is acknowledged, and a check that every replica stored what
-// was sent. Driven by Put's event loop: it sends through NodeLinks and is
-// fed the replies to its own requests.
+// was sent. A chunk that fits one frame may instead go to every node at
+// once (StartWhole, fan_out). Driven by Put's event loop: it sends through
+// NodeLinks and is fed the replies to its own requests.
 #pragma once
 
 #include <chrono>
@@ -11,7 +12,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "bus/socket.h"
@@ -39,7 +40,10 @@ class ChunkWriter {
   // The whole chunk in one frame (WHOLE-CHUNK WRITE in messages/data.proto):
   // open, frame and close in one message and one round trip; the writer is
   // then closing, and stored once every replica answered with `crc`.
-  void StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now);
+  // Fanned out, the same frame goes to every node of the pipeline at once,
+  // each storing it alone and reporting its own copy to the master: one
+  // round trip for all replicas instead of one per hop down the chain.
+  void StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now, bool fan_out = false);
   State state() const { return state_; }
   bool failed() const { return state_ == State::kFailed; }
   // Open, credit left, and not finishing: another frame may go out.
@@ -78,8 +82,11 @@ class ChunkWriter {
 
  private:
   // WriteOpen for this placement: the chunk, and the nodes after the first.
-  msg::Envelope OpenRequest(uint64_t expected_size, uint32_t frame_size) const;
-  void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now);
+  msg::Envelope OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream = true) const;
+  // To pipeline[node]; the answer is that node's.
+  void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now, size_t node = 0);
+  // A fanned-out whole write's answer from pipeline[node].
+  void OnFanReply(const bus::Message& reply, size_t node);
   void Fail(Status status);
   void Blame(std::string_view node_message);
   void MaybeClose(Clock::time_point now);
@@ -94,7 +101,11 @@ class ChunkWriter {
   std::vector<std::string> suspects_;
   std::vector<std::string> replicas_;
 
-  std::unordered_set<uint64_t> requests_;
+  // Request id -> the pipeline node it went to.
+  std::unordered_map<uint64_t, size_t> requests_;
+  // Fanned out: which nodes stored the chunk (pipeline order).
+  bool fan_out_ = false;
+  std::vector<bool> fan_stored_;
   uint64_t stream_id_ = 0;
   bool opened_ = false;
   uint32_t credit_ = 0;

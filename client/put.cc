@@ -175,10 +175,11 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   t.next_kept = 0;
   t.writer = std::make_unique<ChunkWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
   if (sized_ && t.size > 0 && t.size <= writer_config_.frame_size) {
-    // Fits one frame: one round trip through the pipeline stores it.
+    // Fits one frame: one round trip stores it, to every replica at once
+    // unless the caller asked for the chain.
     DFS_ASSIGN_OR_RETURN(bus::Frame f, source_.ReadAt(t.file_offset, static_cast<size_t>(t.size)));
     t.crc = Crc32c(std::span<const std::byte>(f.data(), f.size()));
-    t.writer->StartWhole(std::move(f), t.crc, now);
+    t.writer->StartWhole(std::move(f), t.crc, now, options_.fan_out);
     return Status::OK();
   }
   t.writer->Start(now);

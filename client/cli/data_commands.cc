@@ -27,6 +27,7 @@ struct PutArgs {
   std::string chunk_size;
   std::string frame_size;
   int parallel = 4;
+  bool chain = false;
   std::string local;
   std::string remote;
 };
@@ -69,6 +70,7 @@ void Put(Context& ctx, const PutArgs& a) {
   o.overwrite = a.force;
   o.replication = a.replication;
   o.parallel = a.parallel;
+  o.fan_out = !a.chain;
   if (!a.chunk_size.empty()) o.chunk_size = *ParseSize(a.chunk_size);  // validated by the flag
   if (!a.frame_size.empty()) o.frame_size = static_cast<uint32_t>(*ParseSize(a.frame_size));  // checked by the flag
   int fd = STDIN_FILENO;
@@ -152,6 +154,9 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
             return f && *f >= 4096 && *f <= (8u << 20) ? "" : "must be between 4K and 8M";
           },
           "SIZE"));
+  p->add_flag("--chain", put->chain,
+              "send a chunk that fits one message node to node down its pipeline, not to every replica at "
+              "once (the bytes leave this machine once instead of once per replica, at a hop's latency each)");
   p->add_option("LOCAL", put->local, "a local file, or - for stdin")->required();
   p->add_option("REMOTE", put->remote, "the path in dfs, or an existing directory to put LOCAL into")
       ->required();

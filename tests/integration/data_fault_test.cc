@@ -115,6 +115,30 @@ TEST_P(DataFaultTest, NodeStoppedMidPutIsDetectedAsAStall) {
   ExpectContent("/stalled", data);
 }
 
+// A file of one-frame chunks goes to every replica at once: a stopped node
+// is the one that stays silent, so it is named and left out at once (no
+// pings), and the chunks it held up are written to pipelines without it.
+TEST_P(DataFaultTest, NodeStoppedMidFanOutPutIsNamedAndWrittenAround) {
+  const std::string data = RandomBytes(48 * kChunk + 5, 6);
+  WriteLocal(Local("in"), data);
+  PipedCli put(PutArgs(Local("in"), "/fanned", 2), cluster_.root());
+  int victim = NodeWithChunks(1);
+  ASSERT_GE(victim, 0) << "no chunk was stored";
+  ::kill(put.pid(), SIGSTOP);
+  cluster_.node(victim).Signal(SIGSTOP);
+  const auto t0 = Clock::now();
+  ::kill(put.pid(), SIGCONT);
+  auto rc = put.Finish(90s);
+  cluster_.node(victim).Signal(SIGCONT);
+  ASSERT_TRUE(rc.has_value()) << "put did not finish";
+  EXPECT_EQ(*rc, 0) << put.err();
+  EXPECT_LT(Clock::now() - t0, 30s);
+  const std::string victim_id = cluster_.node_id(victim);
+  EXPECT_NE(put.err().find("node(s) " + victim_id + " silent"), std::string::npos) << put.err();
+  EXPECT_EQ(put.err().find("did not answer a ping"), std::string::npos) << put.err();
+  ExpectContent("/fanned", data);
+}
+
 TEST_P(DataFaultTest, CorruptReplicasAreSkippedAndReported) {
   const std::string data = RandomBytes(10 * kChunk, 4);
   WriteLocal(Local("in"), data);

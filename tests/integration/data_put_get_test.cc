@@ -26,14 +26,17 @@ class DataPutGetTest : public ::testing::Test {
   std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
 
   // put LOCAL REMOTE with a small chunk size; asserts success. A chunk that
-  // fits one frame goes whole in one message; `frame_size` below the chunk
-  // size makes it a stream of frames.
+  // fits one frame goes whole in one message, to every replica at once or
+  // (`chain`) node to node; `frame_size` below the chunk size makes it a
+  // stream of frames.
   void Put(const std::string& bytes, const std::string& remote, int replication,
-           const std::string& frame_size = "1M") {
+           const std::string& frame_size = "1M", bool chain = false) {
     const std::string local = Local("in");
     WriteLocal(local, bytes);
-    auto r = cluster_.Cli({"put", "-r", std::to_string(replication), "--chunk-size", "256K", "--frame-size",
-                           frame_size, local, remote});
+    std::vector<std::string> args{"put", "-r", std::to_string(replication), "--chunk-size", "256K", "--frame-size",
+                                  frame_size, local, remote};
+    if (chain) args.insert(args.begin() + 1, "--chain");
+    auto r = cluster_.Cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(r.err.empty()) << r.err;
   }
@@ -49,14 +52,17 @@ class DataPutGetTest : public ::testing::Test {
 
 TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
   const size_t sizes[] = {0, 1, kChunk - 1, kChunk, kChunk + 1, 10 * kChunk};
-  // Whole chunks in one message each, then streams of 64 KiB frames.
-  for (const std::string frame : {"1M", "64K"}) {
+  // Whole chunks in one message each (to every replica at once, then node
+  // to node), then streams of 64 KiB frames.
+  const std::pair<std::string, bool> modes[] = {{"1M", false}, {"1M", true}, {"64K", false}};
+  for (const auto& [frame, chain] : modes) {
     for (int r = 1; r <= 3; ++r) {
       for (size_t size : sizes) {
-        SCOPED_TRACE("frames of " + frame + ", replication " + std::to_string(r) + ", size " + std::to_string(size));
+        const std::string mode = frame + (chain ? "-chain" : "");
+        SCOPED_TRACE("frames of " + mode + ", replication " + std::to_string(r) + ", size " + std::to_string(size));
         const std::string data = RandomBytes(size, size * 7 + static_cast<uint64_t>(r));
-        const std::string remote = "/f" + frame + "-r" + std::to_string(r) + "-" + std::to_string(size);
-        Put(data, remote, r, frame);
+        const std::string remote = "/f" + mode + "-r" + std::to_string(r) + "-" + std::to_string(size);
+        Put(data, remote, r, frame, chain);
 
         auto st = StatJson(remote);
         EXPECT_EQ(st["size"], size);
