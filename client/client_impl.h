@@ -2,8 +2,11 @@
 // that implement its methods (dfs_client.cc, namespace_client.cc, put.cc, get.cc, ...).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "bus/request_client.h"
 #include "client/dfs_client.h"
@@ -21,6 +24,17 @@ struct Client::Impl {
   std::unique_ptr<bus::RequestClient> rpc;
   ClusterInfo cluster;
   std::unique_ptr<NodeLinks> links;  // data connections, opened on first use
+  // Small writes (WriteOptions::small) in a row, and the spare lease the
+  // last one's completion brought, for the next one with the same options.
+  int small_run = 0;
+  std::pair<uint32_t, uint64_t> small_options;  // the run's replication and chunk size, as asked
+  struct Spare {
+    WriteLease lease;
+    uint32_t replication = 0;   // as the write that asked for it asked
+    uint64_t chunk_size = 0;
+    std::chrono::steady_clock::time_point use_by;  // half its lease time: it is never renewed
+  };
+  std::optional<Spare> spare;
 
   NodeLinks& Links() {
     if (!links) links = std::make_unique<NodeLinks>(*context, user);

@@ -152,6 +152,11 @@ struct WriteLease {
   std::chrono::milliseconds lease_time{0};
   // Chunk 0, placed with the lease when WriteOptions::allocate_first asked.
   std::optional<ChunkPlacement> first_chunk;
+  bool overwrite = false;
+  bool small = false;  // WriteOptions::small
+  // A spare lease (messages/client_master.proto, SPARE LEASES) that an
+  // earlier completion handed out: the master learns `path` at completion.
+  bool spare = false;
 };
 
 struct WriteOptions {
@@ -160,6 +165,11 @@ struct WriteOptions {
   uint64_t chunk_size = 0;    // 0: the cluster default
   // Place chunk 0 in the same round trip (the file has at least one byte).
   bool allocate_first = false;
+  // The file is one chunk that fits one message. A run of such writes on
+  // one Client asks the master for the next one's lease in advance (a spare
+  // lease, with chunk 0 placed), so that each after the first two costs no
+  // CreateFile round trip.
+  bool small = false;
 };
 
 struct WrittenChunk {

@@ -392,17 +392,25 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
   WriteOptions wo{options.overwrite, options.replication, options.chunk_size, false};
   // A file with bytes gets its first chunk placed with the lease.
   wo.allocate_first = source.size().has_value() && *source.size() > 0;
-  DFS_ASSIGN_OR_RETURN(WriteLease lease, client.BeginWrite(remote, wo));
-  if (lease.chunk_size == 0) {
-    IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
-    return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));
+  wo.small = wo.allocate_first && *source.size() <= options.frame_size;
+  Result<FileStatus> r = Status::Internal("put: no attempt");
+  WriteLease lease;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    DFS_ASSIGN_OR_RETURN(lease, client.BeginWrite(remote, wo));
+    if (lease.chunk_size == 0) {
+      IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
+      return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));
+    }
+    PutJob job(client, links, lease, source, options);
+    r = job.Run();
+    if (r) return r;
+    // Nothing partial may stay visible; an abandon that fails leaves the
+    // lease to expire, which frees the path just the same.
+    IgnoreError(client.AbandonWrite(lease));
+    // A spare lease the master no longer knows (it restarted, say): once
+    // more on a lease of its own, which BeginWrite asks for this time.
+    if (!lease.spare || r.error().code() != Code::kNotFound) break;
   }
-  PutJob job(client, links, lease, source, options);
-  auto r = job.Run();
-  if (r) return r;
-  // Nothing partial may stay visible; an abandon that fails leaves the lease
-  // to expire, which frees the path just the same.
-  IgnoreError(client.AbandonWrite(lease));
   const std::string& m = r.error().message();
   if (m.find(lease.path) != std::string::npos) return r.error();
   return Status(r.error().code(), fmt::format("put {}: {}", lease.path, m));

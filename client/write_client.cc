@@ -12,10 +12,29 @@ ChunkPlacement PlacementFromProto(const msg::AllocateChunkResponse& r) {
   return out;
 }
 
+WriteLease LeaseFromProto(const msg::CreateFileResponse& r, std::string path) {
+  WriteLease lease{r.lease_id(), std::move(path), r.replication(), r.chunk_size(),
+                   std::chrono::milliseconds(r.lease_ms()), {}};
+  if (r.has_first_chunk()) lease.first_chunk = PlacementFromProto(r.first_chunk());
+  return lease;
+}
+
 }  // namespace
 
 Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions& options) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  impl_->small_run = options.small ? impl_->small_run + 1 : 0;
+  if (options.small) impl_->small_options = {options.replication, options.chunk_size};
+  if (auto s = std::exchange(impl_->spare, std::nullopt);
+      s && options.small && options.allocate_first && s->replication == options.replication &&
+      s->chunk_size == options.chunk_size && std::chrono::steady_clock::now() < s->use_by) {
+    WriteLease lease = std::move(s->lease);
+    lease.path = std::move(p);
+    lease.overwrite = options.overwrite;
+    lease.small = true;
+    lease.spare = true;
+    return lease;
+  }
   msg::Envelope req;
   auto* c = req.mutable_create_file_request();
   c->set_path(p);
@@ -25,9 +44,9 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
   c->set_allocate_first(options.allocate_first);
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_create_file_response()) return Status::ProtocolError("unexpected reply to create");
-  const auto& r = reply.envelope.create_file_response();
-  WriteLease lease{r.lease_id(), p, r.replication(), r.chunk_size(), std::chrono::milliseconds(r.lease_ms()), {}};
-  if (r.has_first_chunk()) lease.first_chunk = PlacementFromProto(r.first_chunk());
+  WriteLease lease = LeaseFromProto(reply.envelope.create_file_response(), std::move(p));
+  lease.overwrite = options.overwrite;
+  lease.small = options.small;
   return lease;
 }
 
@@ -50,6 +69,12 @@ Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vec
   c->set_lease_id(lease.id);
   c->set_size(size);
   c->set_checksum(checksum);
+  if (lease.spare) {
+    c->set_path(lease.path);
+    c->set_overwrite(lease.overwrite);
+  }
+  // The second small write in a row asks for the third's lease, and so on.
+  c->set_want_spare(lease.small && impl_->small_run >= 2);
   for (const auto& w : chunks) {
     auto* ci = c->add_chunks();
     ci->set_id(w.id);
@@ -60,7 +85,13 @@ Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vec
   }
   DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_complete_file_response()) return Status::ProtocolError("unexpected reply to complete");
-  return FileStatusFromProto(reply.envelope.complete_file_response().info());
+  const auto& r = reply.envelope.complete_file_response();
+  if (r.has_spare() && r.spare().has_first_chunk()) {
+    const auto [replication, chunk_size] = impl_->small_options;
+    const auto use_by = std::chrono::steady_clock::now() + std::chrono::milliseconds(r.spare().lease_ms()) / 2;
+    impl_->spare = Impl::Spare{LeaseFromProto(r.spare(), ""), replication, chunk_size, use_by};
+  }
+  return FileStatusFromProto(r.info());
 }
 
 Status Client::AbandonWrite(const WriteLease& lease) {

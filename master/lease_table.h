@@ -27,6 +27,9 @@ struct Lease {
   uint32_t mode = 0;
   std::chrono::steady_clock::time_point expires;
   std::vector<uint64_t> chunks;  // allocated so far, in allocation order
+  // A spare (CompleteFileRequest, SPARE LEASES): no path until a completion
+  // names one (LeaseTable::Claim).
+  bool spare() const { return path.empty(); }
 };
 
 class LeaseTable {
@@ -43,14 +46,19 @@ class LeaseTable {
     return it == leases_.end() ? nullptr : &it->second;
   }
   Lease& Add(Lease lease) {
-    by_path_[lease.path] = lease.id;
+    if (!lease.spare()) by_path_[lease.path] = lease.id;
     return leases_[lease.id] = std::move(lease);
+  }
+  // A spare lease becomes the lease on `path` (free: Holder(path) is null).
+  void Claim(Lease& spare, std::string path) {
+    spare.path = std::move(path);
+    by_path_[spare.path] = spare.id;
   }
   // Removes the lease and returns it.
   Lease Remove(uint64_t id) {
     Lease l = std::move(leases_.at(id));
     leases_.erase(id);
-    by_path_.erase(l.path);
+    if (!l.spare()) by_path_.erase(l.path);
     return l;
   }
   // Leases whose holder stopped renewing.

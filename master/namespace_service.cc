@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "common/random_id.h"
@@ -449,6 +450,26 @@ void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, 
   if (l == nullptr || l->client_id != m.envelope.client_id()) {
     return AnswerError(socket, key, Status::NotFound("write lease expired or unknown; write the file again"));
   }
+  if (l->spare()) {
+    // The file is named only now: the checks CreateFile makes, then the
+    // spare becomes the lease on that path (a parked retry finds it so).
+    Status s = req.path().empty() ? Status::InvalidArgument("a spare lease needs the file's path to complete")
+                                  : ns_.CheckCreate(req.path(), req.overwrite());
+    if (s.ok() && leases_.Holder(req.path()) != nullptr) {
+      s = Status::Busy(fmt::format("busy: {} is being written by another client", req.path()));
+    }
+    if (!s.ok()) {
+      Lease gone = leases_.Remove(l->id);
+      ReleaseChunks(gone.chunks);
+      return AnswerError(socket, key, s);
+    }
+    l->overwrite = req.overwrite();
+    l->user = m.envelope.user();
+    leases_.Claim(*l, req.path());
+  } else if (!req.path().empty() && req.path() != l->path) {
+    return AnswerError(socket, key, Status::InvalidArgument(fmt::format(
+                                        "the write lease is on {}, not on {}", l->path, req.path())));
+  }
   uint64_t total = 0;
   for (const auto& c : req.chunks()) {
     if (c.size() > l->chunk_size) {
@@ -518,9 +539,37 @@ void NamespaceService::CompleteFile(bus::Socket& socket, const bus::Message& m, 
     if (!used) unused.push_back(id);
   }
   ReleaseChunks(unused);
-  Mutate(socket, key, std::move(r), [this](const ApplyResult& a, msg::Envelope& out) {
-    ns_.Describe(a.inode, false, true, out.mutable_complete_file_response()->mutable_info());
+  std::optional<msg::CreateFileResponse> spare;
+  if (req.want_spare()) spare = NewSpare(lease, Clock::now());
+  Mutate(socket, key, std::move(r), [this, spare = std::move(spare)](const ApplyResult& a, msg::Envelope& out) {
+    auto* done = out.mutable_complete_file_response();
+    ns_.Describe(a.inode, false, true, done->mutable_info());
+    if (spare) *done->mutable_spare() = *spare;
   });
+}
+
+std::optional<msg::CreateFileResponse> NamespaceService::NewSpare(const Lease& like, Clock::time_point now) {
+  // Only from ids reserved already: reserving more takes a journal write,
+  // which a spare is not worth (the next CreateFile makes it).
+  if (next_chunk_id_ >= ns_.chunk_id_limit()) return std::nullopt;
+  Lease l;
+  l.id = RandomU64() | 1;
+  l.client_id = like.client_id;
+  l.user = like.user;
+  l.replication = like.replication;
+  l.chunk_size = like.chunk_size;
+  l.expires = now + options_.lease_time;
+  Lease& added = leases_.Add(std::move(l));
+  msg::CreateFileResponse r;
+  if (Status s = PlaceChunk(added, {}, now, r.mutable_first_chunk()); !s.ok()) {
+    leases_.Remove(added.id);  // no chunk was taken
+    return std::nullopt;
+  }
+  r.set_lease_id(added.id);
+  r.set_lease_ms(static_cast<uint64_t>(options_.lease_time.count()));
+  r.set_replication(added.replication);
+  r.set_chunk_size(added.chunk_size);
+  return r;
 }
 
 void NamespaceService::HandleQuery(bus::Socket& socket, const bus::Message& m) {
@@ -627,8 +676,12 @@ void NamespaceService::Tick(Clock::time_point now) {
   if (client_socket_ != nullptr) RetryParked(*client_socket_, now);
   for (uint64_t id : leases_.Expired(now)) {
     Lease gone = leases_.Remove(id);
-    spdlog::info("lease on {} expired (client stopped renewing); {} chunk(s) released", gone.path,
-                 gone.chunks.size());
+    if (gone.spare()) {
+      SPDLOG_DEBUG("spare lease {} lapsed unused; chunk(s) {} released", gone.id, fmt::join(gone.chunks, ","));
+    } else {
+      spdlog::info("lease on {} expired (client stopped renewing); {} chunk(s) released", gone.path,
+                   gone.chunks.size());
+    }
     ReleaseChunks(gone.chunks);
   }
   ReapCheckpoint();

@@ -19,6 +19,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include <absl/container/flat_hash_set.h>
@@ -114,6 +115,9 @@ class NamespaceService {
   void AllocateChunk(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key,
                      Clock::time_point now);
   void CompleteFile(bus::Socket& socket, const bus::Message& m, const RetryCache::Key& key);
+  // A spare lease like `like` (its client, replication, chunk size) with
+  // chunk 0 placed; nullopt when no chunk id is at hand or no pipeline fits.
+  std::optional<msg::CreateFileResponse> NewSpare(const Lease& like, Clock::time_point now);
   void ReleaseChunks(const std::vector<uint64_t>& chunks);
   void HandleChunkReport(bus::Socket& socket, const bus::Message& m);
   // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy

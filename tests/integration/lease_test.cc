@@ -141,6 +141,85 @@ TEST_F(LeaseTest, RenewKeepsALeaseAlive) {
   EXPECT_TRUE(a_->CompleteWrite(*lease, {}, 0, 0));
 }
 
+// One small write at the metadata level: the lease (a spare when the
+// client holds one), chunk 0 as placed with it, complete.
+Result<client::FileStatus> PutSmall(client::Client& c, const std::string& path, bool overwrite = false,
+                                    bool* used_spare = nullptr) {
+  DFS_ASSIGN_OR_RETURN(auto lease, c.BeginWrite(path, {.overwrite = overwrite, .replication = 1,
+                                                       .allocate_first = true, .small = true}));
+  if (used_spare != nullptr) *used_spare = lease.spare;
+  if (!lease.first_chunk) return Status::Internal("no chunk 0 with the lease");
+  const auto& placed = *lease.first_chunk;
+  return c.CompleteWrite(lease, {{placed.chunk_id, placed.version, 10, 7}}, 10, 7);
+}
+
+TEST_F(LeaseTest, ARunOfSmallWritesGetsEachNextLeaseWithTheLastCompletion) {
+  bool spare = true;
+  ASSERT_TRUE(PutSmall(*a_, "/s1", false, &spare));
+  EXPECT_FALSE(spare) << "a first small write cannot have a spare";
+  ASSERT_TRUE(PutSmall(*a_, "/s2", false, &spare));
+  EXPECT_FALSE(spare) << "the second asks for one; it does not have one yet";
+  for (int i = 3; i <= 6; ++i) {
+    const std::string path = "/s" + std::to_string(i);
+    auto st = PutSmall(*a_, path, false, &spare);
+    ASSERT_TRUE(st) << st.error().ToString();
+    EXPECT_TRUE(spare) << path;
+    auto seen = b_->Stat(path, true);
+    ASSERT_TRUE(seen) << path;
+    EXPECT_EQ(seen->size, 10u);
+    ASSERT_EQ(seen->chunks.size(), 1u);
+  }
+  // Any other write ends the run: no spare is asked for.
+  ASSERT_TRUE(PutMeta(*a_, "/big", 100, false));
+  ASSERT_TRUE(PutSmall(*a_, "/s7", false, &spare));
+  EXPECT_FALSE(spare);
+}
+
+// A spare names its file only at completion, so the checks CreateFile makes
+// happen there: an existing file needs overwrite, a path another writer
+// holds is busy, and a failed completion frees the spare's chunk.
+TEST_F(LeaseTest, ASpareIsCheckedForItsPathWhenItCompletes) {
+  ASSERT_TRUE(PutSmall(*a_, "/t1"));
+  ASSERT_TRUE(PutSmall(*a_, "/t2"));
+  bool spare = false;
+  auto exists = PutSmall(*a_, "/t1", false, &spare);
+  EXPECT_TRUE(spare);
+  ASSERT_FALSE(exists);
+  EXPECT_EQ(exists.error().code(), Code::kAlreadyExists) << exists.error().ToString();
+  auto before = b_->Stat("/t1", true);
+  ASSERT_TRUE(before);
+
+  // The run goes on (plain leases again until a completion brings a spare).
+  ASSERT_TRUE(PutSmall(*a_, "/t3"));
+  auto held = b_->BeginWrite("/t4", {.replication = 1});
+  ASSERT_TRUE(held);
+  auto busy = PutSmall(*a_, "/t4", false, &spare);
+  EXPECT_TRUE(spare);
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code(), Code::kBusy);
+  EXPECT_NE(busy.error().message().find("/t4"), std::string::npos) << busy.error().message();
+  ASSERT_TRUE(b_->CompleteWrite(*held, {}, 0, 0));
+
+  ASSERT_TRUE(PutSmall(*a_, "/t5"));
+  auto replaced = PutSmall(*a_, "/t1", /*overwrite=*/true, &spare);
+  EXPECT_TRUE(spare);
+  ASSERT_TRUE(replaced) << replaced.error().ToString();
+  auto after = b_->Stat("/t1", true);
+  ASSERT_TRUE(after);
+  EXPECT_NE(after->chunks[0].id, before->chunks[0].id);
+}
+
+// A spare is never renewed: the client uses it within half its lease time
+// (2 s here), after that it asks for a lease of its own.
+TEST_F(LeaseTest, AStaleSpareIsNotUsed) {
+  ASSERT_TRUE(PutSmall(*a_, "/u1"));
+  ASSERT_TRUE(PutSmall(*a_, "/u2"));
+  WaitFor([] { return false; }, 1200ms);
+  bool spare = true;
+  ASSERT_TRUE(PutSmall(*a_, "/u3", false, &spare));
+  EXPECT_FALSE(spare);
+}
+
 TEST_F(LeaseTest, TooFewLiveNodesIsAClearError) {
   auto lease = a_->BeginWrite("/r3", {.replication = 3});
   ASSERT_TRUE(lease);
