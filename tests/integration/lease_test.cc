@@ -209,6 +209,34 @@ TEST_F(LeaseTest, ASpareIsCheckedForItsPathWhenItCompletes) {
   EXPECT_NE(after->chunks[0].id, before->chunks[0].id);
 }
 
+// A spare's chunk 0 was placed before the write began: when its pipeline
+// fails, the chunk is placed again on the same (still nameless) lease, as
+// for any lease, and the file completes with the new chunk.
+TEST_F(LeaseTest, ASparesChunkIsPlacedAgainWhenItsPipelineFails) {
+  ASSERT_TRUE(PutSmall(*a_, "/v1"));
+  ASSERT_TRUE(PutSmall(*a_, "/v2"));
+  auto lease = a_->BeginWrite("/v3", {.replication = 1, .allocate_first = true, .small = true});
+  ASSERT_TRUE(lease);
+  ASSERT_TRUE(lease->spare);
+  ASSERT_TRUE(lease->first_chunk);
+  auto again = a_->AllocateChunk(*lease, 0);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_NE(again->chunk_id, lease->first_chunk->chunk_id);
+  ASSERT_TRUE(a_->CompleteWrite(*lease, {{again->chunk_id, again->version, 10, 7}}, 10, 7));
+  auto st = b_->Stat("/v3", true);
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->chunks.size(), 1u);
+  EXPECT_EQ(st->chunks[0].id, again->chunk_id);
+  // Another client cannot complete (or name) my spare.
+  ASSERT_TRUE(PutSmall(*a_, "/v4"));
+  auto mine = a_->BeginWrite("/v5", {.replication = 1, .allocate_first = true, .small = true});
+  ASSERT_TRUE(mine && mine->spare);
+  auto stolen = b_->CompleteWrite(*mine, {{mine->first_chunk->chunk_id, mine->first_chunk->version, 10, 7}}, 10, 7);
+  ASSERT_FALSE(stolen);
+  EXPECT_EQ(stolen.error().code(), Code::kNotFound);
+  EXPECT_FALSE(b_->Stat("/v5"));
+}
+
 // A spare is never renewed: the client uses it within half its lease time
 // (2 s here), after that it asks for a lease of its own.
 TEST_F(LeaseTest, AStaleSpareIsNotUsed) {
