@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "client/dfs_client.h"
 #include "tests/integration/data_test_util.h"
 #include "tests/support/cluster.h"
 
@@ -145,16 +144,12 @@ TEST_P(DataFaultTest, NodeStoppedMidFanOutPutIsNamedAndWrittenAround) {
 // in the next one's placement. That put finds it silent, leaves it out and
 // places the chunk again on the same spare lease; the run goes on.
 TEST_P(DataFaultTest, ARunOfSmallPutsGoesOnWhenANodeDies) {
-  client::ClientOptions o;
-  o.master = cluster_.master_address();
-  auto c = client::Client::Connect(o);
-  ASSERT_TRUE(c) << c.error().ToString();
-  client::PutOptions po;
-  po.replication = 2;
+  auto c = ConnectClient(cluster_.master_address());
+  ASSERT_TRUE(c);
   std::vector<std::string> written;
   auto put = [&](int i) {
     const std::string data = RandomBytes(5000 + static_cast<size_t>(i), 70 + static_cast<uint64_t>(i));
-    auto st = (*c)->Put(std::as_bytes(std::span(data)), "/small-" + std::to_string(i), po);
+    auto st = PutBytes(*c, data, "/small-" + std::to_string(i), 2);
     ASSERT_TRUE(st) << i << ": " << st.error().ToString();
     written.push_back(data);
   };

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "client/dfs_client.h"
 #include "common/checksum.h"
 #include "tests/integration/data_test_util.h"
 #include "tests/support/cluster.h"
@@ -103,18 +102,13 @@ TEST_F(DataPutGetTest, EverySizeAroundTheChunkBoundaryAtEveryReplication) {
 // the client holds; the next put finds out at completion and writes the
 // file again on a lease of its own. Every file reads back as written.
 TEST_F(DataPutGetTest, ARunOfSmallPutsThroughOneClientOutlivesAMasterRestart) {
-  client::ClientOptions o;
-  o.master = cluster_.master_address();
-  o.timeout = std::chrono::milliseconds(3000);
-  auto c = client::Client::Connect(o);
-  ASSERT_TRUE(c) << c.error().ToString();
-  client::PutOptions po;
-  po.replication = 3;
+  auto c = ConnectClient(cluster_.master_address());
+  ASSERT_TRUE(c);
   std::vector<std::string> written;
   auto put = [&](int i) {
     const std::string data = RandomBytes(1000 + static_cast<size_t>(i) * 997, 40 + static_cast<uint64_t>(i));
     const std::string path = "/run-" + std::to_string(i);
-    auto st = (*c)->Put(std::as_bytes(std::span(data)), path, po);
+    auto st = PutBytes(*c, data, path, 3);
     ASSERT_TRUE(st) << path << ": " << st.error().ToString();
     EXPECT_EQ(st->size, data.size());
     written.push_back(data);

@@ -14,15 +14,37 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "client/dfs_client.h"
 #include "tests/support/process.h"
 
 namespace dfs::test {
+
+// A libdfs_client connection, for tests that keep one Client across puts
+// (its spare leases live there); nullptr if it cannot connect.
+inline std::unique_ptr<client::Client> ConnectClient(const std::string& master,
+                                                     std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+  client::ClientOptions o;
+  o.master = master;
+  o.timeout = timeout;
+  auto c = client::Client::Connect(o);
+  return c ? std::move(*c) : nullptr;
+}
+
+// Client::Put of `bytes` to `remote` at replication `r`.
+inline Result<client::FileStatus> PutBytes(client::Client& c, const std::string& bytes, const std::string& remote,
+                                           uint32_t r) {
+  client::PutOptions po;
+  po.replication = r;
+  return c.Put(std::as_bytes(std::span(bytes)), remote, po);
+}
 
 inline std::string RandomBytes(size_t n, uint64_t seed) {
   std::string out(n, '\0');
