@@ -10,7 +10,10 @@
 # 4 KiB write+fdatasync ops/s, all in the file system of --dir, and the CPU
 # (user + system) one 4 KiB or 64 KiB write+fdatasync and one ZeroMQ message
 # cost: the small-file figures are held against the CPU floor those give
-# (what a file's messages and syncs alone cost, with no dfs code).
+# (what a file's messages and syncs alone cost, with no dfs code). Small puts
+# are also held against the disk alone: bench/small_put_disk_model puts the
+# same files with dfs's syncs (3 volumes and a journal, group commit) and no
+# messages, C clients one file at a time: the most this disk allows them.
 # Then a private 1 master + 3 node cluster on free ports under --dir runs
 # dfs-bench large (-r 1 and -r 3) and small (-r 3), N runs each, and every
 # figure is printed with its median and its ratio to the limit that bounds it.
@@ -189,6 +192,12 @@ for run in $(seq 1 "$RUNS"); do
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_4k_prepared\",\"value\":$P4}"
   record "{\"kind\":\"limit\",\"name\":\"fsync_cpu_64k_prepared\",\"value\":$P64}"
   rm -f "$WORK/sync.test" "$WORK/sync64.test"
+  if [ -x "$BUILD/bench/small_put_disk_model" ]; then
+    say "limits, run $run of $RUNS: $SMALL_FILES x $SMALL_SIZE puts by $CLIENTS clients on the disk alone (3 replicas + journal, no messages)"
+    M="$("$BUILD/bench/small_put_disk_model" "$WORK" "$CLIENTS" "$SMALL_FILES" "$(numfmt --from=iec "$SMALL_SIZE")" 3)" ||
+      die "small_put_disk_model failed in $WORK"
+    record "{\"kind\":\"limit\",\"name\":\"small_put_disk_model\",\"value\":$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["files_per_s"])' "$M")}"
+  fi
 done
 
 # ---- a private cluster -----------------------------------------------------
@@ -251,10 +260,10 @@ z = {k: statistics.median([d[k] for d in zs]) for k in zs[0]}
 zmq = max(z["zmq_1mib_copy_mib_per_s"], z["zmq_1mib_zerocopy_mib_per_s"])
 cores = os.cpu_count() or 1
 # The CPU floor under one small file: what its messages and syncs alone cost
-# on this machine, with no dfs code at all. A put at -r 3 sends 8 small
-# messages (create and its answer, 3 pipeline acks, 1 chunk report from the
-# head of the pipeline for all 3 replicas, complete and its answer) and 3
-# that carry the data (client -> node 1 -> node 2 -> node 3), and syncs 3
+# on this machine, with no dfs code at all. A put at -r 3 in a run sends 8
+# small messages (3 acks, a chunk report from each replica, complete and its
+# answer, which brings the next file's lease) and 3 that carry the data (the
+# client to each replica at once), and syncs 3
 # replicas (a data write + fdatasync each) and 1 journal commit, each the
 # cheaper of an append and a write over prepared space. A get sends 3 small
 # ones (locate, its answer, the read request) and 1 with the data. The data
@@ -277,6 +286,9 @@ print(f"  CPU per write + fdatasync, appended     {lim['fsync_cpu_4k']:9.1f} us 
 if "fsync_cpu_4k_prepared" in lim:
     print(f"  the same over prepared space            {lim['fsync_cpu_4k_prepared']:9.1f} us (4 KiB) / "
           f"{lim['fsync_cpu_64k_prepared']:.1f} us (64 KiB)")
+if "small_put_disk_model" in lim:
+    print(f"  small puts on the disk alone (model)    {lim['small_put_disk_model']:9.0f} files/s  ({clients} clients, "
+          f"{fsize} x 3 replicas + a journal record, group commit, no messages)")
 print(f"  CPU per ZeroMQ message, 4 pairs at once {z['zmq_4k_cpu_us_per_message']:9.1f} us (4 KiB) / "
       f"{z['zmq_64k_cpu_us_per_message']:.1f} us (64 KiB), all threads, user + system; {cores} cores")
 print("  page cache: " + ("dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every get"
@@ -303,6 +315,9 @@ for phase in ("put", "get"):
         bound = cores * 1e6 / put_floor_us
         why = (f"CPU floor, {cores} cores / {put_floor_us:.0f} us: 8 small + 3 data messages, "
                f"3 data + 1 journal write+fdatasync per file, no dfs code")
+        if lim.get("small_put_disk_model", float("inf")) < bound:
+            bound = lim["small_put_disk_model"]
+            why = f"the disk alone: {clients} clients' syncs with no messages (small_put_disk_model)"
     else:
         bound = cores * 1e6 / get_floor_us
         why = f"CPU floor, {cores} cores / {get_floor_us:.0f} us: 3 small + 1 data message per file, no dfs code"
