@@ -2,12 +2,11 @@
 // last completed version, a dead writer frees the path after the lease time,
 // and placement refuses clearly when too few nodes are alive.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "client/dfs_client.h"
+#include "tests/integration/data_test_util.h"
 #include "tests/support/cluster.h"
 
 namespace dfs::test {
@@ -97,23 +96,15 @@ TEST_F(LeaseTest, AbandonFreesThePathAtOnceAndLeavesNoFile) {
 }
 
 TEST_F(LeaseTest, AKilledWriterFreesThePathAfterTheLeaseTime) {
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    auto c = Connect(cluster_.master_address());
-    auto lease = c ? c->BeginWrite("/orphan", {.replication = 1}) : Status::Internal("no client");
-    if (lease) (void)c->AllocateChunk(*lease, 0);
-    char ok = lease ? 'y' : 'n';
-    (void)!write(ready[1], &ok, 1);
-    pause();
-    _exit(0);
-  }
-  char ok = 0;
-  ASSERT_EQ(read(ready[0], &ok, 1), 1);
-  ASSERT_EQ(ok, 'y');
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  // A writer streaming stdin (small chunks, so bytes reach the node at
+  // once) holds the lease while it waits for more input; then it dies.
+  PipedCli writer({"--master", cluster_.master_address(), "put", "-r", "1", "--chunk-size", "4K", "--frame-size", "4K",
+                   "-", "/orphan"},
+                  cluster_.root());
+  ASSERT_TRUE(writer.Write(std::string(64 * 1024, 'x')));
+  ASSERT_TRUE(WaitFor([&] { return VolumeBytes(cluster_.node_dir(0)) > 0; }, 30s))
+      << "the writer stored nothing: " << writer.err();
+  ::kill(writer.pid(), SIGKILL);
   auto busy = a_->BeginWrite("/orphan", {.replication = 1});
   ASSERT_FALSE(busy);
   EXPECT_EQ(busy.error().code(), Code::kBusy);
@@ -122,8 +113,6 @@ TEST_F(LeaseTest, AKilledWriterFreesThePathAfterTheLeaseTime) {
   EXPECT_FALSE(a_->Stat("/orphan")) << "an abandoned write must leave no visible file";
   auto log = MiniCluster::ReadText(cluster_.root() + "/master.log");
   EXPECT_NE(log.find("lease on /orphan expired"), std::string::npos) << log;
-  close(ready[0]);
-  close(ready[1]);
 }
 
 TEST_F(LeaseTest, RenewKeepsALeaseAlive) {
