@@ -226,6 +226,32 @@ TEST_F(LeaseTest, ASparesChunkIsPlacedAgainWhenItsPipelineFails) {
   EXPECT_FALSE(b_->Stat("/v5"));
 }
 
+// What a completion names is checked: a spare needs a path, and a lease
+// on one path cannot complete another.
+TEST_F(LeaseTest, ACompletionNamingTheWrongPathIsRefused) {
+  ASSERT_TRUE(PutSmall(*a_, "/w1"));
+  ASSERT_TRUE(PutSmall(*a_, "/w2"));
+  auto spare = a_->BeginWrite("/w3", {.replication = 1, .allocate_first = true, .small = true});
+  ASSERT_TRUE(spare && spare->spare);
+  spare->path.clear();
+  const auto& c = *spare->first_chunk;
+  auto nameless = a_->CompleteWrite(*spare, {{c.chunk_id, c.version, 10, 7}}, 10, 7);
+  ASSERT_FALSE(nameless);
+  EXPECT_EQ(nameless.error().code(), Code::kInvalidArgument) << nameless.error().ToString();
+
+  auto lease = a_->BeginWrite("/mine-only", {.replication = 1, .allocate_first = true});
+  ASSERT_TRUE(lease && !lease->spare);
+  lease->spare = true;  // so the completion names a path
+  lease->path = "/someone-elses";
+  const auto& d = *lease->first_chunk;
+  auto other = a_->CompleteWrite(*lease, {{d.chunk_id, d.version, 10, 7}}, 10, 7);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(other.error().message().find("/mine-only"), std::string::npos) << other.error().message();
+  EXPECT_FALSE(b_->Stat("/someone-elses"));
+  EXPECT_FALSE(b_->Stat("/mine-only"));
+}
+
 // A spare is never renewed: the client uses it within half its lease time
 // (2 s here), after that it asks for a lease of its own.
 TEST_F(LeaseTest, AStaleSpareIsNotUsed) {
