@@ -92,13 +92,7 @@ void ChunkWriter::OnFanReply(const bus::Message& reply, size_t node) {
     return Fail(Status::ProtocolError(fmt::format("{} answered a whole write for {} replicas, not its own", who,
                                                   replicas.size())));
   }
-  const auto& rep = replicas[0];
-  if (rep.crc32c() != final_crc_ || rep.size() != final_size_) {
-    suspects_.push_back(from.id);
-    return Fail(Status::Corruption(fmt::format(
-        "chunk {}: node {} stored {} bytes with crc32c {:08x}, the client sent {} bytes with crc32c {:08x}",
-        placement_.chunk_id, from.id, rep.size(), rep.crc32c(), final_size_, final_crc_)));
-  }
+  if (!CheckReplica(replicas[0])) return;
   fan_stored_[node] = true;
   if (std::find(fan_stored_.begin(), fan_stored_.end(), false) != fan_stored_.end()) return;
   replicas_.clear();
@@ -208,15 +202,19 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
   }
 }
 
+bool ChunkWriter::CheckReplica(const msg::ReplicaChecksum& rep) {
+  if (rep.crc32c() == final_crc_ && rep.size() == final_size_) return true;
+  suspects_.push_back(rep.node_id());
+  Fail(Status::Corruption(fmt::format(
+      "chunk {}: node {} stored {} bytes with crc32c {:08x}, the client sent {} bytes with crc32c {:08x}",
+      placement_.chunk_id, rep.node_id(), rep.size(), rep.crc32c(), final_size_, final_crc_)));
+  return false;
+}
+
 void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
   std::vector<std::string> stored;
   for (const auto& rep : r.replicas()) {
-    if (rep.crc32c() != final_crc_ || rep.size() != final_size_) {
-      suspects_.push_back(rep.node_id());
-      return Fail(Status::Corruption(fmt::format(
-          "chunk {}: node {} stored {} bytes with crc32c {:08x}, the client sent {} bytes with crc32c {:08x}",
-          placement_.chunk_id, rep.node_id(), rep.size(), rep.crc32c(), final_size_, final_crc_)));
-    }
+    if (!CheckReplica(rep)) return;
     stored.push_back(rep.node_id());
   }
   if (stored.size() != placement_.pipeline.size()) {
@@ -241,9 +239,6 @@ ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
 
 void ChunkWriter::Tick(Clock::time_point now) {
   if (now < deadline()) return;
-  const char* what = state_ == State::kOpening   ? "opening the pipeline"
-                     : state_ == State::kClosing ? "closing the chunk"
-                                                 : "acknowledging frames";
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_);
   if (fan_out_) {
     // Each node answers for itself: the silent ones are the suspects.
@@ -254,6 +249,9 @@ void ChunkWriter::Tick(Clock::time_point now) {
     return Fail(Status::TimedOut(fmt::format("chunk {}: node(s) {} silent for {:.1f} s storing it",
                                              placement_.chunk_id, fmt::join(silent, ", "), waited.count() / 1000.0)));
   }
+  const char* what = state_ == State::kOpening   ? "opening the pipeline"
+                     : state_ == State::kClosing ? "closing the chunk"
+                                                 : "acknowledging frames";
   Fail(Status::TimedOut(fmt::format("chunk {}: pipeline {} silent for {:.1f} s {}", placement_.chunk_id,
                                     placement_.pipeline.front().address, waited.count() / 1000.0, what)));
 }

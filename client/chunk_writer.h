@@ -90,6 +90,8 @@ class ChunkWriter {
   void Fail(Status status);
   void Blame(std::string_view node_message);
   void MaybeClose(Clock::time_point now);
+  // Whether `rep` stored what was sent; if not, fails naming that node.
+  bool CheckReplica(const msg::ReplicaChecksum& rep);
   void CheckReplicas(const msg::WriteCloseResponse& r);
 
   NodeLinks& links_;
