@@ -55,6 +55,14 @@ struct ChunkStoreOptions {
   // fdatasync writes its data alone (volume_store.h, "Prepared space"); 0
   // (the default) appends to the end instead.
   uint64_t volume_prepare = 0;
+  // Chunks in files: start each frame's writeback as it is written and drop
+  // the pages from the page cache a little behind it and at finish (as
+  // HDFS's drop-behind does). The page cache then holds what is read, not
+  // what was written once, and the disk sees each writer's stream in order
+  // rather than the flusher's interleaving of all of them: three nodes
+  // writing one disk went from 760-1,350 to 1,950-2,200 MiB/s here, in a
+  // fifth of the kernel time. false leaves the pages to the kernel.
+  bool drop_behind = true;
 };
 
 class ChunkWriter {
@@ -90,6 +98,8 @@ class ChunkWriter {
   ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, int fd, uint64_t allocated);
   ChunkWriter(ChunkStore& store, ChunkKey key, uint64_t capacity);
   Status Fail(Status s);
+  // ChunkStoreOptions::drop_behind, for the bytes up to `end` just written.
+  void DropBehind(uint64_t end);
   // The last partial block's checksum joins the table; once, at finish.
   void CloseBlocks();
 
@@ -98,6 +108,7 @@ class ChunkWriter {
   std::string stem_path_;  // DIR/chunks/xx/<id>_<version>; files only
   int fd_ = -1;
   uint64_t allocated_ = 0;  // a file's reserved size, or a buffer's capacity
+  uint64_t dropped_ = 0;    // drop_behind: pages before this were let go
   std::unique_ptr<std::byte[]> buffer_;  // buffered only; freed once committed
   bool buffered_ = false;
   uint64_t size_ = 0;

@@ -55,6 +55,7 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
   } else {
     Status s = PwriteAll(fd_, data.data(), data.size(), offset, stem_path_ + ".chunk.tmp");
     if (!s.ok()) return Fail(s);
+    if (store_.options_.drop_behind) DropBehind(offset + data.size());
   }
   crc_ = Crc32c(data, crc_);
   // Per-block checksums, carried across frames that do not line up with blocks.
@@ -70,6 +71,19 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
     }
   }
   return Status::OK();
+}
+
+// Hints only, so their errors are ignored: a real write error comes back
+// from Finish's fdatasync. Dropping skips pages still dirty or in flight;
+// the lag gives their writeback time to end first, and Finish drops the rest.
+void ChunkWriter::DropBehind(uint64_t end) {
+  constexpr uint64_t kLag = 8ull << 20;
+  ::sync_file_range(fd_, static_cast<off_t>(size_), static_cast<off_t>(end - size_), SYNC_FILE_RANGE_WRITE);
+  if (end < kLag) return;
+  const uint64_t upto = (end - kLag) & ~uint64_t{4095};
+  if (upto <= dropped_) return;
+  ::posix_fadvise(fd_, static_cast<off_t>(dropped_), static_cast<off_t>(upto - dropped_), POSIX_FADV_DONTNEED);
+  dropped_ = upto;
 }
 
 void ChunkWriter::CloseBlocks() {
@@ -125,6 +139,7 @@ Result<ChunkMeta> ChunkWriter::Finish() {
     if (!s.ok()) return Fail(s);
   }
   if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + chunk_tmp));
+  if (store_.options_.drop_behind) ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd_);
   fd_ = -1;
   // Replacing an older copy in a volume: a synced tombstone before the

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
                  "synced zeros kept ahead of the volume being written, so its syncs write data only, at twice "
                  "the bytes written (e.g. 8M); 0: none (the default)")
       ->check(dfs::SizeFlag());
+  app.add_flag("--keep-written-pages", o.keep_written_pages,
+               "leave a big chunk's pages in the page cache once written (default: write them out as they come "
+               "and drop them, so the cache keeps what is read and writers do not crowd each other)");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   // On one CPU while only small messages flow, spread while large chunks
   // stream: those need the event loop and libzmq's I/O thread running at

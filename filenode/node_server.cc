@@ -37,6 +37,7 @@ Status NodeServer::Start() {
   ChunkStoreOptions so;
   so.volume_max_chunk = options_.volume_max_chunk;
   so.volume_prepare = options_.volume_prepare;
+  so.drop_behind = !options_.keep_written_pages;
   store_ = std::make_unique<ChunkStore>(options_.dir, so);
   DFS_RETURN_IF_ERROR(store_->Scan().status());
 

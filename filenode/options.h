@@ -36,6 +36,9 @@ struct NodeOptions {
   // by default: it doubles the bytes small chunks write, for a gain this
   // machine showed only some of the time (volume_store.h).
   uint64_t volume_prepare = 0;
+  // ChunkStoreOptions::drop_behind, inverted: false drops a file chunk's
+  // pages as they are written.
+  bool keep_written_pages = false;
   // --cpu adaptive: the CPU main() pinned the node to, and the CPUs it may
   // spread over while it carries large streams (common/cpu_affinity.h).
   int adaptive_cpu = -1;

@@ -1,10 +1,15 @@
 // The node's chunk store: round trips, ranged reads, corruption found on
 // read, start-up scan, deletion and a full disk; small chunks in volumes
 // (group commit, restart, tombstones, torn tails, damaged records, roll-over,
-// dead volumes) and the sync worker's two lanes.
+// dead volumes), the sync worker's two lanes, and written chunks dropped
+// from the page cache.
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -790,6 +795,48 @@ TEST_F(ChunkStoreTest, BigOrUnknownSizedChunksStillGoToFiles) {
   auto w = store_->Create({id, 1}, 1000, kMiB);
   ASSERT_TRUE(w);
   EXPECT_FALSE((*w)->buffered());
+}
+
+// Pages of `path` in the page cache, and pages in all.
+std::pair<size_t, size_t> ResidentPages(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {0, 0};
+  struct stat st {};
+  ::fstat(fd, &st);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t pages = (static_cast<size_t>(st.st_size) + page - 1) / page;
+  void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return {0, pages};
+  std::vector<unsigned char> in(pages);
+  size_t resident = 0;
+  if (::mincore(map, static_cast<size_t>(st.st_size), in.data()) == 0) {
+    for (unsigned char c : in) resident += c & 1;
+  }
+  ::munmap(map, static_cast<size_t>(st.st_size));
+  return {resident, pages};
+}
+
+TEST_F(ChunkStoreTest, WrittenFileChunksLeaveThePageCacheUnlessKept) {
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(dir_.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "the test folder is on tmpfs, whose pages are its storage";
+  const auto data = RandomBytes(24 * kMiB, 7);
+  // Frames of an odd size, so the dropped ranges do not line up with them.
+  auto meta = Put(*store_, {1, 1}, data, kMiB + 4097);
+  ASSERT_TRUE(meta) << meta.error().ToString();
+  auto [resident, pages] = ResidentPages(ChunkPath({1, 1}));
+  EXPECT_EQ(pages, 24 * kMiB / 4096);
+  EXPECT_LT(resident, pages / 20) << "a written chunk's pages should have left the page cache";
+  ExpectHolds({1, 1}, data);
+
+  ChunkStoreOptions keep = Exact();
+  keep.drop_behind = false;
+  Reopen(keep);
+  ASSERT_TRUE(Put(*store_, {2, 1}, data, kMiB + 4097));
+  std::tie(resident, pages) = ResidentPages(ChunkPath({2, 1}));
+  EXPECT_GT(resident, pages / 2) << "--keep-written-pages should leave them cached";
+  ExpectHolds({2, 1}, data);
 }
 
 TEST_F(ChunkStoreTest, BufferedWritersKeepTheWriteRules) {
