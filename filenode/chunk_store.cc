@@ -23,9 +23,11 @@
 namespace dfs::filenode {
 
 ChunkStore::ChunkStore(std::string dir, ChunkStoreOptions options)
-    : root_(std::move(dir) + "/chunks"),
+    : root_(dir + "/chunks"),
       options_(options),
-      volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size, options.volume_prepare)) {
+      trash_(dir + "/trash"),
+      volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size, options.volume_prepare,
+                                             &trash_)) {
   options_.volume_max_chunk = std::min(options_.volume_max_chunk, kMaxVolumeChunk);
 }
 ChunkStore::~ChunkStore() = default;
@@ -115,6 +117,7 @@ void ChunkStore::RemoveChunkFiles(const std::string& stem) {
 
 Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
   DFS_RETURN_IF_ERROR(CreateDirectories(root_));
+  DFS_RETURN_IF_ERROR(trash_.Start());
   size_t temps = 0, dropped = 0;
   std::vector<ChunkMeta> found;
   for (int shard = 0; shard < 256; ++shard) {
@@ -350,9 +353,11 @@ Status ChunkStore::Delete(ChunkKey key) {
   }
   // No folder fsync: a deletion lost in a crash brings the chunk back, the
   // full report lists it, and the master asks for the deletion again.
+  // The .chunk first (a lone .meta is dropped by the next scan), and into
+  // the trash: its blocks are freed off this thread.
   const std::string stem = StemPath(key);
-  Status s;
-  if (::unlink((stem + ".chunk").c_str()) != 0 && errno != ENOENT) s = Status::FromErrno(errno, stem + ".chunk");
+  Status s = trash_.Discard(stem + ".chunk");
+  if (s.code() == Code::kNotFound) s = Status::OK();
   RemoveQuietly(stem + ".meta");
   return s;
 }

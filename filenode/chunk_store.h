@@ -35,6 +35,7 @@
 
 #include "common/status.h"
 #include "filenode/chunk_format.h"
+#include "filenode/trash.h"
 
 namespace dfs::filenode {
 
@@ -149,6 +150,9 @@ class ChunkStore {
   Status Read(ChunkKey key, uint64_t offset, std::span<std::byte> out, uint32_t* crc = nullptr) const;
   // Removes a stored chunk (not an open writer's temp files).
   Status Delete(ChunkKey key);
+  // Waits until the files deleted so far have given their blocks back
+  // (trash.h: they leave the store at once, their blocks a little later).
+  void DrainTrash() { trash_.Drain(); }
 
   // Remembers that a chunk failed a checksum, for List(); cleared by Delete
   // or a new copy. True when it was not marked yet (report it once).
@@ -214,6 +218,7 @@ class ChunkStore {
 
   std::string root_;  // DIR/chunks
   ChunkStoreOptions options_;
+  Trash trash_;  // DIR/trash; before the volume store, which uses it
   std::unique_ptr<VolumeStore> volumes_;
   mutable std::mutex mu_;  // before the volume store's locks when both are held
   std::unordered_map<ChunkKey, Entry, ChunkKeyHash> index_;

@@ -150,8 +150,8 @@ Result<ChunkMeta> ChunkWriter::Finish() {
   if (!tombstone) return Fail(tombstone.error());
   // Replacing an older file: drop its .chunk first, so a crash between the
   // renames below never pairs the old bytes with the new checksums.
-  if (store_.IsStoredInFile(key_) && ::unlink(chunk_path.c_str()) != 0 && errno != ENOENT) {
-    return Fail(Status::FromErrno(errno, "unlink " + chunk_path));
+  if (store_.IsStoredInFile(key_)) {
+    if (Status s = store_.trash_.Discard(chunk_path); !s.ok() && s.code() != Code::kNotFound) return Fail(s);
   }
   // .meta first: a .chunk in place always has its checksums beside it.
   if (::rename(meta_tmp.c_str(), meta_path.c_str()) != 0) {
@@ -181,9 +181,12 @@ void ChunkWriter::Abort() {
   }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  // The .chunk.tmp may hold a whole chunk's reserved blocks: to the trash,
+  // and before Release, so that a new writer of this chunk never meets it.
   for (const char* ext : {".chunk.tmp", ".meta.tmp"}) {
     std::string p = stem_path_ + ext;
-    if (::unlink(p.c_str()) != 0 && errno != ENOENT) spdlog::warn("cannot remove {}: {}", p, std::strerror(errno));
+    Status s = store_.trash_.Discard(p);
+    if (!s.ok() && s.code() != Code::kNotFound) spdlog::warn("cannot remove {}: {}", p, s.ToString());
   }
   store_.Release(key_);
 }

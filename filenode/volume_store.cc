@@ -201,8 +201,8 @@ void CutTo(const std::string& path, uint64_t size) {
 
 }  // namespace
 
-VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare)
-    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)), prepare_(prepare) {}
+VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash* trash)
+    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)), prepare_(prepare), trash_(trash) {}
 
 VolumeStore::~VolumeStore() {
   {
@@ -705,8 +705,11 @@ void VolumeStore::CollectGarbage() {
       volumes_.erase(dead);
     }
     // The volume before its index: a lone index is removed by the next scan.
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, std::strerror(errno));
+    if (Status s = trash_ ? trash_->Discard(path) : (::unlink(path.c_str()) == 0 || errno == ENOENT)
+                                                        ? Status::OK()
+                                                        : Status::FromErrno(errno, "remove " + path);
+        !s.ok() && s.code() != Code::kNotFound) {
+      spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, s.ToString());
     } else {
       spdlog::info("chunk store: removed {}: every record in it is dead", path);
     }

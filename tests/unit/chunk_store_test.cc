@@ -261,6 +261,37 @@ TEST_F(ChunkStoreTest, DeleteRemovesFilesAndCounts) {
   EXPECT_EQ(store_->Read({9, 2}, 0, out).code(), Code::kNotFound);
 }
 
+TEST_F(ChunkStoreTest, DeletedFilesLeaveAtOnceAndAChunkWrittenAgainKeepsItsName) {
+  const auto first = RandomBytes(4 * kMiB + 5, 11);
+  const auto second = RandomBytes(3 * kMiB, 12);
+  ASSERT_TRUE(Put(*store_, {5, 1}, first));
+  ASSERT_TRUE(store_->Delete({5, 1}).ok());
+  // The name is free before any unlink has run: the same chunk comes back
+  // at once (a re-replication, say), and the trash's late unlink of the old
+  // file must not take the new one.
+  EXPECT_FALSE(Exists(ChunkPath({5, 1})));
+  ASSERT_TRUE(Put(*store_, {5, 1}, second));
+  // An aborted writer's reserved file goes the same way.
+  {
+    auto w = store_->Create({6, 1}, 8 * kMiB);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->Append(0, RandomBytes(kMiB, 13)).ok());
+    (*w)->Abort();
+  }
+  store_->DrainTrash();
+  EXPECT_TRUE(FilesUnder(dir_ + "/trash").empty());
+  EXPECT_EQ(FilesUnder(dir_ + "/chunks"), (std::vector<std::string>{"5_1.chunk", "5_1.meta"}));
+  ExpectHolds({5, 1}, second);
+  // What a crash or a stop left in the trash goes after the next start.
+  {
+    std::ofstream(dir_ + "/trash/left-by-a-crash.chunk") << "old bytes";
+  }
+  Reopen();
+  store_->DrainTrash();
+  EXPECT_TRUE(FilesUnder(dir_ + "/trash").empty());
+  ExpectHolds({5, 1}, second);
+}
+
 TEST_F(ChunkStoreTest, WritesAreOrderedAbortedAndExclusive) {
   auto data = RandomBytes(1000, 5);
   auto w = store_->Create({11, 1}, 0);
