@@ -59,7 +59,9 @@ Status Trash::Discard(const std::string& path) {
       cv_.notify_one();
       return Status::OK();
     }
-    if (errno == ENOENT) return Status::NotFound(path + ": no such file");
+    // ENOENT is also the trash folder gone from under us: never leave the
+    // file in place for that.
+    if (errno == ENOENT && ::access(path.c_str(), F_OK) != 0) return Status::NotFound(path + ": no such file");
     spdlog::warn("chunk store: cannot move {} to {}: {}; removing it in place", path, dir_, std::strerror(errno));
   }
   if (::unlink(path.c_str()) != 0) {
@@ -74,11 +76,6 @@ void Trash::Drain() {
   idle_.wait(lock, [&] { return !started_ || stop_ || (queue_.empty() && !busy_); });
 }
 
-uint64_t Trash::removed() const {
-  std::lock_guard lock(mu_);
-  return removed_;
-}
-
 void Trash::Loop() {
   std::unique_lock lock(mu_);
   for (;;) {
@@ -88,11 +85,9 @@ void Trash::Loop() {
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
-    const bool gone = ::unlink(path.c_str()) == 0 || errno == ENOENT;
-    if (!gone) spdlog::warn("chunk store: cannot remove {}: {}", path, std::strerror(errno));
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) spdlog::warn("chunk store: cannot remove {}: {}", path, std::strerror(errno));
     lock.lock();
     busy_ = false;
-    if (gone) ++removed_;
     if (queue_.empty()) idle_.notify_all();
   }
   busy_ = false;

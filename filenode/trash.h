@@ -45,20 +45,17 @@ class Trash {
   Status Discard(const std::string& path);
   // Waits until every queued file is gone (tests, and a clean shutdown).
   void Drain();
-  // Files unlinked so far by the thread.
-  uint64_t removed() const;
 
  private:
   void Loop();
 
   const std::string dir_;
   const std::string prefix_;  // this run's, so names never meet a leftover's
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_;
   std::deque<std::string> queue_;
   uint64_t next_ = 0;
-  uint64_t removed_ = 0;
   bool busy_ = false;
   bool stop_ = false;
   bool started_ = false;

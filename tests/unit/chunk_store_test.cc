@@ -290,6 +290,10 @@ TEST_F(ChunkStoreTest, DeletedFilesLeaveAtOnceAndAChunkWrittenAgainKeepsItsName)
   store_->DrainTrash();
   EXPECT_TRUE(FilesUnder(dir_ + "/trash").empty());
   ExpectHolds({5, 1}, second);
+  // With the trash folder gone from under the store, a delete still deletes.
+  std::filesystem::remove_all(dir_ + "/trash");
+  ASSERT_TRUE(store_->Delete({5, 1}).ok());
+  EXPECT_FALSE(Exists(ChunkPath({5, 1})));
 }
 
 TEST_F(ChunkStoreTest, WritesAreOrderedAbortedAndExclusive) {
