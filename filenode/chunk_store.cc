@@ -27,7 +27,7 @@ ChunkStore::ChunkStore(std::string dir, ChunkStoreOptions options)
       options_(options),
       trash_(dir + "/trash"),
       volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size, options.volume_prepare,
-                                             &trash_)) {
+                                             trash_)) {
   options_.volume_max_chunk = std::min(options_.volume_max_chunk, kMaxVolumeChunk);
 }
 ChunkStore::~ChunkStore() = default;

@@ -85,7 +85,9 @@ void Trash::Loop() {
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) spdlog::warn("chunk store: cannot remove {}: {}", path, std::strerror(errno));
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("chunk store: cannot remove {}: {}", path, std::strerror(errno));
+    }
     lock.lock();
     busy_ = false;
     if (queue_.empty()) idle_.notify_all();

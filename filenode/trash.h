@@ -43,7 +43,7 @@ class Trash {
   // Moves `path` into the trash and queues its unlink. NotFound when there
   // is no such file; when the rename fails otherwise, unlinks it now.
   Status Discard(const std::string& path);
-  // Waits until every queued file is gone (tests, and a clean shutdown).
+  // Waits until every queued file is gone (ChunkStore::DrainTrash, for tests).
   void Drain();
 
  private:

@@ -201,7 +201,7 @@ void CutTo(const std::string& path, uint64_t size) {
 
 }  // namespace
 
-VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash* trash)
+VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash)
     : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)), prepare_(prepare), trash_(trash) {}
 
 VolumeStore::~VolumeStore() {
@@ -705,10 +705,7 @@ void VolumeStore::CollectGarbage() {
       volumes_.erase(dead);
     }
     // The volume before its index: a lone index is removed by the next scan.
-    if (Status s = trash_ ? trash_->Discard(path) : (::unlink(path.c_str()) == 0 || errno == ENOENT)
-                                                        ? Status::OK()
-                                                        : Status::FromErrno(errno, "remove " + path);
-        !s.ok() && s.code() != Code::kNotFound) {
+    if (Status s = trash_.Discard(path); !s.ok() && s.code() != Code::kNotFound) {
       spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, s.ToString());
     } else {
       spdlog::info("chunk store: removed {}: every record in it is dead", path);

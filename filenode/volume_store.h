@@ -128,8 +128,8 @@ class VolumeStore {
 
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
   // `prepare`: zeroed bytes kept ahead of the active volume's end (0: none).
-  // `trash`, when given, takes dead volumes (trash.h); else they are unlinked.
-  VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare = 0, Trash* trash = nullptr);
+  // `trash` takes dead volumes (trash.h); it must outlive the store.
+  VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash);
   ~VolumeStore();
   VolumeStore(const VolumeStore&) = delete;
   VolumeStore& operator=(const VolumeStore&) = delete;
@@ -214,7 +214,7 @@ class VolumeStore {
   const std::string dir_;
   const uint64_t volume_size_;
   const uint64_t prepare_;
-  Trash* const trash_;
+  Trash& trash_;
   mutable std::mutex mu_;
   std::condition_variable prepare_cv_;  // with mu_: work for the preparer, or a segment done
   bool stopping_ = false;
