@@ -5,6 +5,7 @@
 // A small --chunk-size (256K) makes "many chunks" cheap.
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -127,6 +128,60 @@ TEST_F(DataPutGetTest, ARunOfSmallPutsThroughOneClientOutlivesAMasterRestart) {
     ASSERT_EQ(st["chunks"].size(), 1u);
     EXPECT_EQ(st["chunks"][0]["replicas"].size(), 3u) << st.dump();
   }
+}
+
+// Clients on several threads of one process, as dfs-bench small runs them:
+// one that ends early must not disturb the others, and a client made after
+// every other one has gone works. Each thread writes small files and a file
+// of several chunks and reads them all back through its own client.
+TEST_F(DataPutGetTest, ClientsOnSeveralThreadsOfOneProcessOutliveEachOther) {
+  constexpr int kThreads = 4;
+  std::vector<std::string> errors(kThreads);
+  auto read_back = [](client::Client& c, const std::string& path) -> Result<std::string> {
+    std::string got;
+    auto st = c.Read(path, {}, /*in_order=*/true, [&](uint64_t, std::span<const std::byte> b) {
+      got.append(reinterpret_cast<const char*>(b.data()), b.size());
+      return Status::OK();
+    });
+    if (!st) return st.error();
+    return got;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string& err = errors[static_cast<size_t>(t)];
+      auto c = ConnectClient(cluster_.master_address());
+      if (!c) {
+        err = "cannot connect";
+        return;
+      }
+      // Thread 0 leaves after one file, while the others are mid-run.
+      const int files = t == 0 ? 1 : 12;
+      for (int i = 0; i < files && err.empty(); ++i) {
+        const size_t size = i == 5 ? 3 * kChunk + 17 : 100 + static_cast<size_t>(i) * 4099;
+        const std::string data = RandomBytes(size, static_cast<uint64_t>(t * 100 + i));
+        const std::string path = fmt::format("/t{}-{}", t, i);
+        client::PutOptions po;
+        po.replication = 2;
+        po.chunk_size = kChunk;
+        auto put = c->Put(std::as_bytes(std::span(data)), path, po);
+        if (!put) {
+          err = path + ": " + put.error().ToString();
+          break;
+        }
+        auto got = read_back(*c, path);
+        if (!got) err = path + ": " + got.error().ToString();
+        else if (*got != data) err = path + ": read back different bytes";
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[static_cast<size_t>(t)], "") << "thread " << t;
+  auto later = ConnectClient(cluster_.master_address());
+  ASSERT_TRUE(later);
+  auto got = read_back(*later, "/t1-5");
+  ASSERT_TRUE(got) << got.error().ToString();
+  EXPECT_TRUE(*got == RandomBytes(3 * kChunk + 17, 105));
 }
 
 // 16 chunks at once want 16 x 4 MiB of credit from nodes that have 8 MiB
