@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs deps, builds and runs every test.
-#   scripts/test.sh              release build + ctest, then the asan build + ctest
+#   scripts/test.sh              release build + ctest, then asan, then tsan (each its own build)
 #   scripts/test.sh --quick      release only
 #   scripts/test.sh --asan       asan only (ASan + UBSan)
 #   scripts/test.sh --tsan       tsan only (ThreadSanitizer)
@@ -27,7 +27,11 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#kinds[@]} -gt 0 ] || kinds=(release asan)
+# Every test under each: the cluster tests are where the threads meet (the
+# nodes' sync and trash threads, the master's journal writer, the client
+# threads of dfs-bench), and the whole suite under TSan takes about two
+# minutes here.
+[ ${#kinds[@]} -gt 0 ] || kinds=(release asan tsan)
 
 # Sanitizers stop at the first report, with a stack, so ctest sees a failure.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
