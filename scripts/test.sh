@@ -28,8 +28,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 # Every test under each: the cluster tests are where the threads meet (the
-# nodes' sync and trash threads, the master's journal writer, the client
-# threads of dfs-bench), and the whole suite under TSan takes about two
+# nodes' sync and trash threads, the master's journal writer, clients on
+# several threads of one process), and the whole suite under TSan takes about two
 # minutes here.
 [ ${#kinds[@]} -gt 0 ] || kinds=(release asan tsan)
 
