@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 #include <zmq.hpp>
 
 #include <fmt/format.h>
@@ -164,6 +165,17 @@ Status Socket::Bind(const std::string& endpoint) {
     return Status::OK();
   } catch (const zmq::error_t& e) {
     return FromZmq(e, "bind " + endpoint);
+  }
+}
+
+Status BindRetrying(Socket& socket, const std::string& endpoint, std::chrono::milliseconds patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (int attempt = 1;; ++attempt) {
+    Status s = socket.Bind(endpoint);
+    // Busy is EADDRINUSE (FromZmq).
+    if (s.code() != Code::kBusy || std::chrono::steady_clock::now() >= deadline) return s;
+    if (attempt == 1) spdlog::warn("{}; retrying for up to {} ms", s.message(), patience.count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 
@@ -424,20 +436,20 @@ Status FromProto(const msg::Status& status) {
   return Status(static_cast<Code>(code), status.message());
 }
 
-Status Reply(Socket& socket, const Message& request, msg::Envelope reply, std::vector<Frame> payload) {
+Status Reply(Outbox& out, const Message& request, msg::Envelope reply, std::vector<Frame> payload) {
   Message m;
   m.route = request.route;
   reply.set_request_id(request.envelope.request_id());
   reply.set_client_id(request.envelope.client_id());
   m.envelope = std::move(reply);
   m.payload = std::move(payload);
-  return socket.Send(std::move(m));
+  return out.Send(std::move(m));
 }
 
-Status ReplyError(Socket& socket, const Message& request, const Status& error) {
+Status ReplyError(Outbox& out, const Message& request, const Status& error) {
   msg::Envelope reply;
   *reply.mutable_error() = ToProto(error);
-  return Reply(socket, request, std::move(reply));
+  return Reply(out, request, std::move(reply));
 }
 
 }  // namespace dfs::bus

@@ -17,8 +17,10 @@
 #include <string_view>
 #include <vector>
 
+#include "bus/outbox.h"
 #include "common/status.h"
 #include "envelope.pb.h"
+#include "common/limits.h"
 
 namespace dfs::bus {
 
@@ -52,10 +54,8 @@ struct CurveKeys {
 };
 
 struct SocketOptions {
-  // Largest single frame accepted: a bigger one makes libzmq drop the peer's
-  // connection before buffering it. Control traffic is small; 16 MiB still
-  // covers a 1 MiB data frame with margin and a large listing.
-  int64_t max_message_size = 16 << 20;
+  // Largest single frame accepted (see limits::kMaxMessageSize).
+  int64_t max_message_size = limits::kMaxMessageSize;
   // Unsent messages are dropped this long after close, so stopping never hangs
   // on a dead peer.
   int linger_ms = 200;
@@ -79,55 +79,16 @@ struct SocketOptions {
 
 enum class SocketType { kRouter, kDealer, kPub, kSub };
 
-// Bulk bytes beside the envelope. Moves without copying; Share() adds a
-// reference to the same buffer (ZeroMQ refcounts large messages).
-class Frame {
- public:
-  Frame();
-  ~Frame();
-  Frame(Frame&&) noexcept;
-  Frame& operator=(Frame&&) noexcept;
-
-  static Frame Copy(std::span<const std::byte> bytes);
-  static Frame Copy(std::string_view bytes);
-  // An uninitialised buffer of `size` bytes to fill through data().
-  static Frame Allocate(size_t size);
-  // The same, with `size` added to `*held` now and taken off when the last
-  // holder lets go of the buffer (ZeroMQ's I/O thread, once it is sent):
-  // how a server bounds the bytes queued for readers slower than its disk.
-  static Frame AllocateCounted(size_t size, std::shared_ptr<std::atomic<uint64_t>> held);
-
-  Frame Share() const;
-  size_t size() const;
-  const std::byte* data() const;
-  std::byte* data();
-  std::string_view view() const;
-
- private:
-  friend class Socket;
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-struct Message {
-  // ROUTER: the peer's routing id (set on receive, required on send).
-  // SUB: the topic. Empty otherwise.
-  std::string route;
-  msg::Envelope envelope;
-  std::vector<Frame> payload;
-  // Receive only. Not OK when the message was malformed (no header, header
-  // not a valid Envelope, another protocol major, too many frames). `route`
-  // and, when the header parsed, `envelope.request_id` are still set so a
-  // server can answer with an error.
-  Status defect;
-};
-
-class Socket {
+// A Socket is an Outbox: handlers that only answer take the Outbox, so a
+// test drives them with a recording fake instead of ZeroMQ.
+class Socket final : public Outbox {
  public:
   static Result<Socket> Create(Context& ctx, SocketType type, const SocketOptions& options);
   ~Socket();
   Socket(Socket&&) noexcept;
   Socket& operator=(Socket&&) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
 
   // "tcp://127.0.0.1:0" binds any free port; endpoint() tells which.
   Status Bind(const std::string& endpoint);
@@ -138,7 +99,7 @@ class Socket {
 
   // Stamps the protocol version and sends [route][envelope][payload…].
   // Never blocks: a full queue is Busy, an unroutable ROUTER peer Unavailable.
-  Status Send(Message message);
+  Status Send(Message message) override;
   // PUB: [topic][envelope].
   Status Publish(std::string_view topic, msg::Envelope envelope);
   // SUB: receive topics starting with `prefix` ("" for all).
@@ -162,6 +123,14 @@ class Socket {
   std::unique_ptr<Impl> impl_;
 };
 
+// Binds `endpoint`, retrying for up to `patience` while its port is in use.
+// A daemon restarted on its old port can find it taken for a moment: by the
+// previous process's last connections, or by a client whose ephemeral source
+// port happened to land on it while the daemon was down (ports picked with
+// --port 0 lie in the ephemeral range).
+Status BindRetrying(Socket& socket, const std::string& endpoint,
+                    std::chrono::milliseconds patience = std::chrono::seconds(5));
+
 // Waits until sockets or plain file descriptors (a signalfd) are readable.
 class Poller {
  public:
@@ -182,11 +151,5 @@ class Poller {
 // Envelope status <-> dfs::Status.
 msg::Status ToProto(const Status& status);
 Status FromProto(const msg::Status& status);
-
-// Server-side helpers: answer `request` on `socket` (route, request id and
-// client id copied over).
-Status Reply(Socket& socket, const Message& request, msg::Envelope reply,
-             std::vector<Frame> payload = {});
-Status ReplyError(Socket& socket, const Message& request, const Status& error);
 
 }  // namespace dfs::bus
