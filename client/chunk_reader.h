@@ -19,6 +19,7 @@
 #include "bus/socket.h"
 #include "client/dfs_client.h"
 #include "client/node_links.h"
+#include "common/limits.h"
 
 namespace dfs::client {
 
@@ -45,7 +46,7 @@ class ChunkReader {
  public:
   using Clock = std::chrono::steady_clock;
   struct Config {
-    uint32_t frame_size = 1 << 20;
+    uint32_t frame_size = limits::kDefaultFrameSize;
     uint32_t window = 8;
     std::chrono::milliseconds stall_timeout{3000};
     // The sink takes the same bytes again (positioned writes): a chunk whose

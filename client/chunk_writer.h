@@ -18,6 +18,7 @@
 #include "bus/socket.h"
 #include "client/dfs_client.h"
 #include "client/node_links.h"
+#include "common/limits.h"
 
 namespace dfs::client {
 
@@ -27,7 +28,7 @@ class ChunkWriter {
   enum class State { kOpening, kStreaming, kClosing, kStored, kFailed };
 
   struct Config {
-    uint32_t frame_size = 1 << 20;
+    uint32_t frame_size = limits::kDefaultFrameSize;
     // Waiting on the pipeline (open, acks, close) with nothing heard for this
     // long means a node died or stalled.
     std::chrono::milliseconds stall_timeout{5000};

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/limits.h"
 
 namespace dfs::client {
 
@@ -189,7 +190,7 @@ struct PutOptions {
   // parallel x credit frames for a file or buffer; a stream (pipe) keeps
   // each unstored chunk whole for a resend, so at most 2 stream at once.
   int parallel = 4;
-  uint32_t frame_size = 1 << 20;  // payload bytes per frame (DESIGN.md: 1 MiB)
+  uint32_t frame_size = limits::kDefaultFrameSize;  // payload bytes per frame
   // A pipeline silent this long while owing an answer has failed (a node
   // died or stalled); the chunk is resent to a pipeline without the culprit.
   // A little over a node's own downstream timeout (3 s + 1 s per hop), so a
@@ -211,7 +212,7 @@ struct GetOptions {
   uint64_t length = kToEnd;   // bytes from `offset`; kToEnd: the rest of the file
   int parallel = 4;           // chunks fetched at once (unordered reads)
   uint32_t window = 8;        // reads in flight per chunk: the credit a reader grants
-  uint32_t frame_size = 1 << 20;
+  uint32_t frame_size = limits::kDefaultFrameSize;
   // A replica silent this long while owing an answer is abandoned for the
   // next (a node whose disk is saturated can pause for a second or two).
   std::chrono::milliseconds stall_timeout{3000};

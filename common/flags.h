@@ -28,6 +28,16 @@ CLI::Validator ParsedFlag(Parse parse, std::string name) {
 inline CLI::Validator SizeFlag() {
   return ParsedFlag([](const std::string& v) { return ParseSize(v); }, "SIZE");
 }
+// A size within [lo, hi], said in human sizes when it is not.
+inline CLI::Validator SizeInRange(uint64_t lo, uint64_t hi) {
+  return CLI::Validator(
+      [lo, hi](const std::string& v) -> std::string {
+        auto r = ParseSize(v);
+        if (r && *r >= lo && *r <= hi) return "";
+        return "must be " + FormatSize(lo) + " to " + FormatSize(hi);
+      },
+      "SIZE");
+}
 inline CLI::Validator DurationFlag() {
   return ParsedFlag([](const std::string& v) { return ParseDuration(v); }, "DURATION");
 }

@@ -1,4 +1,5 @@
 #include "filenode/master_link.h"
+#include "common/limits.h"
 
 #include <algorithm>
 
@@ -114,8 +115,7 @@ void MasterLink::HandleHelloSocket(Clock::time_point now) {
     master_incarnation_ = hello.incarnation();
     hello_socket_.reset();
     bus::SocketOptions o;
-    // Matches the master's node port limit (chunk reports go in pages).
-    o.max_message_size = 64 << 20;
+    o.max_message_size = limits::kMaxReportMessageSize;
     o.zmtp_heartbeat_ivl_ms = 5000;  // application heartbeats cover liveness
     o.zmtp_heartbeat_timeout_ms = 15000;
     auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);

@@ -11,17 +11,14 @@
 #include "common/checksum.h"
 #include "common/random_id.h"
 #include "common/units.h"
+#include "common/limits.h"
 
 namespace dfs::filenode {
 namespace {
 
-// A frame is at most 8 MiB: with the envelope it stays under the bus's 16 MiB
-// message limit, and 8 frames of it still fit the default credit pool.
-constexpr uint64_t kMaxFrameSize = 8 * kMiB;
-// Longer pipelines than this are a mistake, not a replication factor.
-constexpr int kMaxDownstream = 15;
-// A chunk larger than this is refused at open (the master's chunks are 64 MiB).
-constexpr uint64_t kMaxChunkSize = 64 * kGiB;
+using limits::kMaxChunkSize;
+using limits::kMaxDownstream;
+using limits::kMaxFrameSize;
 
 }  // namespace
 
@@ -122,7 +119,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
     return AnswerError(from, Status::InvalidArgument(fmt::format("frame size {} is over the node's limit of {}",
                                                                  frame_size, FormatSize(kMaxFrameSize))));
   }
-  if (req.downstream_size() > kMaxDownstream || req.expected_size() > kMaxChunkSize) {
+  if (static_cast<uint32_t>(req.downstream_size()) > kMaxDownstream || req.expected_size() > kMaxChunkSize) {
     return AnswerError(from, Status::InvalidArgument(fmt::format(
                                  "{}: {} downstream nodes and {} bytes are beyond this node's limits ({} and {})",
                                  ChunkName(key), req.downstream_size(), req.expected_size(), kMaxDownstream,

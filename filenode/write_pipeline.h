@@ -30,12 +30,13 @@
 #include "filenode/flow_accounting.h"
 #include "filenode/sync_worker.h"
 #include "filenode/write_stream.h"
+#include "common/limits.h"
 
 namespace dfs::filenode {
 
 // A sender's frame when its open names none; clients send frames this big
 // too, so a chunk larger than this moves in several.
-inline constexpr uint32_t kDefaultFrameSize = 1u << 20;
+using limits::kDefaultFrameSize;
 
 struct PipelineOptions {
   uint64_t credit_pool = 256ull << 20;

@@ -11,10 +11,12 @@
 #include "common/signals.h"
 #include "common/units.h"
 #include "master/master_server.h"
+#include "common/limits.h"
 
 int main(int argc, char** argv) {
   dfs::master::MasterOptions o;
   std::string chunk_size = "64M", dead_after = "5s";
+  static_assert(dfs::limits::kDefaultChunkSize == 64 * dfs::kMiB, "the --chunk-size default shown below");
   CLI::App app{"dfs-master: the namespace and chunk map of a dfs cluster"};
   app.add_option("--dir", o.dir, "data folder (journal, checkpoint, master.addr)")->required();
   app.add_option("--bind", o.bind, "address to bind")->capture_default_str();
@@ -22,9 +24,12 @@ int main(int argc, char** argv) {
   app.add_option("--event-port", o.event_port, "event PUB port (default PORT+1)");
   app.add_option("--node-port", o.node_port, "node control port (default PORT+2)");
   app.add_option("--replication", o.replication, "default replication factor")
-      ->check(CLI::Range(1, 16))
+      ->check(CLI::Range(uint32_t{1}, dfs::limits::kMaxReplication))
       ->capture_default_str();
-  app.add_option("--chunk-size", chunk_size, "default chunk size")->check(dfs::SizeFlag())->capture_default_str();
+  app.add_option("--chunk-size", chunk_size, "default chunk size")
+      ->check(dfs::SizeFlag())
+      ->check(dfs::SizeInRange(dfs::limits::kMinChunkSize, dfs::limits::kMaxChunkSize))
+      ->capture_default_str();
   app.add_option("--dead-after", dead_after, "a node silent this long is dead")
       ->check(dfs::DurationFlag())
       ->capture_default_str();
@@ -54,10 +59,6 @@ int main(int argc, char** argv) {
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
-  if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 2 * dfs::kGiB) {
-    std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 2G\n");
-    return 2;
-  }
   if (o.dead_after < std::chrono::milliseconds(500)) {
     std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");
     return 2;

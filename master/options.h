@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/units.h"
+#include "common/limits.h"
 
 namespace dfs::master {
 
@@ -17,8 +18,8 @@ struct MasterOptions {
   // 0 with a fixed --port means PORT+1 / PORT+2 (DESIGN.md).
   uint16_t event_port = 0;
   uint16_t node_port = 0;
-  uint32_t replication = 3;
-  uint64_t chunk_size = 64 * kMiB;
+  uint32_t replication = limits::kDefaultReplication;
+  uint64_t chunk_size = limits::kDefaultChunkSize;
   // Five missed 1 s heartbeats: long enough to ride out a GC-free hiccup or a
   // busy fsync, short enough that repair starts within seconds.
   std::chrono::milliseconds dead_after{5000};

@@ -17,6 +17,7 @@
 #include "client/cli/entry_format.h"
 #include "common/flags.h"
 #include "common/units.h"
+#include "common/limits.h"
 
 namespace dfs::cli {
 namespace {
@@ -139,21 +140,17 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
   p->add_flag("-f,--force", put->force, "replace REMOTE if it exists");
   p->add_option("-r,--replication", put->replication, "copies of each chunk (default: the cluster's)")
-      ->check(CLI::Range(1, 16));
+      ->check(CLI::Range(uint32_t{1}, limits::kMaxReplication));
   p->add_option("--chunk-size", put->chunk_size, "bytes per chunk, e.g. 64M (default: the cluster's)")
-      ->check(SizeFlag());
+      ->check(SizeFlag())
+      ->check(SizeInRange(limits::kMinChunkSize, limits::kMaxChunkSize));
   p->add_option("--parallel", put->parallel, "chunks streaming at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   p->add_option("--frame-size", put->frame_size,
                 "bytes per message, 4K to 8M (default 1M); a chunk no larger is sent in one message")
       ->check(SizeFlag())
-      ->check(CLI::Validator(
-          [](const std::string& v) -> std::string {
-            auto f = ParseSize(v);
-            return f && *f >= 4096 && *f <= (8u << 20) ? "" : "must be between 4K and 8M";
-          },
-          "SIZE"));
+      ->check(SizeInRange(limits::kMinFrameSize, limits::kMaxFrameSize));
   p->add_flag("--chain", put->chain,
               "send a chunk that fits one message node to node down its pipeline, not to every replica at "
               "once (the bytes leave this machine once instead of once per replica, at a hop's latency each)");
