@@ -19,6 +19,8 @@ inline constexpr uint64_t kTiB = 1024 * kGiB;
 Result<uint64_t> ParseSize(std::string_view text);
 // ms, s, m, h; a bare number means seconds.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// The wall clock in milliseconds since 1970 (journal records, events).
+int64_t UnixMillis();
 // "1.5 GiB", "64 MiB", "10 B".
 std::string FormatSize(uint64_t bytes);
 

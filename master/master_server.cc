@@ -7,19 +7,11 @@
 
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/limits.h"
 #include "common/random_id.h"
+#include "common/limits.h"
 
 namespace dfs::master {
-namespace {
-
-int64_t UnixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 MasterServer::MasterServer(MasterOptions options)
     : options_(std::move(options)), incarnation_(RandomU64()), registry_(options_.dead_after) {}
 
@@ -28,54 +20,44 @@ MasterServer::~MasterServer() = default;
 Status MasterServer::Start() {
   DFS_ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(options_.dir, "dfs-master"));
   lock_.emplace(std::move(lock));
-  // State first: no client is served before the namespace is recovered.
-  NamespaceService::Options no;
-  no.dir = options_.dir;
-  no.replication = options_.replication;
-  no.chunk_size = options_.chunk_size;
-  no.lease_time = options_.lease_time;
-  no.checkpoint_every_records = options_.checkpoint_every_records;
-  no.verify_replicas = !options_.unverified_writes;
-  if (options_.unverified_writes) spdlog::warn("--unsafe-unverified-writes: writes complete without replica checks");
-  namespace_ = std::make_unique<NamespaceService>(no, registry_);
-  DFS_RETURN_IF_ERROR(namespace_->Open());
   context_ = std::make_unique<bus::Context>();
-
-  auto bind = [&](bus::SocketType type, uint16_t port, bus::SocketOptions so,
-                  std::unique_ptr<bus::Socket>& out) -> Result<uint16_t> {
-    DFS_ASSIGN_OR_RETURN(bus::Socket s, bus::Socket::Create(*context_, type, so));
-    DFS_RETURN_IF_ERROR(s.Bind(TcpEndpoint(options_.bind, port)));
-    DFS_ASSIGN_OR_RETURN(uint16_t bound, PortOfEndpoint(s.endpoint()));
-    out = std::make_unique<bus::Socket>(std::move(s));
-    return bound;
-  };
-
   bus::SocketOptions router;
-  DFS_ASSIGN_OR_RETURN(uint16_t client_port,
-                       bind(bus::SocketType::kRouter, options_.port, router, client_socket_));
-  auto derived = [&](uint16_t explicit_port, int offset) -> uint16_t {
-    if (explicit_port != 0) return explicit_port;
-    if (options_.port == 0) return 0;
-    return static_cast<uint16_t>(client_port + offset);
-  };
+  DFS_ASSIGN_OR_RETURN(bus::Socket clients, bus::Socket::Create(*context_, bus::SocketType::kRouter, router));
+  client_socket_ = std::make_unique<bus::Socket>(std::move(clients));
   bus::SocketOptions pub;
   // A subscriber that stops reading loses events rather than growing our memory.
   pub.send_hwm = 100000;
-  DFS_ASSIGN_OR_RETURN(event_port_, bind(bus::SocketType::kPub, derived(options_.event_port, 1), pub,
-                                         event_socket_));
+  DFS_ASSIGN_OR_RETURN(bus::Socket events, bus::Socket::Create(*context_, bus::SocketType::kPub, pub));
+  event_socket_ = std::make_unique<bus::Socket>(std::move(events));
   bus::SocketOptions node_router;
-  // Chunk reports are sent in pages (~100k chunks, a few MiB each), so 64 MiB
-  // is ample and a hostile 100 MiB frame is dropped before it is buffered.
-  node_router.max_message_size = 64 << 20;
+  node_router.max_message_size = limits::kMaxReportMessageSize;
   // Nodes heartbeat every second at the application level; ZMTP pings only
   // need to clear dead TCP connections, so they go 5x slower here (a 1,000
   // node cluster would otherwise add 2,000 pings a second).
   node_router.zmtp_heartbeat_ivl_ms = 5000;
   node_router.zmtp_heartbeat_timeout_ms = 15000;
-  DFS_ASSIGN_OR_RETURN(node_port_, bind(bus::SocketType::kRouter, derived(options_.node_port, 2),
-                                        node_router, node_socket_));
+  DFS_ASSIGN_OR_RETURN(bus::Socket nodes, bus::Socket::Create(*context_, bus::SocketType::kRouter, node_router));
+  node_socket_ = std::make_unique<bus::Socket>(std::move(nodes));
 
-  namespace_->set_client_socket(client_socket_.get());
+  // State before any port is bound: no client is served before the
+  // namespace is recovered.
+  service_ = std::make_unique<MasterService>(options_, registry_, *client_socket_);
+  DFS_RETURN_IF_ERROR(service_->Open());
+  AddHandlers();
+
+  auto bind = [&](bus::Socket& socket, uint16_t port) -> Result<uint16_t> {
+    DFS_RETURN_IF_ERROR(bus::BindRetrying(socket, TcpEndpoint(options_.bind, port)));
+    return PortOfEndpoint(socket.endpoint());
+  };
+  DFS_ASSIGN_OR_RETURN(uint16_t client_port, bind(*client_socket_, options_.port));
+  auto derived = [&](uint16_t explicit_port, int offset) -> uint16_t {
+    if (explicit_port != 0) return explicit_port;
+    if (options_.port == 0) return 0;
+    return static_cast<uint16_t>(client_port + offset);
+  };
+  DFS_ASSIGN_OR_RETURN(event_port_, bind(*event_socket_, derived(options_.event_port, 1)));
+  DFS_ASSIGN_OR_RETURN(node_port_, bind(*node_socket_, derived(options_.node_port, 2)));
+
   client_address_ = HostPort(options_.bind, client_port);
   DFS_RETURN_IF_ERROR(WriteFileDurably(
       options_.dir + "/master.ports",
@@ -93,7 +75,7 @@ Status MasterServer::Run(int stop_fd) {
   const size_t client_idx = poller.Add(*client_socket_);
   const size_t node_idx = poller.Add(*node_socket_);
   const size_t stop_idx = poller.AddFd(stop_fd);
-  const size_t journal_idx = poller.AddFd(namespace_->completion_fd());
+  const size_t journal_idx = poller.AddFd(service_->completion_fd());
   // Drain a bounded batch per socket per turn so neither side starves the other.
   constexpr int kBatch = 256;
 
@@ -112,12 +94,12 @@ Status MasterServer::Run(int stop_fd) {
     (void)ready;
     if (poller.Readable(stop_idx)) {
       spdlog::info("master stopping on signal");
-      return namespace_->Close();
+      return service_->Close();
     }
     if (poller.Readable(journal_idx)) {
-      if (Status s = namespace_->OnCompletions(*client_socket_); !s.ok()) {
+      if (Status s = service_->OnCompletions(); !s.ok()) {
         // fsyncgate: a journal that failed cannot be trusted; recover from disk.
-        IgnoreError(namespace_->Close());  // already failed: the journal error is the one to report
+        IgnoreError(service_->Close());  // already failed: the journal error is the one to report
         return s.Prepend("journal");
       }
     }
@@ -129,7 +111,7 @@ Status MasterServer::Run(int stop_fd) {
           break;
         }
         if (!*m) break;
-        HandleNode(**m);
+        service_->dispatcher().Dispatch(Port::kNode, **m, *node_socket_, Clock::now());
       }
     }
     if (poller.Readable(client_idx)) {
@@ -140,20 +122,20 @@ Status MasterServer::Run(int stop_fd) {
           break;
         }
         if (!*m) break;
-        HandleClient(**m);
+        service_->dispatcher().Dispatch(Port::kClient, **m, *client_socket_, Clock::now());
       }
     }
     now = Clock::now();
     if (now >= next_tick) {
       SweepNodes(now);
-      namespace_->Tick(now);
+      service_->Tick(now);
       next_tick = now + kTick;
     }
   }
 }
 
-void MasterServer::ReplyOrLog(bus::Socket& socket, const bus::Message& request, msg::Envelope reply) {
-  Status s = bus::Reply(socket, request, std::move(reply));
+void MasterServer::ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg::Envelope reply) {
+  Status s = bus::Reply(out, request, std::move(reply));
   if (!s.ok()) {
     // The requester went away (router_mandatory makes this visible); it will retry.
     if (auto n = send_fail_log_.Allow()) {
@@ -162,82 +144,62 @@ void MasterServer::ReplyOrLog(bus::Socket& socket, const bus::Message& request, 
   }
 }
 
-void MasterServer::RefuseDefect(bus::Socket& socket, const bus::Message& m, std::string_view port_name) {
-  if (auto n = defect_log_.Allow()) {
-    spdlog::warn("refused message on {} port: {} ({} similar)", port_name, m.defect.message(), n - 1);
-  }
-  Status s = bus::ReplyError(socket, m, m.defect);
-  IgnoreError(s);  // a peer that sends garbage may well be gone already
+void MasterServer::AddHandlers() {
+  using E = msg::Envelope;
+  using K = Dispatcher::Kind;
+  auto& d = service_->dispatcher();
+  d.Add(Port::kClient, E::kHelloRequest, K::kQuery, [this](auto& m, auto& out, auto) { Hello(m, out); });
+  d.Add(Port::kClient, E::kListNodesRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
+    msg::Envelope reply;
+    auto* r = reply.mutable_list_nodes_response();
+    for (auto& info : registry_.List(now)) *r->add_nodes() = std::move(info);
+    ReplyOrLog(out, m, std::move(reply));
+  });
+  d.Add(Port::kNode, E::kRegisterNodeRequest, K::kQuery,
+        [this](auto& m, auto& out, auto now) { RegisterNode(m, out, now); });
+  d.Add(Port::kNode, E::kHeartbeatRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
+    const auto& req = m.envelope.heartbeat_request();
+    const bool known = registry_.Heartbeat(req, m.route, now);
+    if (!known) SPDLOG_DEBUG("heartbeat from unregistered node={}", req.node_id());
+    msg::Envelope reply;
+    reply.mutable_heartbeat_response()->set_needs_register(!known);
+    if (known) service_->chunks().DecorateHeartbeat(req.node_id(), reply.mutable_heartbeat_response());
+    ReplyOrLog(out, m, std::move(reply));
+  });
 }
 
-void MasterServer::HandleClient(bus::Message& m) {
-  if (!m.defect.ok()) return RefuseDefect(*client_socket_, m, "client");
-  if (namespace_->Handle(*client_socket_, m, Clock::now())) return;
+void MasterServer::Hello(const bus::Message& m, bus::Outbox& out) {
   msg::Envelope reply;
-  switch (m.envelope.body_case()) {
-    case msg::Envelope::kHelloRequest: {
-      auto* r = reply.mutable_hello_response();
-      r->set_event_port(event_port_);
-      r->set_node_port(node_port_);
-      r->set_incarnation(incarnation_);
-      r->set_chunk_size(options_.chunk_size);
-      r->set_replication(options_.replication);
-      SPDLOG_DEBUG("hello from {}", m.envelope.hello_request().peer_name());
-      break;
-    }
-    case msg::Envelope::kListNodesRequest: {
-      auto* r = reply.mutable_list_nodes_response();
-      for (auto& info : registry_.List(Clock::now())) *r->add_nodes() = std::move(info);
-      break;
-    }
-    default:
-      *reply.mutable_error() = bus::ToProto(Status::ProtocolError(
-          fmt::format("the master's client port does not serve request type {}",
-                      static_cast<int>(m.envelope.body_case()))));
-  }
-  ReplyOrLog(*client_socket_, m, std::move(reply));
+  auto* r = reply.mutable_hello_response();
+  r->set_event_port(event_port_);
+  r->set_node_port(node_port_);
+  r->set_incarnation(incarnation_);
+  r->set_chunk_size(options_.chunk_size);
+  r->set_replication(options_.replication);
+  SPDLOG_DEBUG("hello from {}", m.envelope.hello_request().peer_name());
+  ReplyOrLog(out, m, std::move(reply));
 }
 
-void MasterServer::HandleNode(bus::Message& m) {
-  if (!m.defect.ok()) return RefuseDefect(*node_socket_, m, "node");
-  auto now = Clock::now();
-  if (namespace_->HandleNode(*node_socket_, m, now)) return;
+void MasterServer::RegisterNode(const bus::Message& m, bus::Outbox& out, Clock::time_point now) {
+  const auto& req = m.envelope.register_node_request();
   msg::Envelope reply;
-  switch (m.envelope.body_case()) {
-    case msg::Envelope::kRegisterNodeRequest: {
-      const auto& req = m.envelope.register_node_request();
-      if (req.node_id().empty() || req.node_id().size() > 64 || req.address().empty() ||
-          req.address().size() > 256) {
-        *reply.mutable_error() = bus::ToProto(Status::InvalidArgument("node id or address missing or too long"));
-        break;
-      }
-      auto change = registry_.Register(req, m.route, now);
-      const auto* node = registry_.Find(req.node_id());
-      if (change == NodeRegistry::Change::kUp) {
-        spdlog::info("node={} up address={} capacity={}", req.node_id(), req.address(),
-                     FormatSize(req.stats().capacity()));
-        PublishNodeEvent("node.up", *node);
-      } else if (change == NodeRegistry::Change::kRestarted) {
-        spdlog::info("node={} restarted address={}", req.node_id(), req.address());
-        PublishNodeEvent("node.restarted", *node);
-      }
-      reply.mutable_register_node_response()->set_heartbeat_interval_ms(
-          static_cast<uint32_t>(options_.heartbeat_interval.count()));
-      break;
-    }
-    case msg::Envelope::kHeartbeatRequest: {
-      bool known = registry_.Heartbeat(m.envelope.heartbeat_request(), m.route, now);
-      if (!known) SPDLOG_DEBUG("heartbeat from unregistered node={}", m.envelope.heartbeat_request().node_id());
-      reply.mutable_heartbeat_response()->set_needs_register(!known);
-      if (known) namespace_->DecorateHeartbeat(m.envelope.heartbeat_request().node_id(), reply.mutable_heartbeat_response());
-      break;
-    }
-    default:
-      *reply.mutable_error() = bus::ToProto(Status::ProtocolError(
-          fmt::format("the master's node port does not serve request type {}",
-                      static_cast<int>(m.envelope.body_case()))));
+  if (req.node_id().empty() || req.node_id().size() > 64 || req.address().empty() || req.address().size() > 256) {
+    *reply.mutable_error() = bus::ToProto(Status::InvalidArgument("node id or address missing or too long"));
+    return ReplyOrLog(out, m, std::move(reply));
   }
-  ReplyOrLog(*node_socket_, m, std::move(reply));
+  auto change = registry_.Register(req, m.route, now);
+  const auto* node = registry_.Find(req.node_id());
+  if (change == NodeRegistry::Change::kUp) {
+    spdlog::info("node={} up address={} capacity={}", req.node_id(), req.address(),
+                 FormatSize(req.stats().capacity()));
+    PublishNodeEvent("node.up", *node);
+  } else if (change == NodeRegistry::Change::kRestarted) {
+    spdlog::info("node={} restarted address={}", req.node_id(), req.address());
+    PublishNodeEvent("node.restarted", *node);
+  }
+  reply.mutable_register_node_response()->set_heartbeat_interval_ms(
+      static_cast<uint32_t>(options_.heartbeat_interval.count()));
+  ReplyOrLog(out, m, std::move(reply));
 }
 
 void MasterServer::SweepNodes(Clock::time_point now) {

@@ -11,7 +11,7 @@
 #include "bus/socket.h"
 #include "common/files.h"
 #include "common/logging.h"
-#include "master/namespace_service.h"
+#include "master/master_service.h"
 #include "master/node_registry.h"
 #include "master/options.h"
 
@@ -33,12 +33,13 @@ class MasterServer {
  private:
   using Clock = std::chrono::steady_clock;
 
-  void HandleClient(bus::Message& m);
-  void HandleNode(bus::Message& m);
+  // The handlers this server keeps: hello and node membership.
+  void AddHandlers();
+  void Hello(const bus::Message& m, bus::Outbox& out);
+  void RegisterNode(const bus::Message& m, bus::Outbox& out, Clock::time_point now);
   void SweepNodes(Clock::time_point now);
   void PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node);
-  void ReplyOrLog(bus::Socket& socket, const bus::Message& request, msg::Envelope reply);
-  void RefuseDefect(bus::Socket& socket, const bus::Message& m, std::string_view port_name);
+  void ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg::Envelope reply);
 
   MasterOptions options_;
   std::optional<DirLock> lock_;
@@ -52,8 +53,7 @@ class MasterServer {
   uint64_t incarnation_ = 0;
   uint64_t event_sequence_ = 0;
   NodeRegistry registry_;
-  std::unique_ptr<NamespaceService> namespace_;
-  LogRateLimiter defect_log_;
+  std::unique_ptr<MasterService> service_;
   LogRateLimiter send_fail_log_;
 };
 

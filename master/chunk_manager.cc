@@ -1,27 +1,19 @@
-// NamespaceService's data-path half: chunk reports from nodes, replica
-// locations, Locate for readers, and the three-way integrity check (client,
-// node, master record) that completes a write.
+#include "master/chunk_manager.h"
+
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "master/namespace_service.h"
-
 namespace dfs::master {
 
-bool NamespaceService::HandleNode(bus::Socket& socket, const bus::Message& m, Clock::time_point now) {
-  if (m.envelope.body_case() != msg::Envelope::kChunkReportRequest) return false;
-  HandleChunkReport(socket, m);
-  if (client_socket_ != nullptr) RetryParked(*client_socket_, now);
-  return true;
-}
+ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry) : ns_(ns), registry_(registry) {}
 
-void NamespaceService::HandleChunkReport(bus::Socket& socket, const bus::Message& m) {
+void ChunkManager::HandleReport(const bus::Message& m, bus::Outbox& out) {
   const auto& req = m.envelope.chunk_report_request();
   const NodeRegistry::Node* node = registry_.Find(req.node_id());
   if (node == nullptr || !node->alive || node->incarnation != req.incarnation()) {
-    IgnoreError(bus::ReplyError(socket, m, Status::NotFound("unknown node: register first")));
+    IgnoreError(bus::ReplyError(out, m, Status::NotFound("unknown node: register first")));
     return;
   }
   const uint32_t idx = locations_.NodeIndex(req.node_id());
@@ -57,10 +49,10 @@ void NamespaceService::HandleChunkReport(bus::Socket& socket, const bus::Message
   // always answered. A lost report is covered by the full report that
   // follows every registration.
   if (!req.full() && r->delete__size() == 0) return;
-  IgnoreError(bus::Reply(socket, m, std::move(reply)));
+  IgnoreError(bus::Reply(out, m, std::move(reply)));
 }
 
-bool NamespaceService::AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s) {
+bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s) {
   if (const ChunkRecord* rec = ns_.FindChunk(s.chunk_id())) {
     if (rec->version == s.version() && rec->size == s.size() && rec->checksum == s.crc32c()) {
       locations_.AddReplica(s.chunk_id(), idx);
@@ -71,25 +63,25 @@ bool NamespaceService::AcceptStored(uint32_t idx, const std::string& node_id, co
                  node_id, s.chunk_id(), s.version(), s.size(), s.crc32c(), rec->version, rec->size, rec->checksum);
     return false;
   }
-  if (leased_chunks_.contains(s.chunk_id())) {
+  if (writing_.contains(s.chunk_id())) {
     locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
     return true;
   }
   return false;  // no file owns it and no write is in progress
 }
 
-void NamespaceService::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {
+void ChunkManager::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {
   // Bounded per beat so one answer stays small; the rest go on the next ones.
   for (auto& d : locations_.TakeDeletes(locations_.NodeIndex(node_id), 10000)) *reply->add_delete_chunks() = d;
 }
 
-void NamespaceService::AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const {
+void ChunkManager::AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const {
   if (const auto* reps = locations_.Replicas(chunk)) {
     for (uint32_t idx : *reps) out->add_replicas(locations_.NodeId(idx));
   }
 }
 
-Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) const {
+Status ChunkManager::VerifyReplicas(const msg::CompleteFileRequest& req) const {
   for (const auto& c : req.chunks()) {
     if (c.replicas().empty()) {
       return Status::InvalidArgument(fmt::format("chunk {} names no replica", c.id()));
@@ -125,38 +117,15 @@ Status NamespaceService::VerifyReplicas(const msg::CompleteFileRequest& req) con
   return Status::OK();
 }
 
-void NamespaceService::RetryParked(bus::Socket& socket, Clock::time_point now) {
-  if (parked_.empty()) return;
-  std::vector<Parked> waiting = std::exchange(parked_, {});
-  for (auto& p : waiting) {
-    const RetryCache::Key key{p.request.envelope.client_id(), p.request.envelope.request_id()};
-    const auto& req = p.request.envelope.complete_file_request();
-    Status v = VerifyReplicas(req);
-    if (v.code() == Code::kUnavailable && now >= p.deadline) {
-      if (Lease* l = leases_.Find(req.lease_id())) {
-        Lease gone = leases_.Remove(l->id);
-        ReleaseChunks(gone.chunks);
-      }
-      AnswerError(socket, key, Status::Unavailable(v.message() + " in time; write the file again"));
-      continue;
-    }
-    if (v.code() == Code::kUnavailable) {
-      parked_.push_back(std::move(p));
-      continue;
-    }
-    CompleteFile(socket, p.request, key);
-  }
-}
-
-void NamespaceService::Locate(bus::Socket& socket, const bus::Message& m) {
+void ChunkManager::Locate(const bus::Message& m, bus::Outbox& out) const {
   const auto& req = m.envelope.locate_request();
   auto n = ns_.Lookup(req.path());
   if (!n) {
-    IgnoreError(bus::ReplyError(socket, m, n.error()));
+    IgnoreError(bus::ReplyError(out, m, n.error()));
     return;
   }
   if ((*n)->is_dir) {
-    IgnoreError(bus::ReplyError(socket, m, Status(Code::kIsADirectory, "is a directory: " + req.path())));
+    IgnoreError(bus::ReplyError(out, m, Status(Code::kIsADirectory, "is a directory: " + req.path())));
     return;
   }
   msg::Envelope reply;
@@ -195,7 +164,35 @@ void NamespaceService::Locate(bus::Socket& socket, const bus::Message& m) {
     offset = chunk_end;
   }
   r->mutable_info()->clear_chunks();  // the locations carry them
-  IgnoreError(bus::Reply(socket, m, std::move(reply)));
+  IgnoreError(bus::Reply(out, m, std::move(reply)));
+}
+
+void ChunkManager::ReportBadReplica(const bus::Message& m, bus::Outbox& out) {
+  const auto& bad = m.envelope.report_bad_replica_request();
+  spdlog::warn("client reports chunk={} bad on node={}: {}", bad.chunk_id(), bad.node_id(), bad.reason());
+  // Stop offering it; the node's next full report brings it back if it
+  // was a passing fault. Repair from a good copy is the health work's.
+  locations_.RemoveReplica(bad.chunk_id(), locations_.NodeIndex(bad.node_id()));
+  msg::Envelope reply;
+  reply.mutable_report_bad_replica_response();
+  IgnoreError(bus::Reply(out, m, std::move(reply)));  // the requester retries a lost answer
+}
+
+void ChunkManager::TrackWrite(uint64_t chunk, uint64_t lease) { writing_[chunk] = lease; }
+
+void ChunkManager::CommitWrite(uint64_t chunk) {
+  writing_.erase(chunk);
+  locations_.TakePending(chunk);
+}
+
+void ChunkManager::Release(const std::vector<uint64_t>& chunks) {
+  for (uint64_t id : chunks) {
+    writing_.erase(id);
+    msg::StoredChunk gone;
+    gone.set_chunk_id(id);
+    gone.set_version(kChunkVersion);
+    for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
+  }
 }
 
 }  // namespace dfs::master

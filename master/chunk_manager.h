@@ -1,0 +1,73 @@
+// The master's chunk manager: where each chunk's replicas are (learned from
+// the nodes' reports, never persisted: GFS), the reports of chunks still
+// being written that the three-way check at completion reads, readers'
+// locations, and the garbage: replicas no file owns, deleted by riding on
+// each node's heartbeat answer. The repair queue and the balancer belong here.
+//
+// Not thread-safe: driven by the master's metadata thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
+#include "bus/outbox.h"
+#include "master/chunk_locations.h"
+#include "master/namespace.h"
+#include "master/node_registry.h"
+
+namespace dfs::master {
+
+// Every chunk is written once, as version 1; versions are there for in-place
+// appends and repairs to come.
+inline constexpr uint32_t kChunkVersion = 1;
+
+class ChunkManager {
+ public:
+  // `ns` says which chunks files own; `registry` which nodes are alive.
+  ChunkManager(const Namespace& ns, const NodeRegistry& registry);
+
+  // Node port: a (full or incremental) chunk report. Answered on `out` when
+  // the node must delete something, and always for a full report's pages.
+  void HandleReport(const bus::Message& m, bus::Outbox& out);
+  // Adds what the master wants of node `node_id` to its heartbeat answer.
+  void DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply);
+
+  // Client port: where a file's chunks are, live replicas least loaded first.
+  void Locate(const bus::Message& m, bus::Outbox& out) const;
+  // Client port: a reader found a replica bad.
+  void ReportBadReplica(const bus::Message& m, bus::Outbox& out);
+  // The replicas of `chunk`, as node ids, into `out`.
+  void AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const;
+
+  // Writes: `chunk` was allocated to write lease `lease`; its replicas'
+  // reports are kept until the write completes or is dropped.
+  void TrackWrite(uint64_t chunk, uint64_t lease);
+  // The write of `chunk` completed: its confirmed reports become replicas.
+  void CommitWrite(uint64_t chunk);
+  // Checks every replica's report against a completion's chunk list: OK,
+  // Corruption (a mismatch), or Unavailable (a live replica's report has
+  // not arrived yet).
+  Status VerifyReplicas(const msg::CompleteFileRequest& req) const;
+  // Chunks no file or write references any more: each node holding one is
+  // told to delete it.
+  void Release(const std::vector<uint64_t>& chunks);
+
+ private:
+  // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy
+  // no file owns at that version, which the node must delete.
+  bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
+
+  const Namespace& ns_;
+  const NodeRegistry& registry_;
+  ChunkLocations locations_;
+  // Chunks allocated to writes in progress (not yet any file's) -> lease.
+  absl::flat_hash_map<uint64_t, uint64_t> writing_;
+  // Nodes in the middle of a paged full report.
+  absl::flat_hash_set<uint32_t> full_reports_;
+};
+
+}  // namespace dfs::master

@@ -1,0 +1,85 @@
+#include "master/master_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace dfs::master {
+namespace {
+
+Catalog::Options CatalogOptions(const MasterOptions& o) {
+  Catalog::Options c;
+  c.dir = o.dir;
+  c.checkpoint_every_records = o.checkpoint_every_records;
+  return c;
+}
+
+WriteCoordinator::Options WriteOptions(const MasterOptions& o) {
+  WriteCoordinator::Options w;
+  w.replication = o.replication;
+  w.chunk_size = o.chunk_size;
+  w.lease_time = o.lease_time;
+  w.verify_replicas = !o.unverified_writes;
+  return w;
+}
+
+}  // namespace
+
+MasterService::MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients)
+    : options_(options),
+      registry_(registry),
+      catalog_(CatalogOptions(options), clients),
+      chunks_(catalog_.ns(), registry),
+      dispatcher_(catalog_) {}
+
+MasterService::~MasterService() = default;
+
+Status MasterService::Open() {
+  DFS_RETURN_IF_ERROR(catalog_.Open());
+  if (options_.unverified_writes) spdlog::warn("--unsafe-unverified-writes: writes complete without replica checks");
+  writes_ = std::make_unique<WriteCoordinator>(WriteOptions(options_), catalog_, chunks_, registry_);
+  namespace_ = std::make_unique<NamespaceRequests>(catalog_, chunks_, *writes_, registry_);
+  AddHandlers();
+  return Status::OK();
+}
+
+void MasterService::Tick(Clock::time_point now) {
+  catalog_.Tick(now);
+  if (writes_) writes_->Tick(now);
+}
+
+void MasterService::AddHandlers() {
+  using E = msg::Envelope;
+  using K = Dispatcher::Kind;
+  auto& d = dispatcher_;
+  auto& ns = *namespace_;
+  auto& w = *writes_;
+  auto& c = chunks_;
+  // Client port: the namespace.
+  d.Add(Port::kClient, E::kMkdirRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Mkdir(m); });
+  d.Add(Port::kClient, E::kDeleteRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Delete(m); });
+  d.Add(Port::kClient, E::kRenameRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Rename(m); });
+  d.Add(Port::kClient, E::kCopyRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Copy(m); });
+  d.Add(Port::kClient, E::kStatRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.Stat(m, out); });
+  d.Add(Port::kClient, E::kListRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.List(m, out); });
+  d.Add(Port::kClient, E::kDiskUsageRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.DiskUsage(m, out); });
+  d.Add(Port::kClient, E::kStatFsRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.StatFs(m, out); });
+  // Client port: writes.
+  d.Add(Port::kClient, E::kCreateFileRequest, K::kMutation, [&w](auto& m, auto&, auto now) { w.CreateFile(m, now); });
+  d.Add(Port::kClient, E::kAllocateChunkRequest, K::kMutation,
+        [&w](auto& m, auto&, auto now) { w.AllocateChunk(m, now); });
+  d.Add(Port::kClient, E::kCompleteFileRequest, K::kMutation,
+        [&w](auto& m, auto&, auto now) { w.CompleteFile(m, now); });
+  d.Add(Port::kClient, E::kAbandonFileRequest, K::kMutation, [&w](auto& m, auto&, auto) { w.AbandonFile(m); });
+  d.Add(Port::kClient, E::kRenewLeaseRequest, K::kQuery,
+        [&w](auto& m, auto& out, auto now) { w.RenewLease(m, out, now); });
+  // Client port: reads.
+  d.Add(Port::kClient, E::kLocateRequest, K::kQuery, [&c](auto& m, auto& out, auto) { c.Locate(m, out); });
+  d.Add(Port::kClient, E::kReportBadReplicaRequest, K::kQuery,
+        [&c](auto& m, auto& out, auto) { c.ReportBadReplica(m, out); });
+  // Node port: what the nodes hold.
+  d.Add(Port::kNode, E::kChunkReportRequest, K::kQuery, [&c, &w](auto& m, auto& out, auto now) {
+    c.HandleReport(m, out);
+    w.OnReport(now);
+  });
+}
+
+}  // namespace dfs::master

@@ -1,0 +1,259 @@
+// The master's write path driven through its dispatcher with fake outboxes:
+// leases, placement, the three-way check at completion, parked completions,
+// retries, and lease expiry, with a real journal in a temporary folder and no
+// sockets.
+#include "master/master_service.h"
+
+#include <poll.h>
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "file_test_util.h"
+#include "tests/support/fake_outbox.h"
+
+namespace dfs::master {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = MasterService::Clock;
+
+constexpr uint64_t kClient = 77;
+
+class WriteCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.dir = test::TestDir("write-coordinator");
+    options_.lease_time = 30s;
+    service_ = std::make_unique<MasterService>(options_, registry_, clients_);
+    ASSERT_TRUE(service_->Open().ok());
+    for (int i = 1; i <= 3; ++i) AddNode("n" + std::to_string(i));
+  }
+  void TearDown() override {
+    if (service_) {
+      EXPECT_TRUE(service_->Close().ok());
+    }
+  }
+
+  void AddNode(const std::string& id) {
+    msg::RegisterNodeRequest r;
+    r.set_node_id(id);
+    r.set_incarnation(1);
+    r.set_address("tcp://127.0.0.1:1/" + id);
+    r.mutable_stats()->set_capacity(100ull << 30);
+    r.mutable_stats()->set_available(100ull << 30);
+    r.mutable_stats()->set_credit_pool(256 << 20);
+    registry_.Register(r, "route-" + id, now_);
+  }
+
+  // Sends `body` from the client with request id `id` (a retry reuses one).
+  void Client(msg::Envelope body, uint64_t id) {
+    bus::Message m;
+    m.route = "client-route";
+    m.envelope = std::move(body);
+    m.envelope.set_client_id(kClient);
+    m.envelope.set_request_id(id);
+    m.envelope.set_user("tester");
+    service_->dispatcher().Dispatch(Port::kClient, m, clients_, now_);
+  }
+
+  // Node `node` reports `chunk` stored with `crc` and `size`.
+  void Report(const std::string& node, uint64_t chunk, uint32_t crc, uint64_t size) {
+    bus::Message m;
+    m.route = "route-" + node;
+    auto* r = m.envelope.mutable_chunk_report_request();
+    r->set_node_id(node);
+    r->set_incarnation(1);
+    auto* s = r->add_stored();
+    s->set_chunk_id(chunk);
+    s->set_version(kChunkVersion);
+    s->set_size(size);
+    s->set_crc32c(crc);
+    service_->dispatcher().Dispatch(Port::kNode, m, nodes_, now_);
+  }
+
+  // The next answer to the client, once the journal has made it durable.
+  msg::Envelope Answer() {
+    for (int i = 0; i < 100 && clients_.size() == 0; ++i) {
+      pollfd p{service_->completion_fd(), POLLIN, 0};
+      ::poll(&p, 1, 50);
+      EXPECT_TRUE(service_->OnCompletions().ok());
+    }
+    auto m = clients_.Take();
+    if (!m) {
+      ADD_FAILURE() << "no answer to the client";
+      return {};
+    }
+    EXPECT_EQ(m->route, "client-route");
+    return m->envelope;
+  }
+
+  msg::CreateFileResponse Create(const std::string& path, uint64_t id, uint32_t replication = 3) {
+    msg::Envelope e;
+    auto* c = e.mutable_create_file_request();
+    c->set_path(path);
+    c->set_replication(replication);
+    c->set_allocate_first(true);
+    Client(e, id);
+    msg::Envelope a = Answer();
+    EXPECT_FALSE(a.has_error()) << a.error().message();
+    return a.create_file_response();
+  }
+
+  msg::Envelope Complete(const msg::CreateFileResponse& lease, uint32_t crc, uint64_t size) {
+    msg::Envelope e;
+    auto* c = e.mutable_complete_file_request();
+    c->set_lease_id(lease.lease_id());
+    c->set_size(size);
+    c->set_checksum(crc);
+    auto* ci = c->add_chunks();
+    ci->set_id(lease.first_chunk().chunk_id());
+    ci->set_version(lease.first_chunk().version());
+    ci->set_size(size);
+    ci->set_checksum(crc);
+    for (const auto& n : lease.first_chunk().pipeline()) ci->add_replicas(n.id());
+    return e;
+  }
+
+  bool Exists(const std::string& path) { return service_->catalog().ns().Lookup(path).has_value(); }
+
+  MasterOptions options_;
+  NodeRegistry registry_{5s};
+  test::FakeOutbox clients_;
+  test::FakeOutbox nodes_;
+  std::unique_ptr<MasterService> service_;
+  Clock::time_point now_ = Clock::now();
+};
+
+TEST_F(WriteCoordinatorTest, CreatePlacesTheFirstChunkOnDistinctLiveNodes) {
+  auto lease = Create("/a", 1);
+  EXPECT_NE(lease.lease_id(), 0u);
+  EXPECT_EQ(lease.replication(), 3u);
+  ASSERT_EQ(lease.first_chunk().pipeline_size(), 3);
+  std::set<std::string> ids;
+  for (const auto& n : lease.first_chunk().pipeline()) ids.insert(n.id());
+  EXPECT_EQ(ids.size(), 3u);
+  // The path is held: a second writer is told so.
+  msg::Envelope e;
+  e.mutable_create_file_request()->set_path("/a");
+  Client(e, 2);
+  msg::Envelope busy = Answer();
+  ASSERT_TRUE(busy.has_error());
+  EXPECT_EQ(busy.error().code(), static_cast<int>(Code::kBusy));
+  EXPECT_NE(busy.error().message().find("being written"), std::string::npos);
+}
+
+TEST_F(WriteCoordinatorTest, ReplicationOverTheLimitIsRefused) {
+  msg::Envelope e;
+  e.mutable_create_file_request()->set_path("/r");
+  e.mutable_create_file_request()->set_replication(17);
+  Client(e, 1);
+  msg::Envelope a = Answer();
+  ASSERT_TRUE(a.has_error());
+  EXPECT_NE(a.error().message().find("replication 17 is out of range"), std::string::npos) << a.error().message();
+}
+
+TEST_F(WriteCoordinatorTest, CompletionWaitsForEveryReplicaThenInstalls) {
+  auto lease = Create("/f", 1);
+  const uint64_t chunk = lease.first_chunk().chunk_id();
+  Client(Complete(lease, 0xabcd, 100), 2);
+  // Parked: no replica has reported yet.
+  EXPECT_EQ(clients_.size(), 0u);
+  EXPECT_FALSE(Exists("/f"));
+  Report(lease.first_chunk().pipeline(0).id(), chunk, 0xabcd, 100);
+  Report(lease.first_chunk().pipeline(1).id(), chunk, 0xabcd, 100);
+  EXPECT_EQ(clients_.size(), 0u);
+  Report(lease.first_chunk().pipeline(2).id(), chunk, 0xabcd, 100);
+  msg::Envelope done = Answer();
+  ASSERT_FALSE(done.has_error()) << done.error().message();
+  EXPECT_EQ(done.complete_file_response().info().path(), "/f");
+  EXPECT_EQ(done.complete_file_response().info().size(), 100u);
+  EXPECT_TRUE(Exists("/f"));
+  // Incremental reports that need no answer get none.
+  EXPECT_EQ(nodes_.size(), 0u);
+}
+
+TEST_F(WriteCoordinatorTest, ARetriedCompletionGetsTheFirstAnswer) {
+  auto lease = Create("/f", 1);
+  for (const auto& n : lease.first_chunk().pipeline()) Report(n.id(), lease.first_chunk().chunk_id(), 7, 10);
+  Client(Complete(lease, 7, 10), 2);
+  msg::Envelope first = Answer();
+  ASSERT_FALSE(first.has_error()) << first.error().message();
+  Client(Complete(lease, 7, 10), 2);  // the same request id: a retry
+  msg::Envelope again = Answer();
+  ASSERT_FALSE(again.has_error()) << again.error().message();
+  EXPECT_EQ(again.complete_file_response().info().path(), "/f");
+  EXPECT_EQ(again.request_id(), 2u);
+  // A new request on the spent lease is refused.
+  Client(Complete(lease, 7, 10), 3);
+  msg::Envelope late = Answer();
+  ASSERT_TRUE(late.has_error());
+  EXPECT_EQ(late.error().code(), static_cast<int>(Code::kNotFound));
+}
+
+TEST_F(WriteCoordinatorTest, AReplicaThatStoredOtherBytesFailsTheWriteAndFreesThePath) {
+  auto lease = Create("/bad", 1);
+  const uint64_t chunk = lease.first_chunk().chunk_id();
+  Report(lease.first_chunk().pipeline(0).id(), chunk, 1, 10);
+  Report(lease.first_chunk().pipeline(1).id(), chunk, 2, 10);  // disagrees with the client
+  Report(lease.first_chunk().pipeline(2).id(), chunk, 1, 10);
+  Client(Complete(lease, 1, 10), 2);
+  msg::Envelope a = Answer();
+  ASSERT_TRUE(a.has_error());
+  EXPECT_EQ(a.error().code(), static_cast<int>(Code::kCorruption));
+  EXPECT_FALSE(Exists("/bad"));
+  Create("/bad", 3);  // the lease is gone: the path can be written again
+}
+
+TEST_F(WriteCoordinatorTest, AParkedCompletionGivesUpAtItsDeadline) {
+  auto lease = Create("/slow", 1);
+  Report(lease.first_chunk().pipeline(0).id(), lease.first_chunk().chunk_id(), 5, 10);
+  Client(Complete(lease, 5, 10), 2);
+  EXPECT_EQ(clients_.size(), 0u);
+  now_ += 3s;  // past the 2.5 s report wait
+  service_->Tick(now_);
+  msg::Envelope a = Answer();
+  ASSERT_TRUE(a.has_error());
+  EXPECT_EQ(a.error().code(), static_cast<int>(Code::kUnavailable));
+  EXPECT_NE(a.error().message().find("in time"), std::string::npos) << a.error().message();
+  EXPECT_FALSE(Exists("/slow"));
+}
+
+TEST_F(WriteCoordinatorTest, AnExpiredLeaseFreesThePathUnlessRenewed) {
+  auto lease = Create("/l", 1);
+  now_ += 20s;
+  msg::Envelope renew;
+  renew.mutable_renew_lease_request()->add_lease_ids(lease.lease_id());
+  Client(renew, 2);
+  msg::Envelope r = Answer();
+  ASSERT_FALSE(r.has_error());
+  EXPECT_EQ(r.renew_lease_response().expired_size(), 0);
+  now_ += 20s;  // 40 s after the create, 20 s after the renewal
+  service_->Tick(now_);
+  msg::Envelope rename;
+  rename.mutable_rename_request()->set_source("/l");
+  rename.mutable_rename_request()->set_destination("/m");
+  Client(rename, 3);
+  msg::Envelope busy = Answer();
+  ASSERT_TRUE(busy.has_error());
+  EXPECT_EQ(busy.error().code(), static_cast<int>(Code::kBusy));
+  now_ += 11s;
+  service_->Tick(now_);
+  Create("/l", 4);  // lapsed: another writer may take it
+}
+
+TEST_F(WriteCoordinatorTest, APortServesOnlyItsOwnMessages) {
+  bus::Message m;
+  m.route = "client-route";
+  m.envelope.mutable_chunk_report_request()->set_node_id("n1");
+  service_->dispatcher().Dispatch(Port::kClient, m, clients_, now_);
+  auto reply = clients_.Take();
+  ASSERT_TRUE(reply);
+  ASSERT_TRUE(reply->envelope.has_error());
+  EXPECT_EQ(reply->envelope.error().code(), static_cast<int>(Code::kProtocolError));
+  EXPECT_NE(reply->envelope.error().message().find("client port does not serve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dfs::master
