@@ -5,6 +5,7 @@
 #   asan     RelWithDebInfo + ASan/UBSan          -> build/asan
 #   tsan     RelWithDebInfo + ThreadSanitizer     -> build/tsan
 # JOBS=N overrides the parallelism (default 2: this machine has 2 cores).
+# DFS_WERROR=ON makes warnings errors (scripts/test.sh sets it).
 # ccache is picked up by CMakeLists.txt when it is installed.
 set -euo pipefail
 
@@ -15,10 +16,11 @@ JOBS="${JOBS:-2}"
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
+# Sanitizer builds build what the tests need: no benchmarks.
 case "$KIND" in
-  release) SANITIZE="" ;;
-  asan) SANITIZE="asan" ;;
-  tsan) SANITIZE="tsan" ;;
+  release) SANITIZE=""; BENCH=ON ;;
+  asan) SANITIZE="asan"; BENCH=OFF ;;
+  tsan) SANITIZE="tsan"; BENCH=OFF ;;
   -h|--help)
     sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0 ;;
@@ -40,6 +42,8 @@ else
   if ! cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DDFS_SANITIZE="$SANITIZE" \
+        -DDFS_BUILD_BENCH="$BENCH" \
+        -DDFS_WERROR="${DFS_WERROR:-OFF}" \
         "$@"; then
     die "cmake configure of '$KIND' failed (see the messages above; a stale $BUILD_DIR can be removed and rebuilt)"
   fi

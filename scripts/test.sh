@@ -34,6 +34,8 @@ done
 [ ${#kinds[@]} -gt 0 ] || kinds=(release asan tsan)
 
 # Sanitizers stop at the first report, with a stack, so ctest sees a failure.
+# No warning lands: every build of the test command is -Werror.
+export DFS_WERROR="${DFS_WERROR:-ON}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # libzmq is not instrumented; scripts/tsan.supp says why its reports are noise.
