@@ -5,9 +5,6 @@
 #include "client/client_impl.h"
 
 namespace dfs::client {
-namespace {
-
-}  // namespace
 
 FileStatus FileStatusFromProto(const msg::FileInfo& f) {
   FileStatus s;
@@ -46,6 +43,16 @@ RemoveSummary FromProto(const msg::DeleteResponse& r) {
   return RemoveSummary{.files = r.files(), .directories = r.directories(), .bytes = r.bytes()};
 }
 
+// One round trip to the master: the answer to `request` must carry the body
+// `has` tests for (else a protocol error naming `what`); returns that body.
+template <typename Impl, typename Response>
+Result<Response> Ask(Impl& impl, msg::Envelope request, bool (msg::Envelope::*has)() const,
+                     Response* (msg::Envelope::*take)(), std::string_view what) {
+  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl.Call(std::move(request)));
+  if (!(reply.envelope.*has)()) return Unexpected(what);
+  return std::move(*(reply.envelope.*take)());
+}
+
 }  // namespace
 
 Result<FileStatus> Client::Mkdir(std::string_view path, bool parents) {
@@ -54,9 +61,9 @@ Result<FileStatus> Client::Mkdir(std::string_view path, bool parents) {
   auto* m = req.mutable_mkdir_request();
   m->set_path(p);
   m->set_parents(parents);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_mkdir_response()) return Unexpected("mkdir");
-  return FromProto(reply.envelope.mkdir_response().info());
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_mkdir_response,
+                                    &msg::Envelope::mutable_mkdir_response, "mkdir"));
+  return FromProto(r.info());
 }
 
 Result<RemoveSummary> Client::Remove(std::string_view path, bool recursive) {
@@ -65,9 +72,9 @@ Result<RemoveSummary> Client::Remove(std::string_view path, bool recursive) {
   auto* d = req.mutable_delete_request();
   d->set_path(p);
   d->set_recursive(recursive);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_delete_response()) return Unexpected("rm");
-  return FromProto(reply.envelope.delete_response());
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_delete_response,
+                                    &msg::Envelope::mutable_delete_response, "rm"));
+  return FromProto(r);
 }
 
 Result<RemoveSummary> Client::Rmdir(std::string_view path) {
@@ -76,21 +83,21 @@ Result<RemoveSummary> Client::Rmdir(std::string_view path) {
   auto* d = req.mutable_delete_request();
   d->set_path(p);
   d->set_directory(true);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_delete_response()) return Unexpected("rmdir");
-  return FromProto(reply.envelope.delete_response());
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_delete_response,
+                                    &msg::Envelope::mutable_delete_response, "rmdir"));
+  return FromProto(r);
 }
 
 Result<std::string> Client::Rename(std::string_view src, std::string_view dst) {
   DFS_ASSIGN_OR_RETURN(std::string s, impl_->Resolve(src));
   DFS_ASSIGN_OR_RETURN(std::string d, impl_->Resolve(dst));
   msg::Envelope req;
-  auto* r = req.mutable_rename_request();
-  r->set_source(s);
-  r->set_destination(d);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_rename_response()) return Unexpected("mv");
-  return reply.envelope.rename_response().path();
+  auto* mv = req.mutable_rename_request();
+  mv->set_source(s);
+  mv->set_destination(d);
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_rename_response,
+                                    &msg::Envelope::mutable_rename_response, "mv"));
+  return std::move(*r.mutable_path());
 }
 
 Result<FileStatus> Client::Copy(std::string_view src, std::string_view dst) {
@@ -100,9 +107,9 @@ Result<FileStatus> Client::Copy(std::string_view src, std::string_view dst) {
   auto* c = req.mutable_copy_request();
   c->set_source(s);
   c->set_destination(d);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_copy_response()) return Unexpected("cp");
-  return FromProto(reply.envelope.copy_response().info());
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_copy_response,
+                                    &msg::Envelope::mutable_copy_response, "cp"));
+  return FromProto(r.info());
 }
 
 Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
@@ -111,9 +118,9 @@ Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
   auto* s = req.mutable_stat_request();
   s->set_path(p);
   s->set_with_chunks(with_chunks);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_stat_response()) return Unexpected("stat");
-  return FromProto(reply.envelope.stat_response().info());
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_stat_response,
+                                    &msg::Envelope::mutable_stat_response, "stat"));
+  return FromProto(r.info());
 }
 
 Result<std::vector<FileStatus>> Client::List(std::string_view path) {
@@ -126,9 +133,8 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path) {
     l->set_path(p);
     l->set_start_after(start_after);
     l->set_limit(impl_->options.list_page_size);
-    DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-    if (!reply.envelope.has_list_response()) return Unexpected("ls");
-    const auto& page = reply.envelope.list_response();
+    DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::Envelope::has_list_response,
+                                        &msg::Envelope::mutable_list_response, "ls"));
     for (const auto& e : page.entries()) {
       // Names come sorted; one that does not follow the last would make
       // the next page start in the wrong place (or never end).
@@ -150,9 +156,8 @@ Result<SpaceUsage> Client::DiskUsage(std::string_view path) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
   msg::Envelope req;
   req.mutable_disk_usage_request()->set_path(p);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_disk_usage_response()) return Unexpected("du");
-  const auto& r = reply.envelope.disk_usage_response();
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_disk_usage_response,
+                                    &msg::Envelope::mutable_disk_usage_response, "du"));
   return SpaceUsage{
       .files = r.files(), .directories = r.directories(), .bytes = r.bytes(), .stored_bytes = r.stored_bytes()};
 }
@@ -160,9 +165,8 @@ Result<SpaceUsage> Client::DiskUsage(std::string_view path) {
 Result<FsStats> Client::StatFs() {
   msg::Envelope req;
   req.mutable_stat_fs_request();
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
-  if (!reply.envelope.has_stat_fs_response()) return Unexpected("df");
-  const auto& r = reply.envelope.stat_fs_response();
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_stat_fs_response,
+                                    &msg::Envelope::mutable_stat_fs_response, "df"));
   return FsStats{.capacity = r.capacity(),
                  .used = r.used(),
                  .available = r.available(),
