@@ -1,5 +1,6 @@
-// CRC32C (Castagnoli) through ISA-L: ~28 GiB/s here, so checksumming every
-// frame on the data path costs a few percent of a memcpy.
+// CRC32C (Castagnoli) through ISA-L: ~28 GiB/s on the development VM
+// (DESIGN.md, "What this machine allows"), so checksumming every frame on the
+// data path costs a few percent of a memcpy.
 #pragma once
 
 #include <cstdint>
