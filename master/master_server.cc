@@ -36,6 +36,11 @@ Status MasterServer::Start() {
   no.lease_time = options_.lease_time;
   no.checkpoint_every_records = options_.checkpoint_every_records;
   no.verify_replicas = !options_.unverified_writes;
+  fault_env_ = MakeFaultEnv(options_.disk_faults, Env::Default());
+  if (fault_env_) spdlog::warn("--unsafe-fault-*: disk faults will be injected into {}", options_.dir);
+  no.env = fault_env_ ? fault_env_.get() : Env::Default();
+  no.fault_crash_during_checkpoint = options_.fault_crash_during_checkpoint;
+  no.fault_crash_after_journal_append = options_.fault_crash_after_journal_append;
   if (options_.unverified_writes) spdlog::warn("--unsafe-unverified-writes: writes complete without replica checks");
   namespace_ = std::make_unique<NamespaceService>(no, registry_);
   DFS_RETURN_IF_ERROR(namespace_->Open());
@@ -77,11 +82,11 @@ Status MasterServer::Start() {
 
   namespace_->set_client_socket(client_socket_.get());
   client_address_ = HostPort(options_.bind, client_port);
-  DFS_RETURN_IF_ERROR(WriteFileDurably(
+  DFS_RETURN_IF_ERROR(WriteFileDurably(Env::Default(),
       options_.dir + "/master.ports",
       fmt::format("client={}\nevents={}\nnodes={}\n", client_port, event_port_, node_port_)));
   // Written last: its presence means every port is bound.
-  DFS_RETURN_IF_ERROR(WriteFileDurably(options_.dir + "/master.addr", client_address_ + "\n"));
+  DFS_RETURN_IF_ERROR(WriteFileDurably(Env::Default(), options_.dir + "/master.addr", client_address_ + "\n"));
   spdlog::info("master up: clients={} events={} nodes={} dir={} replication={} chunk_size={} dead_after={}ms",
                client_address_, event_port_, node_port_, options_.dir, options_.replication,
                FormatSize(options_.chunk_size), options_.dead_after.count());

@@ -41,6 +41,7 @@ class MasterServer {
   void RefuseDefect(bus::Socket& socket, const bus::Message& m, std::string_view port_name);
 
   MasterOptions options_;
+  std::unique_ptr<Env> fault_env_;  // --unsafe-fault-*: the journal's disk misbehaves
   std::optional<DirLock> lock_;
   std::unique_ptr<bus::Context> context_;
   std::unique_ptr<bus::Socket> client_socket_;

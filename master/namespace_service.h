@@ -55,6 +55,11 @@ class NamespaceService {
     // How long a completion waits for live replicas' reports: under the
     // client's patience (2 attempts of 1.5 s), so it hears why, not a timeout.
     std::chrono::milliseconds report_wait{2500};
+    // Journal and checkpoint file access; nullptr: Env::Default().
+    Env* env = nullptr;
+    // Fault injection, off when 0 (MasterOptions has the flags).
+    uint64_t fault_crash_during_checkpoint = 0;
+    uint64_t fault_crash_after_journal_append = 0;
   };
 
   NamespaceService(Options options, const NodeRegistry& registry);
