@@ -78,6 +78,8 @@ Result<std::vector<NodeStatus>> Client::ListNodes() {
     s.available = n.stats().available();
     s.chunks = n.stats().chunks();
     s.streams_open = n.stats().streams_open();
+    s.disk_failed = n.stats().disk_failed();
+    s.disk_error = n.stats().disk_error();
     s.credit_in_use = n.stats().credit_in_use();
     s.credit_pool = n.stats().credit_pool();
     s.last_heartbeat_ms_ago = n.last_heartbeat_ms_ago();

@@ -54,6 +54,8 @@ struct NodeStatus {
   uint64_t credit_in_use = 0;
   uint64_t credit_pool = 0;
   uint64_t last_heartbeat_ms_ago = 0;
+  bool disk_failed = false;  // the node's disk failed: it takes no new chunks
+  std::string disk_error;
 };
 
 // Process-wide, for a tool's main() to call once at start-up: freed data

@@ -1,6 +1,6 @@
-// File helpers every durable write goes through: write a temp file, fsync
-// it, rename it over the target, fsync the directory (leveldb SetCurrentFile).
-// A crash leaves either the old file or the new one, never a mix.
+// Small file helpers outside the Env: the client's writes to a local file
+// descriptor, and the data-folder lock. Files the master and nodes keep go
+// through common/env.h.
 #pragma once
 
 #include <cstddef>
@@ -8,22 +8,19 @@
 #include <string>
 #include <string_view>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace dfs {
 
-Status WriteFileDurably(const std::string& path, std::string_view contents);
-// write(2) / pwrite(2) until every byte is written (EINTR and short writes
-// retried). Errors read "write WHAT: reason", with ENOSPC as NoSpace.
+// write(2) until every byte is written (EINTR and short writes retried).
+// Errors read "write WHAT: reason", with ENOSPC as NoSpace.
 Status WriteAll(int fd, const void* data, size_t size, const std::string& what);
-Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, const std::string& what);
 inline Status WriteAll(int fd, std::string_view data, const std::string& what) {
   return WriteAll(fd, data.data(), data.size(), what);
 }
-Result<std::string> ReadFile(const std::string& path);
-Status SyncDirectory(const std::string& dir);
-// mkdir -p; an existing directory is fine.
-Status CreateDirectories(const std::string& dir);
+// pwrite(2) until every byte is written at `offset`.
+Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, const std::string& what);
 
 // An exclusive lock on DIR/LOCK held for the life of the object, so two
 // daemons (node or master, in any mix) never share one data folder. The
@@ -33,14 +30,13 @@ class DirLock {
  public:
   // `who` ("dfs-node") is written into the lock file for the next refusal.
   static Result<DirLock> Acquire(const std::string& dir, std::string_view who);
-  DirLock(DirLock&& other) noexcept;
+  DirLock(DirLock&& other) noexcept = default;
   DirLock& operator=(DirLock&&) = delete;
   DirLock(const DirLock&) = delete;
-  ~DirLock();
 
  private:
-  explicit DirLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit DirLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // closing the last descriptor releases the flock
 };
 
 }  // namespace dfs

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/cpu_affinity.h"
+#include "common/fault_env.h"
 #include "common/units.h"
 
 namespace dfs {
@@ -43,6 +44,21 @@ inline CLI::Validator DurationFlag() {
 }
 inline CLI::Validator CpuFlag() {
   return ParsedFlag([](const std::string& v) { return ParseCpuChoice(v); }, "auto|all|N");
+}
+
+// The disk fault flags both daemons take (common/fault_env.h). UNSAFE:
+// for tests; each logs a warning at start-up.
+inline void AddDiskFaultFlags(CLI::App& app, DiskFaults& f) {
+  app.add_option("--unsafe-fault-eio-after-writes", f.eio_after_writes,
+                 "UNSAFE (tests): disk writes after the first N fail with EIO, and the disk stays failed");
+  app.add_option("--unsafe-fault-enospc-after-writes", f.enospc_after_writes,
+                 "UNSAFE (tests): disk writes after the first N fail with ENOSPC");
+  app.add_option("--unsafe-fault-fsync-fail-after", f.fsync_fail_after,
+                 "UNSAFE (tests): fsyncs after the first N fail with EIO");
+  app.add_option("--unsafe-fault-torn-write-after", f.torn_write_after,
+                 "UNSAFE (tests): disk write N+1 lands only its first half and fails with EIO");
+  app.add_option("--unsafe-fault-path", f.path_glob,
+                 "UNSAFE (tests): the faults above hit only paths matching this glob (default: every path)");
 }
 
 // Parses argv; on --help prints it and returns 0, on a usage error prints one

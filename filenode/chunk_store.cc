@@ -1,12 +1,6 @@
 #include "filenode/chunk_store.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
-
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -14,9 +8,8 @@
 
 #include "common/checksum.h"
 #include "common/crc32c_combine.h"
-#include "common/files.h"
+#include "common/env.h"
 #include "common/units.h"
-#include "filenode/file_io.h"
 #include "filenode/volume_format.h"
 #include "filenode/volume_store.h"
 
@@ -25,9 +18,10 @@ namespace dfs::filenode {
 ChunkStore::ChunkStore(std::string dir, ChunkStoreOptions options)
     : root_(dir + "/chunks"),
       options_(options),
-      trash_(dir + "/trash"),
+      env_(options.env != nullptr ? options.env : Env::Default()),
+      trash_(dir + "/trash", env_),
       volumes_(std::make_unique<VolumeStore>(root_ + "/volumes", options.volume_size, options.volume_prepare,
-                                             trash_)) {
+                                             trash_, env_)) {
   options_.volume_max_chunk = std::min(options_.volume_max_chunk, kMaxVolumeChunk);
 }
 ChunkStore::~ChunkStore() = default;
@@ -39,27 +33,20 @@ std::string ChunkStore::StemPath(ChunkKey key) const {
 namespace {
 
 // A stored chunk checked against its .meta: the metadata, or why it is bad.
-Result<ChunkMeta> CheckChunk(const std::string& stem, ChunkKey key) {
+Result<ChunkMeta> CheckChunk(Env* env, const std::string& stem, ChunkKey key) {
   const std::string meta_path = stem + ".meta";
-  auto bytes = ReadFile(meta_path);
+  auto bytes = ReadWholeFile(env, meta_path);
   if (!bytes) return bytes.error();
   DFS_ASSIGN_OR_RETURN(MetaHeader h, ValidateMeta(*bytes, meta_path));
   if (h.meta.key != key) {
     return Status::Corruption(fmt::format("{} describes {}", meta_path, ChunkName(h.meta.key)));
   }
-  struct stat st {};
-  if (::stat((stem + ".chunk").c_str(), &st) != 0) return Status::FromErrno(errno, stem + ".chunk");
-  if (static_cast<uint64_t>(st.st_size) != h.meta.size) {
-    return Status::Corruption(fmt::format("{}.chunk holds {} bytes but its .meta says {}", stem, st.st_size,
+  DFS_ASSIGN_OR_RETURN(FileStat st, env->Stat(stem + ".chunk"));
+  if (st.size != h.meta.size) {
+    return Status::Corruption(fmt::format("{}.chunk holds {} bytes but its .meta says {}", stem, st.size,
                                           h.meta.size));
   }
   return h.meta;
-}
-
-void RemoveQuietly(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    spdlog::warn("cannot remove {}: {}", path, std::strerror(errno));
-  }
 }
 
 // The first and last 64 KiB block a read of `len` > 0 bytes at `offset` touches.
@@ -71,8 +58,7 @@ std::pair<uint64_t, uint64_t> BlocksOf(uint64_t offset, uint64_t len) {
 // data at `data_at` in `fd`, which `what` names), checking every block the
 // range touches against `crcs`: the little-endian CRC32C of each of those
 // blocks, from the first on. Files and volume records alike.
-Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_at, const std::string& what,
-                  std::string_view crcs, uint64_t offset, std::span<std::byte> out, uint32_t* out_crc) {
+Status ReadBlocks(const std::string& name, uint64_t size, File& file, uint64_t data_at, std::string_view crcs, uint64_t offset, std::span<std::byte> out, uint32_t* out_crc) {
   const auto [b0, b1] = BlocksOf(offset, out.size());
   if (crcs.size() != 4 * (b1 - b0 + 1)) return Status::Corruption(fmt::format("{}: its checksums are cut short", name));
   const uint64_t start = b0 * kChunkBlockSize;
@@ -85,9 +71,10 @@ Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_
     scratch.reset(new std::byte[end - start]);
     buf = scratch.get();
   }
-  DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(fd, buf, end - start, data_at + start, what));
+  DFS_ASSIGN_OR_RETURN(size_t got, file.PreadAll(buf, end - start, data_at + start));
   if (got != end - start) {
-    return Status::Corruption(fmt::format("{}: {} ends at chunk offset {}, before its recorded size {}", name, what,
+    return Status::Corruption(fmt::format("{}: {} ends at chunk offset {}, before its recorded size {}", name,
+                                          file.path(),
                                           start + got, size));
   }
   uint32_t whole = 0;  // of the blocks read, which are `out` unless scratch was needed
@@ -109,6 +96,27 @@ Status ReadBlocks(const std::string& name, uint64_t size, int fd, uint64_t data_
 
 }  // namespace
 
+void ChunkStore::RemoveQuietly(const std::string& path) {
+  if (Status s = env_->Remove(path); !s.ok() && s.code() != Code::kNotFound) {
+    spdlog::warn("chunk store: {}", s.ToString());
+  }
+}
+
+Status ChunkStore::NoteWriteError(Status s) {
+  if (s.code() != Code::kIOError) return s;
+  std::lock_guard lock(mu_);
+  if (!disk_failed_.exchange(true)) {
+    disk_error_ = s.message();
+    spdlog::critical("chunk store {}: the disk failed ({}); taking no more chunks", root_, s.message());
+  }
+  return s;
+}
+
+std::string ChunkStore::disk_error() const {
+  std::lock_guard lock(mu_);
+  return disk_error_;
+}
+
 void ChunkStore::RemoveChunkFiles(const std::string& stem) {
   // The .chunk first: a lone .meta is dropped by Scan, and never read.
   RemoveQuietly(stem + ".chunk");
@@ -116,29 +124,27 @@ void ChunkStore::RemoveChunkFiles(const std::string& stem) {
 }
 
 Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
-  DFS_RETURN_IF_ERROR(CreateDirectories(root_));
+  DFS_RETURN_IF_ERROR(env_->CreateDirs(root_));
   DFS_RETURN_IF_ERROR(trash_.Start());
   size_t temps = 0, dropped = 0;
   std::vector<ChunkMeta> found;
   for (int shard = 0; shard < 256; ++shard) {
     const std::string dir = fmt::format("{}/{:02x}", root_, shard);
-    DFS_RETURN_IF_ERROR(CreateDirectories(dir));
+    DFS_RETURN_IF_ERROR(env_->CreateDirs(dir));
     std::map<ChunkKey, bool> keys;  // key -> has a .chunk (else only a .meta)
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      std::string name = entry.path().filename().string();
+    DFS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir));
+    for (const std::string& name : names) {
       if (name.ends_with(".tmp")) {
-        RemoveQuietly(entry.path().string());
+        RemoveQuietly(dir + "/" + name);
         ++temps;
       } else if (auto k = ParseChunkFileName(name, ".chunk"); k && ShardName(k->id) == ShardName(shard)) {
         keys[*k] = true;
       } else if (auto m = ParseChunkFileName(name, ".meta"); m && ShardName(m->id) == ShardName(shard)) {
         keys.try_emplace(*m, false);
       } else {
-        spdlog::warn("chunk store: leaving alone {} (not a chunk file name)", entry.path().string());
+        spdlog::warn("chunk store: leaving alone {}/{} (not a chunk file name)", dir, name);
       }
     }
-    if (ec) return Status::FromErrno(ec.value(), "list " + dir);
     for (const auto& [key, has_chunk] : keys) {
       const std::string stem = StemPath(key);
       if (!has_chunk) {
@@ -146,7 +152,7 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
         RemoveQuietly(stem + ".meta");
         continue;
       }
-      auto meta = CheckChunk(stem, key);
+      auto meta = CheckChunk(env_, stem, key);
       if (!meta) {
         spdlog::warn("chunk store: dropping {}: {}", ChunkName(key), meta.error().message());
         RemoveQuietly(stem + ".chunk");
@@ -157,7 +163,7 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
       found.push_back(*meta);
     }
   }
-  DFS_RETURN_IF_ERROR(SyncDirectory(root_));
+  DFS_RETURN_IF_ERROR(env_->SyncDir(root_));
   DFS_ASSIGN_OR_RETURN(std::vector<VolumeStore::Found> in_volumes, volumes_->Scan());
   uint64_t used = 0;
   {
@@ -198,6 +204,10 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t e
                                                         uint64_t buffer_limit) {
   {
     std::lock_guard lock(mu_);
+    if (disk_failed_) {
+      return Status::Unavailable(fmt::format("{}: this node's disk failed ({}); it takes no chunks", ChunkName(key),
+                                             disk_error_));
+    }
     if (!writing_.insert(key).second) {
       return Status::Busy(ChunkName(key) + " is already being written on this node");
     }
@@ -206,9 +216,9 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t e
     // Buffered chunks reach the disk only at their batch: count what open
     // ones will need, so that many small chunks that each fit but together
     // do not are refused here, with NoSpace, not failed as a batch later.
-    struct statvfs fs {};
-    const bool known = ::statvfs(root_.c_str(), &fs) == 0;
-    const uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    auto space = env_->Space(root_);
+    const bool known = space.has_value();
+    const uint64_t free = known ? space->available : 0;
     std::lock_guard lock(mu_);
     if (known && buffered_reserved_ + expected_size + RecordHeaderSize(expected_size) > free) {
       writing_.erase(key);
@@ -220,44 +230,37 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::Create(ChunkKey key, uint64_t e
     return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, key, expected_size));
   }
   const std::string stem = StemPath(key);
-  const std::string tmp = stem + ".chunk.tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid() && errno == ENOENT) {
+  auto file = PendingReplace::Create(env_, stem + ".chunk");
+  if (!file && file.error().code() == Code::kNotFound) {
     // The shard folder went missing under us; make it again.
-    if (CreateDirectories(std::filesystem::path(stem).parent_path().string()).ok()) {
-      fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    }
+    if (env_->CreateDirs(DirName(stem)).ok()) file = PendingReplace::Create(env_, stem + ".chunk");
   }
-  if (!fd.valid()) {
-    Status s = Status::FromErrno(errno, tmp);
+  if (!file) {
     Release(key);
-    return s;
+    return NoteWriteError(file.error());
   }
   // Refuse what cannot fit before asking fallocate: a failing fallocate may
   // take every free block before it gives up, and for that moment every other
   // writer on the disk sees ENOSPC.
-  if (struct statvfs fs {}; expected_size > 0 && ::fstatvfs(fd.get(), &fs) == 0 &&
-                            expected_size > static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize) {
-    fd.Reset();
-    RemoveQuietly(tmp);
+  if (auto space = env_->Space(root_); expected_size > 0 && space && expected_size > space->available) {
+    file->Abandon();
     Release(key);
     return Status(Code::kNoSpace, fmt::format("reserve {} for {}: {} free", FormatSize(expected_size),
-                                              ChunkName(key),
-                                              FormatSize(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize)));
+                                              ChunkName(key), FormatSize(space->available)));
   }
-  if (expected_size > 0 && ::fallocate(fd.get(), 0, 0, static_cast<off_t>(expected_size)) != 0) {
-    int err = errno;
+  if (expected_size > 0) {
     // A file system without fallocate still works, only without the early
     // NoSpace; anything else (ENOSPC, EFBIG) refuses the chunk now.
-    if (err != EOPNOTSUPP) {
-      fd.Reset();
-      RemoveQuietly(tmp);
+    auto reserved = file->file().Allocate(0, expected_size);
+    if (!reserved) {
+      file->Abandon();
       Release(key);
-      return Status::FromErrno(err, fmt::format("reserve {} for {}", FormatSize(expected_size), ChunkName(key)));
+      return NoteWriteError(
+          reserved.error().Prepend(fmt::format("reserve {} for {}", FormatSize(expected_size), ChunkName(key))));
     }
-    expected_size = 0;
+    if (!*reserved) expected_size = 0;
   }
-  return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, key, stem, fd.release(), expected_size));
+  return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, key, stem, std::move(*file), expected_size));
 }
 
 Result<ChunkMeta> ChunkStore::Lookup(ChunkKey key) const {
@@ -291,34 +294,31 @@ Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, s
                                  uint32_t* crc) const {
   const std::string name = ChunkName(key);
   const std::string stem = StemPath(key);
-  UniqueFd mfd(::open((stem + ".meta").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!mfd.valid()) return Status::FromErrno(errno, stem + ".meta");
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> mfd, env_->Open(stem + ".meta", OpenMode::kRead));
   char header[kMetaHeaderSize];
-  DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(mfd.get(), header, sizeof header, 0, stem + ".meta"));
+  DFS_ASSIGN_OR_RETURN(size_t got, mfd->PreadAll(header, sizeof header, 0));
   DFS_ASSIGN_OR_RETURN(MetaHeader h, DecodeMetaHeader(std::string_view(header, got), stem + ".meta"));
   if (h.meta.key != key || h.meta.size != size) {
     return Status::Corruption(fmt::format("{}: its .meta no longer matches the chunk", name));
   }
   const auto [b0, b1] = BlocksOf(offset, out.size());
   std::string crcs((b1 - b0 + 1) * 4, '\0');
-  DFS_ASSIGN_OR_RETURN(got, PreadAll(mfd.get(), crcs.data(), crcs.size(), MetaBlockCrcOffset(b0), stem + ".meta"));
+  DFS_ASSIGN_OR_RETURN(got, mfd->PreadAll(crcs.data(), crcs.size(), MetaBlockCrcOffset(b0)));
   if (got != crcs.size()) return Status::Corruption(fmt::format("{}: its .meta is cut short", name));
-  UniqueFd fd(::open((stem + ".chunk").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(errno, stem + ".chunk");
-  return ReadBlocks(name, size, fd.get(), 0, stem + ".chunk", crcs, offset, out, crc);
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> fd, env_->Open(stem + ".chunk", OpenMode::kRead));
+  return ReadBlocks(name, size, *fd, 0, crcs, offset, out, crc);
 }
 
 Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset, std::span<std::byte> out,
                                    uint32_t* crc) const {
   const std::string name = ChunkName(key);
   const std::string path = volumes_->Path(e.volume);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(errno, path);
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> fd, env_->Open(path, OpenMode::kRead));
   // The whole header, its checksum and table included: one read, and a
   // record damaged since the scan is Corruption, never a wrong byte.
   const std::string what = fmt::format("{} at offset {}", path, e.offset);
   std::string header(RecordHeaderSize(e.size), '\0');
-  DFS_ASSIGN_OR_RETURN(size_t got, PreadAll(fd.get(), header.data(), header.size(), e.offset, path));
+  DFS_ASSIGN_OR_RETURN(size_t got, fd->PreadAll(header.data(), header.size(), e.offset));
   header.resize(got);
   auto h = DecodeRecordHeader(header, what);
   if (!h) return h.error().Prepend(name);
@@ -327,7 +327,7 @@ Status ChunkStore::ReadVolumeChunk(ChunkKey key, const Entry& e, uint64_t offset
   }
   const auto [b0, b1] = BlocksOf(offset, out.size());
   std::string_view crcs = std::string_view(header).substr(RecordBlockCrcOffset(b0), 4 * (b1 - b0 + 1));
-  return ReadBlocks(name, e.size, fd.get(), e.offset + header.size(), path, crcs, offset, out, crc);
+  return ReadBlocks(name, e.size, *fd, e.offset + header.size(), crcs, offset, out, crc);
 }
 
 Status ChunkStore::Delete(ChunkKey key) {
@@ -402,8 +402,6 @@ ChunkStore::VolumeStats ChunkStore::volume_stats() const {
   return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used, s.prepared, s.prepare_declined};
 }
 
-void ChunkStore::InjectVolumeSyncErrorForTest(int err) { volumes_->InjectSyncErrorForTest(err); }
-
 std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter* const> writers) {
   std::vector<Result<ChunkMeta>> results(writers.size());
   std::vector<VolumeStore::Put> puts;
@@ -422,6 +420,7 @@ std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter*
   if (puts.empty()) return results;
   auto at = volumes_->Append(puts);
   if (!at) {
+    IgnoreError(NoteWriteError(at.error()));  // recorded; the writers hear of it below
     for (size_t i : batch) results[i] = writers[i]->Fail(at.error());
     return results;
   }

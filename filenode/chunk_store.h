@@ -24,15 +24,18 @@
 // its writers.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 #include "filenode/chunk_format.h"
 #include "filenode/trash.h"
@@ -64,6 +67,10 @@ struct ChunkStoreOptions {
   // writing one disk went from 760-1,350 to 1,950-2,200 MiB/s here, in a
   // fifth of the kernel time. false leaves the pages to the kernel.
   bool drop_behind = true;
+  // Every file access (data, checksums, volumes, trash); nullptr:
+  // Env::Default(). Must outlive the store. A FaultEnv here is how tests
+  // make the disk fail.
+  Env* env = nullptr;
 };
 
 class ChunkWriter {
@@ -96,7 +103,7 @@ class ChunkWriter {
 
  private:
   friend class ChunkStore;
-  ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, int fd, uint64_t allocated);
+  ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, PendingReplace file, uint64_t allocated);
   ChunkWriter(ChunkStore& store, ChunkKey key, uint64_t capacity);
   Status Fail(Status s);
   // ChunkStoreOptions::drop_behind, for the bytes up to `end` just written.
@@ -107,7 +114,7 @@ class ChunkWriter {
   ChunkStore& store_;
   ChunkKey key_;
   std::string stem_path_;  // DIR/chunks/xx/<id>_<version>; files only
-  int fd_ = -1;
+  std::optional<PendingReplace> file_;  // DIR/chunks/xx/<stem>.chunk.tmp; files only
   uint64_t allocated_ = 0;  // a file's reserved size, or a buffer's capacity
   uint64_t dropped_ = 0;    // drop_behind: pages before this were let go
   std::unique_ptr<std::byte[]> buffer_;  // buffered only; freed once committed
@@ -185,8 +192,12 @@ class ChunkStore {
     uint64_t prepare_declined = 0;  // volumes left unprepared for lack of free space
   };
   VolumeStats volume_stats() const;
-  // Fault injection for tests: the next volume fdatasync fails with `err`.
-  void InjectVolumeSyncErrorForTest(int err);
+  // The disk failed under a write (an I/O error, not a full disk): from
+  // then on Create refuses every chunk (Unavailable) and the node says so in
+  // its heartbeat, so the master places no more chunks here. Reads and
+  // deletions go on. Sticky until restart.
+  bool disk_failed() const { return disk_failed_.load(std::memory_order_relaxed); }
+  std::string disk_error() const;
 
  private:
   friend class ChunkWriter;
@@ -214,10 +225,14 @@ class ChunkStore {
   // they had reserved against the disk's free space.
   void Release(ChunkKey key, uint64_t buffered = 0);
   bool IsStoredInFile(ChunkKey key) const;
-  static void RemoveChunkFiles(const std::string& stem);
+  void RemoveChunkFiles(const std::string& stem);
+  void RemoveQuietly(const std::string& path);
+  // Records `s` as the disk failing when it is an I/O error; returns it.
+  Status NoteWriteError(Status s);
 
   std::string root_;  // DIR/chunks
   ChunkStoreOptions options_;
+  Env* const env_;
   Trash trash_;  // DIR/trash; before the volume store, which uses it
   std::unique_ptr<VolumeStore> volumes_;
   mutable std::mutex mu_;  // before the volume store's locks when both are held
@@ -225,6 +240,8 @@ class ChunkStore {
   std::unordered_set<ChunkKey, ChunkKeyHash> writing_;
   uint64_t used_ = 0;
   uint64_t buffered_reserved_ = 0;  // bytes of open buffered writers, not on disk yet
+  std::atomic<bool> disk_failed_{false};
+  std::string disk_error_;  // guarded by mu_
 };
 
 }  // namespace dfs::filenode

@@ -1,23 +1,19 @@
 // ChunkWriter: the write half of the chunk store (see chunk_store.h).
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
-#include "common/files.h"
+#include "common/env.h"
 #include "filenode/chunk_store.h"
-#include "filenode/file_io.h"
 
 namespace dfs::filenode {
 
-ChunkWriter::ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, int fd, uint64_t allocated)
-    : store_(store), key_(key), stem_path_(std::move(stem_path)), fd_(fd), allocated_(allocated) {
+ChunkWriter::ChunkWriter(ChunkStore& store, ChunkKey key, std::string stem_path, PendingReplace file,
+                         uint64_t allocated)
+    : store_(store), key_(key), stem_path_(std::move(stem_path)), file_(std::move(file)), allocated_(allocated) {
   blocks_.reserve(BlockCount(allocated));
 }
 
@@ -34,7 +30,7 @@ ChunkWriter::~ChunkWriter() {
 
 Status ChunkWriter::Fail(Status s) {
   Abort();
-  return s.Prepend(ChunkName(key_));
+  return store_.NoteWriteError(s.Prepend(ChunkName(key_)));
 }
 
 Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
@@ -53,7 +49,7 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
     }
     std::memcpy(buffer_.get() + size_, data.data(), data.size());
   } else {
-    Status s = PwriteAll(fd_, data.data(), data.size(), offset, stem_path_ + ".chunk.tmp");
+    Status s = file_->file().PwriteAll(data.data(), data.size(), offset);
     if (!s.ok()) return Fail(s);
     if (store_.options_.drop_behind) DropBehind(offset + data.size());
   }
@@ -78,11 +74,12 @@ Status ChunkWriter::Append(uint64_t offset, std::span<const std::byte> data) {
 // the lag gives their writeback time to end first, and Finish drops the rest.
 void ChunkWriter::DropBehind(uint64_t end) {
   constexpr uint64_t kLag = 8ull << 20;
-  ::sync_file_range(fd_, static_cast<off_t>(size_), static_cast<off_t>(end - size_), SYNC_FILE_RANGE_WRITE);
+  File& file = file_->file();
+  file.StartWriteback(size_, end - size_);
   if (end < kLag) return;
   const uint64_t upto = (end - kLag) & ~uint64_t{4095};
   if (upto <= dropped_) return;
-  ::posix_fadvise(fd_, static_cast<off_t>(dropped_), static_cast<off_t>(upto - dropped_), POSIX_FADV_DONTNEED);
+  file.DropCache(dropped_, upto - dropped_);
   dropped_ = upto;
 }
 
@@ -122,49 +119,51 @@ Result<ChunkMeta> ChunkWriter::Finish() {
     return std::move(store_.CommitBuffered(std::span<ChunkWriter* const>(&self, 1))[0]);
   }
   CloseBlocks();
-  const std::string chunk_tmp = stem_path_ + ".chunk.tmp";
-  const std::string meta_tmp = stem_path_ + ".meta.tmp";
+  Env* env = store_.env_;
   const std::string chunk_path = stem_path_ + ".chunk";
   const std::string meta_path = stem_path_ + ".meta";
-  if (allocated_ > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-    return Fail(Status::FromErrno(errno, "truncate " + chunk_tmp));
+  if (allocated_ > size_) {
+    if (Status s = file_->file().Truncate(size_); !s.ok()) return Fail(s);
   }
   ChunkMeta meta{key_, size_, crc_};
   std::string bytes = EncodeMeta(meta, blocks_);
-  {
-    UniqueFd mfd(::open(meta_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!mfd.valid()) return Fail(Status::FromErrno(errno, meta_tmp));
-    Status s = PwriteAll(mfd.get(), bytes.data(), bytes.size(), 0, meta_tmp);
-    if (s.ok() && ::fdatasync(mfd.get()) != 0) s = Status::FromErrno(errno, "fdatasync " + meta_tmp);
-    if (!s.ok()) return Fail(s);
-  }
-  if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + chunk_tmp));
-  if (store_.options_.drop_behind) ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd_);
-  fd_ = -1;
+  // Both files go through the one durable-replace sequence (common/env.h),
+  // step by step: both synced, the renames in order, one folder sync. The
+  // .meta's temp is removed if anything fails before its rename.
+  auto created = PendingReplace::Create(env, meta_path);
+  if (!created) return Fail(created.error());
+  PendingReplace meta_file = std::move(*created);
+  // Its temp goes before Fail releases the key: a new writer of this chunk
+  // may create it again at once.
+  auto fail = [&](Status s) {
+    meta_file.Abandon();
+    return Fail(std::move(s));
+  };
+  if (Status s = meta_file.file().PwriteAll(bytes.data(), bytes.size(), 0); !s.ok()) return fail(s);
+  if (Status s = meta_file.Sync(); !s.ok()) return fail(s);
+  if (Status s = file_->Sync(); !s.ok()) return fail(s);
+  if (store_.options_.drop_behind) file_->file().DropCache(0, 0);
   // Replacing an older copy in a volume: a synced tombstone before the
   // renames, or a crash after them would let that copy win the next Scan.
   // (Should a rename then fail, the chunk is gone from this node on its next
   // start; the master's report sees it missing and re-replicates it.)
   auto tombstone = store_.BuryVolumeCopy(key_);
-  if (!tombstone) return Fail(tombstone.error());
+  if (!tombstone) return fail(tombstone.error());
   // Replacing an older file: drop its .chunk first, so a crash between the
   // renames below never pairs the old bytes with the new checksums.
   if (store_.IsStoredInFile(key_)) {
-    if (Status s = store_.trash_.Discard(chunk_path); !s.ok() && s.code() != Code::kNotFound) return Fail(s);
+    if (Status s = store_.trash_.Discard(chunk_path); !s.ok() && s.code() != Code::kNotFound) return fail(s);
   }
   // .meta first: a .chunk in place always has its checksums beside it.
-  if (::rename(meta_tmp.c_str(), meta_path.c_str()) != 0) {
-    return Fail(Status::FromErrno(errno, "rename " + meta_tmp));
-  }
-  Status s;
-  if (::rename(chunk_tmp.c_str(), chunk_path.c_str()) != 0) s = Status::FromErrno(errno, "rename " + chunk_tmp);
-  if (s.ok()) s = SyncDirectory(std::filesystem::path(stem_path_).parent_path().string());
+  if (Status s = meta_file.Rename(); !s.ok()) return fail(s);
+  Status s = file_->Rename();
+  if (s.ok()) s = env->SyncDir(DirName(stem_path_));
   if (!s.ok()) {
-    ::unlink(chunk_path.c_str());
-    ::unlink(meta_path.c_str());
+    IgnoreError(env->Remove(chunk_path));  // best effort: Scan drops a .chunk without its .meta
+    IgnoreError(env->Remove(meta_path));
     return Fail(s);
   }
+  file_.reset();  // closes the .chunk
   finished_ = true;
   store_.Install(meta, *tombstone);
   store_.Release(key_);
@@ -179,8 +178,9 @@ void ChunkWriter::Abort() {
     store_.Release(key_, allocated_);
     return;
   }
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  // Closed here, removed below through the trash.
+  if (file_) file_->Forget();
+  file_.reset();
   // The .chunk.tmp may hold a whole chunk's reserved blocks: to the trash,
   // and before Release, so that a new writer of this chunk never meets it.
   for (const char* ext : {".chunk.tmp", ".meta.tmp"}) {

@@ -1,20 +1,20 @@
 #include "filenode/node_identity.h"
 
 #include <cctype>
-#include <filesystem>
 
 #include <fmt/format.h>
 
-#include "common/files.h"
+#include "common/env.h"
 #include "common/random_id.h"
 
 namespace dfs::filenode {
 
-Result<std::string> LoadOrCreateNodeId(const std::string& dir) {
+Result<std::string> LoadOrCreateNodeId(const std::string& dir, Env* env) {
   const std::string path = dir + "/node.id";
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    DFS_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  auto st = env->Stat(path);
+  if (!st && st.error().code() != Code::kNotFound) return st.error();
+  if (st) {
+    DFS_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(env, path));
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     bool valid = !text.empty() && text.size() <= 64;
     for (char c : text) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
@@ -26,7 +26,7 @@ Result<std::string> LoadOrCreateNodeId(const std::string& dir) {
     return text;
   }
   std::string id = RandomHex(6);
-  DFS_RETURN_IF_ERROR(WriteFileDurably(path, id + "\n"));
+  DFS_RETURN_IF_ERROR(WriteFileDurably(env, path, id + "\n"));
   return id;
 }
 

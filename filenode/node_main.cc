@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-written-pages", o.keep_written_pages,
                "leave a big chunk's pages in the page cache once written (default: write them out as they come "
                "and drop them, so the cache keeps what is read and writers do not crowd each other)");
+  dfs::AddDiskFaultFlags(app, o.disk_faults);
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   // On one CPU while only small messages flow, spread while large chunks
   // stream: those need the event loop and libzmq's I/O thread running at

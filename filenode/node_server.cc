@@ -32,12 +32,16 @@ NodeServer::~NodeServer() = default;
 Status NodeServer::Start() {
   DFS_ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(options_.dir, "dfs-node"));
   lock_.emplace(std::move(lock));
-  DFS_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(options_.dir));
+  fault_env_ = MakeFaultEnv(options_.disk_faults, Env::Default());
+  if (fault_env_) spdlog::warn("--unsafe-fault-*: disk faults will be injected into {}", options_.dir);
+  Env* env = fault_env_ ? fault_env_.get() : Env::Default();
+  DFS_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(options_.dir, env));
   DFS_ASSIGN_OR_RETURN(HostAndPort master, ParseHostPort(options_.master, 5550));
   ChunkStoreOptions so;
   so.volume_max_chunk = options_.volume_max_chunk;
   so.volume_prepare = options_.volume_prepare;
   so.drop_behind = !options_.keep_written_pages;
+  so.env = env;
   store_ = std::make_unique<ChunkStore>(options_.dir, so);
   DFS_RETURN_IF_ERROR(store_->Scan().status());
 
@@ -48,7 +52,7 @@ Status NodeServer::Start() {
   DFS_ASSIGN_OR_RETURN(uint16_t port, PortOfEndpoint(s.endpoint()));
   data_socket_ = std::make_unique<bus::Socket>(std::move(s));
   data_address_ = HostPort(options_.advertise.empty() ? options_.bind : options_.advertise, port);
-  DFS_RETURN_IF_ERROR(WriteFileDurably(options_.dir + "/node.addr", data_address_ + "\n"));
+  DFS_RETURN_IF_ERROR(WriteFileDurably(Env::Default(), options_.dir + "/node.addr", data_address_ + "\n"));
 
   MasterLink::Config lc;
   lc.master = master;
@@ -120,6 +124,10 @@ msg::NodeStats NodeServer::Stats() {
   st.set_used(used);
   st.set_available(std::min(fs_available, left));
   st.set_chunks(store_->chunk_count());
+  if (store_->disk_failed()) {
+    st.set_disk_failed(true);
+    st.set_disk_error(store_->disk_error());
+  }
   data_->FillStats(st, std::chrono::steady_clock::now());
   return st;
 }

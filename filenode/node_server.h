@@ -39,6 +39,7 @@ class NodeServer {
 
   NodeOptions options_;
   std::optional<DirLock> lock_;
+  std::unique_ptr<Env> fault_env_;  // --unsafe-fault-*; outlives the store
   std::string node_id_;
   uint64_t incarnation_ = 0;
   std::unique_ptr<ChunkStore> store_;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/fault_env.h"
+
 namespace dfs::filenode {
 
 struct NodeOptions {
@@ -43,6 +45,9 @@ struct NodeOptions {
   // spread over while it carries large streams (common/cpu_affinity.h).
   int adaptive_cpu = -1;
   std::vector<int> wide_cpus;
+  // UNSAFE, for tests (--unsafe-fault-*): the node's disk misbehaves
+  // (common/fault_env.h); aim with --unsafe-fault-path.
+  DiskFaults disk_faults;
 };
 
 }  // namespace dfs::filenode

@@ -1,22 +1,15 @@
 #include "filenode/trash.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <system_error>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/files.h"
 #include "common/random_id.h"
 
 namespace dfs::filenode {
 
-Trash::Trash(std::string dir) : dir_(std::move(dir)), prefix_(RandomHex(4)) {}
+Trash::Trash(std::string dir, Env* env) : dir_(std::move(dir)), env_(env), prefix_(RandomHex(4)) {}
 
 Trash::~Trash() {
   {
@@ -28,11 +21,10 @@ Trash::~Trash() {
 }
 
 Status Trash::Start() {
-  DFS_RETURN_IF_ERROR(CreateDirectories(dir_));
-  std::error_code ec;
+  DFS_RETURN_IF_ERROR(env_->CreateDirs(dir_));
+  DFS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
   std::deque<std::string> left;
-  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) left.push_back(e.path().string());
-  if (ec) return Status::IOError(fmt::format("list {}: {}", dir_, ec.message()));
+  for (const std::string& name : names) left.push_back(dir_ + "/" + name);
   if (!left.empty()) spdlog::info("chunk store: removing {} file(s) left in {}", left.size(), dir_);
   std::lock_guard lock(mu_);
   if (started_) return Status::OK();
@@ -47,11 +39,12 @@ Status Trash::Discard(const std::string& path) {
   {
     std::lock_guard lock(mu_);
     if (started_) {
-      to = fmt::format("{}/{}-{}-{}", dir_, prefix_, next_++, std::filesystem::path(path).filename().string());
+      to = fmt::format("{}/{}-{}-{}", dir_, prefix_, next_++, path.substr(path.rfind('/') + 1));
     }
   }
   if (!to.empty()) {
-    if (::rename(path.c_str(), to.c_str()) == 0) {
+    Status moved = env_->Rename(path, to);
+    if (moved.ok()) {
       {
         std::lock_guard lock(mu_);
         queue_.push_back(std::move(to));
@@ -61,12 +54,15 @@ Status Trash::Discard(const std::string& path) {
     }
     // ENOENT is also the trash folder gone from under us: never leave the
     // file in place for that.
-    if (errno == ENOENT && ::access(path.c_str(), F_OK) != 0) return Status::NotFound(path + ": no such file");
-    spdlog::warn("chunk store: cannot move {} to {}: {}; removing it in place", path, dir_, std::strerror(errno));
+    if (moved.code() == Code::kNotFound) {
+      auto st = env_->Stat(path);
+      if (!st && st.error().code() == Code::kNotFound) return Status::NotFound(path + ": no such file");
+    }
+    spdlog::warn("chunk store: cannot move {} to {}: {}; removing it in place", path, dir_, moved.message());
   }
-  if (::unlink(path.c_str()) != 0) {
-    if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::FromErrno(errno, "remove " + path);
+  if (Status s = env_->Remove(path); !s.ok()) {
+    if (s.code() == Code::kNotFound) return Status::NotFound(path + ": no such file");
+    return s;
   }
   return Status::OK();
 }
@@ -85,8 +81,8 @@ void Trash::Loop() {
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      spdlog::warn("chunk store: cannot remove {}: {}", path, std::strerror(errno));
+    if (Status s = env_->Remove(path); !s.ok() && s.code() != Code::kNotFound) {
+      spdlog::warn("chunk store: {}", s.ToString());
     }
     lock.lock();
     busy_ = false;

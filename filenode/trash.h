@@ -23,14 +23,16 @@
 #include <string>
 #include <thread>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace dfs::filenode {
 
 class Trash {
  public:
-  // `dir` must be on the same file system as the files discarded.
-  explicit Trash(std::string dir);
+  // `dir` must be on the same file system as the files discarded; every
+  // file access goes through `env`, which must outlive the trash.
+  Trash(std::string dir, Env* env);
   // Stops after the unlink in hand; what is still queued stays for the next
   // start.
   ~Trash();
@@ -50,6 +52,7 @@ class Trash {
   void Loop();
 
   const std::string dir_;
+  Env* const env_;
   const std::string prefix_;  // this run's, so names never meet a leftover's
   std::mutex mu_;
   std::condition_variable cv_;

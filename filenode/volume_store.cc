@@ -1,13 +1,9 @@
 #include "filenode/volume_store.h"
 
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <unordered_map>
 
@@ -15,7 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
-#include "common/files.h"
+#include "common/env.h"
 #include "common/units.h"
 #include "filenode/volume_format.h"
 
@@ -32,8 +28,8 @@ constexpr std::string_view kMagicBytes("DFSV", 4);
 // rather than one per field.
 class WindowReader {
  public:
-  WindowReader(int fd, uint64_t file_size, size_t window, const std::string& path)
-      : fd_(fd), size_(file_size), window_(window), path_(path) {}
+  WindowReader(File& file, uint64_t file_size, size_t window)
+      : file_(file), size_(file_size), window_(window) {}
 
   // Up to `len` bytes at `offset`: fewer only at the end of the file. Valid
   // until the next call.
@@ -43,20 +39,19 @@ class WindowReader {
     if (offset < start_ || offset + len > start_ + filled_) {
       const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(len, window_), size_ - offset);
       if (buf_.size() < want) buf_.resize(want);
-      DFS_ASSIGN_OR_RETURN(filled_, PreadAll(fd_, buf_.data(), want, offset, path_));
+      DFS_ASSIGN_OR_RETURN(filled_, file_.PreadAll(buf_.data(), want, offset));
       start_ = offset;
       len = std::min<uint64_t>(len, filled_);
     }
     return std::string_view(buf_.data() + (offset - start_), len);
   }
   uint64_t size() const { return size_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.path(); }
 
  private:
-  int fd_;
+  File& file_;
   uint64_t size_;
   size_t window_;
-  const std::string& path_;
   std::string buf_;
   uint64_t start_ = 0;
   uint64_t filled_ = 0;
@@ -125,14 +120,11 @@ Result<bool> AllZero(WindowReader& r, uint64_t from) {
 
 // Every record of one volume, in offset order. With `verify_data`, the data
 // of each put is checked against its CRC (Parsed::data_ok).
-Result<ParsedVolume> ParseVolume(const std::string& path, bool verify_data) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(errno, path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, path);
+Result<ParsedVolume> ParseVolume(Env* env, const std::string& path, bool verify_data) {
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, env->Open(path, OpenMode::kRead));
   ParsedVolume out;
-  out.size = static_cast<uint64_t>(st.st_size);
-  WindowReader r(fd.get(), out.size, verify_data ? kDataWindow : kHeaderWindow, path);
+  DFS_ASSIGN_OR_RETURN(out.size, file->Size());
+  WindowReader r(*file, out.size, verify_data ? kDataWindow : kHeaderWindow);
   uint64_t at = 0;
   while (at < out.size) {
     auto h = RecordAt(r, at);
@@ -164,45 +156,44 @@ Result<ParsedVolume> ParseVolume(const std::string& path, bool verify_data) {
 
 // Whether the file system of `path` has 32 times `bytes` free: the last
 // free space is not for zeros.
-bool RoomToPrepare(const std::string& path, uint64_t bytes) {
-  struct statvfs fs {};
-  return ::statvfs(path.c_str(), &fs) == 0 && static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize >= 32 * bytes;
+bool RoomToPrepare(Env* env, const std::string& path, uint64_t bytes) {
+  auto space = env->Space(path);
+  return space && space->available >= 32 * bytes;
 }
 
 // Writes zeros over [from, to) of `path` and makes them durable, through a
 // descriptor of its own.
-Status ZeroFill(const std::string& path, uint64_t from, uint64_t to) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+Status ZeroFill(Env* env, const std::string& path, uint64_t from, uint64_t to) {
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, env->Open(path, OpenMode::kWriteExisting));
   static const std::string zeros(1 << 20, '\0');
   for (uint64_t at = from; at < to;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - at));
-    DFS_RETURN_IF_ERROR(PwriteAll(fd.get(), zeros.data(), n, at, fmt::format("{} at offset {}", path, at)));
+    DFS_RETURN_IF_ERROR(file->PwriteAll(zeros.data(), n, at));
     // Out to the disk a MiB at a time: one fdatasync of them all would hold
     // the disk for milliseconds, and every batch's fdatasync behind it.
-    if (::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(n),
-                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
-      return Status::FromErrno(errno, "sync_file_range " + path);
-    }
+    DFS_RETURN_IF_ERROR(file->WriteOut(at, n));
     at += n;
   }
-  if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync " + path);
-  return Status::OK();
+  return file->Sync();
 }
 
 // Cuts `path` to `size` and makes that durable (prepared zeros given back).
-void CutTo(const std::string& path, uint64_t size) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return;  // removed meanwhile: nothing to give back
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 || ::fdatasync(fd.get()) != 0) {
-    spdlog::warn("chunk store: cannot cut {} back to {} bytes: {}", path, size, std::strerror(errno));
-  }
+void CutTo(Env* env, const std::string& path, uint64_t size) {
+  auto file = env->Open(path, OpenMode::kWriteExisting);
+  if (!file) return;  // removed meanwhile: nothing to give back
+  Status s = (*file)->Truncate(size);
+  if (s.ok()) s = (*file)->Sync();
+  if (!s.ok()) spdlog::warn("chunk store: cannot cut {} back to {} bytes: {}", path, size, s.ToString());
 }
 
 }  // namespace
 
-VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash)
-    : dir_(std::move(dir)), volume_size_(std::max<uint64_t>(volume_size, 1)), prepare_(prepare), trash_(trash) {}
+VolumeStore::VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash, Env* env)
+    : dir_(std::move(dir)),
+      volume_size_(std::max<uint64_t>(volume_size, 1)),
+      prepare_(prepare),
+      trash_(trash),
+      env_(env) {}
 
 VolumeStore::~VolumeStore() {
   {
@@ -240,8 +231,8 @@ void VolumeStore::PrepareLoop() {
     v.preparing = true;
     v.preparing_from = from;
     lock.unlock();
-    const bool room = RoomToPrepare(path, to - from);
-    Status s = room ? ZeroFill(path, from, to) : Status::OK();
+    const bool room = RoomToPrepare(env_, path, to - from);
+    Status s = room ? ZeroFill(env_, path, from, to) : Status::OK();
     lock.lock();
     prepare_cv_.notify_all();  // a batch may be waiting for this segment
     auto it = volumes_.find(number);
@@ -259,11 +250,11 @@ void VolumeStore::PrepareLoop() {
       spdlog::warn("chunk store: cannot prepare space in {}: {}; appending without it", path, s.ToString());
       w.prepare_failed = true;
       // Batches wait on the lock, so nothing is written past the end meanwhile.
-      CutTo(path, std::max(w.end, w.prepared));
+      CutTo(env_, path, std::max(w.end, w.prepared));
       continue;
     }
     if (w.sealed) {
-      CutTo(path, w.end);  // sealed while we wrote: its index says where it ends
+      CutTo(env_, path, w.end);  // sealed while we wrote: its index says where it ends
       continue;
     }
     if (w.cuts != cuts) continue;  // cut back meanwhile: the next round starts again from its end
@@ -290,11 +281,10 @@ std::string VolumeStore::IndexPath(uint32_t volume) const {
 Result<std::vector<IndexedRecord>> VolumeStore::LoadSealed(uint32_t number, bool& from_index) {
   const std::string path = Path(number);
   const std::string index_path = IndexPath(number);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
-  const auto size = static_cast<uint64_t>(st.st_size);
+  DFS_ASSIGN_OR_RETURN(FileStat st, env_->Stat(path));
+  const uint64_t size = st.size;
   from_index = false;
-  if (auto bytes = ReadFile(index_path)) {
+  if (auto bytes = ReadWholeFile(env_, index_path)) {
     auto records = DecodeVolumeIndex(*bytes, number, size, index_path);
     if (records) {
       from_index = true;
@@ -305,7 +295,7 @@ Result<std::vector<IndexedRecord>> VolumeStore::LoadSealed(uint32_t number, bool
     spdlog::warn("chunk store: {}; rebuilding it from the volume's headers", bytes.error().message());
   }
   // Sealed volumes were synced before they were sealed: headers suffice.
-  DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, /*verify_data=*/false));
+  DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(env_, path, /*verify_data=*/false));
   if (pv.good_end < pv.size) {
     spdlog::warn("chunk store: {}: {} bytes at offset {} are no record; left as they are (a sealed volume)", path,
                  pv.size - pv.good_end, pv.good_end);
@@ -313,34 +303,33 @@ Result<std::vector<IndexedRecord>> VolumeStore::LoadSealed(uint32_t number, bool
   std::vector<IndexedRecord> records;
   records.reserve(pv.records.size());
   for (const Parsed& p : pv.records) records.push_back(IndexedRecord{p.offset, p.h});
-  if (Status s = WriteFileDurably(index_path, EncodeVolumeIndex(number, pv.size, records)); !s.ok()) {
+  if (Status s = WriteFileDurably(env_, index_path, EncodeVolumeIndex(number, pv.size, records)); !s.ok()) {
     spdlog::warn("chunk store: cannot write the index of {}: {}", path, s.ToString());
   }
   return records;
 }
 
 Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
-  DFS_RETURN_IF_ERROR(CreateDirectories(dir_));
+  DFS_RETURN_IF_ERROR(env_->CreateDirs(dir_));
   std::vector<uint32_t> numbers;
   std::set<uint32_t> indexes;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
+  DFS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
+  for (const std::string& name : names) {
     if (auto n = ParseVolumeFileName(name)) {
       numbers.push_back(*n);
     } else if (auto i = ParseVolumeIndexName(name)) {
       indexes.insert(*i);
     } else if (name.ends_with(".idx.tmp")) {
-      ::unlink(entry.path().c_str());  // an index write cut short; the next scan or seal rewrites it
+      // An index write cut short; the next scan or seal rewrites it.
+      IgnoreError(env_->Remove(dir_ + "/" + name));
     } else {
-      spdlog::warn("chunk store: leaving alone {} (not a volume file name)", entry.path().string());
+      spdlog::warn("chunk store: leaving alone {}/{} (not a volume file name)", dir_, name);
     }
   }
-  if (ec) return Status::FromErrno(ec.value(), "list " + dir_);
   std::sort(numbers.begin(), numbers.end());
   for (uint32_t i : indexes) {
     // The index of a volume removed as dead (the volume goes first).
-    if (!std::binary_search(numbers.begin(), numbers.end(), i)) ::unlink(IndexPath(i).c_str());
+    if (!std::binary_search(numbers.begin(), numbers.end(), i)) IgnoreError(env_->Remove(IndexPath(i)));
   }
 
   // The last record of each key so far; a put shadowed by a later record is
@@ -374,11 +363,11 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
       indexes_used_ += from_index ? 1 : 0;
       parsed.reserve(sealed.size());
       for (const IndexedRecord& r : sealed) parsed.push_back(Parsed{r.h, r.offset, true});
-      struct stat st {};
-      v.end = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+      auto st = env_->Stat(path);
+      v.end = st ? st->size : 0;
     } else {
       // The only volume a crash can have left torn: every byte is checked.
-      DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(path, /*verify_data=*/true));
+      DFS_ASSIGN_OR_RETURN(ParsedVolume pv, ParseVolume(env_, path, /*verify_data=*/true));
       damaged += pv.damaged;
       v.end = pv.size;
       if (pv.good_end < pv.size) {
@@ -394,9 +383,8 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
                        pv.size - pv.good_end, pv.good_end, pv.size);
           ++torn;
         }
-        if (::truncate(path.c_str(), static_cast<off_t>(pv.good_end)) != 0) {
-          return Status::FromErrno(errno, fmt::format("truncate {} to {}", path, pv.good_end));
-        }
+        DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> torn_file, env_->Open(path, OpenMode::kWriteExisting));
+        DFS_RETURN_IF_ERROR(torn_file->Truncate(pv.good_end));
         std::erase_if(pv.records, [&](const Parsed& p) { return p.offset >= pv.good_end; });
         v.end = pv.good_end;
       }
@@ -433,15 +421,14 @@ Result<std::vector<VolumeStore::Found>> VolumeStore::Scan() {
   if (!numbers.empty()) {
     Volume& v = volumes_[numbers.back()];
     if (v.end < volume_size_) {
-      auto file = std::make_shared<File>();
+      auto file = std::make_shared<ActiveFile>();
       file->path = Path(v.number);
-      file->fd = UniqueFd(::open(file->path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!file->fd.valid()) return Status::FromErrno(errno, file->path);
+      DFS_ASSIGN_OR_RETURN(file->io, env_->Open(file->path, OpenMode::kReadWrite));
       v.file = std::move(file);
       active_ = v.number;
     } else {
       v.sealed = true;
-      if (Status s = WriteFileDurably(IndexPath(v.number), EncodeVolumeIndex(v.number, v.end, v.records)); !s.ok()) {
+      if (Status s = WriteFileDurably(env_, IndexPath(v.number), EncodeVolumeIndex(v.number, v.end, v.records)); !s.ok()) {
         spdlog::warn("chunk store: cannot write the index of {}: {}", Path(v.number), s.ToString());
       }
       v.records = {};
@@ -471,7 +458,7 @@ void VolumeStore::WritePendingIndexes() {
   }
   for (const PendingIndex& p : pending) {
     // Without it the next start-up reads the volume's headers instead.
-    if (Status s = WriteFileDurably(IndexPath(p.number), EncodeVolumeIndex(p.number, p.size, p.records)); !s.ok()) {
+    if (Status s = WriteFileDurably(env_, IndexPath(p.number), EncodeVolumeIndex(p.number, p.size, p.records)); !s.ok()) {
       spdlog::warn("chunk store: cannot write the index of {}: {}", Path(p.number), s.ToString());
     }
   }
@@ -485,8 +472,8 @@ Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
     if (!a.sealed) {
       // Its prepared zeros go: the index written at the seal says where it
       // ends. (Zeros being written now are cut by the preparer.)
-      if ((a.prepared > a.end || a.preparing) && ::ftruncate(a.file->fd.get(), static_cast<off_t>(a.end)) != 0) {
-        spdlog::warn("chunk store: cannot cut {} to {} bytes: {}", a.file->path, a.end, std::strerror(errno));
+      if (a.prepared > a.end || a.preparing) {
+        if (Status s = a.file->io->Truncate(a.end); !s.ok()) spdlog::warn("chunk store: {}", s.ToString());
       }
       a.prepared = std::min(a.prepared, a.end);
       // Sealed volumes are never torn: sync what tombstones came after the
@@ -505,14 +492,14 @@ Result<VolumeStore::Volume*> VolumeStore::ActiveLocked(uint64_t bytes) {
 
 Result<VolumeStore::Volume*> VolumeStore::CreateVolumeLocked() {
   const uint32_t number = next_number_;
-  auto file = std::make_shared<File>();
+  auto file = std::make_shared<ActiveFile>();
   file->path = Path(number);
-  file->fd = UniqueFd(::open(file->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!file->fd.valid()) return Status::FromErrno(errno, "create " + file->path);
+  DFS_ASSIGN_OR_RETURN(file->io, env_->Open(file->path, OpenMode::kCreateNew));
   // The name must be durable before a record in it is acknowledged:
   // fdatasync covers the file's data, not its folder entry.
-  if (Status s = SyncDirectory(dir_); !s.ok()) {
-    ::unlink(file->path.c_str());
+  if (Status s = env_->SyncDir(dir_); !s.ok()) {
+    file->io.reset();
+    IgnoreError(env_->Remove(file->path));  // never used; the next scan would take it for an empty volume
     return s;
   }
   ++next_number_;
@@ -532,11 +519,11 @@ void VolumeStore::SealLocked(Volume& v) {
   maybe_dead_.insert(v.number);
 }
 
-void VolumeStore::TruncateBackLocked(Volume& v, File& file, uint64_t to) {
+void VolumeStore::TruncateBackLocked(Volume& v, ActiveFile& file, uint64_t to) {
   if (to > v.end) return;  // already cut back further
-  if (::ftruncate(file.fd.get(), static_cast<off_t>(to)) != 0) {
+  if (Status s = file.io->Truncate(to); !s.ok()) {
     // Its end is unknown now: nothing more goes into it.
-    spdlog::error("chunk store: cannot truncate {} back to {}: {}; sealing it", file.path, to, std::strerror(errno));
+    spdlog::error("chunk store: cannot truncate {} back to {}: {}; sealing it", file.path, to, s.ToString());
     if (!v.sealed) SealLocked(v);
   }
   v.end = to;
@@ -545,18 +532,14 @@ void VolumeStore::TruncateBackLocked(Volume& v, File& file, uint64_t to) {
   std::erase_if(v.records, [&](const IndexedRecord& r) { return r.offset >= to; });
 }
 
-Status VolumeStore::Sync(File& file) {
+Status VolumeStore::Sync(ActiveFile& file) {
   std::lock_guard lock(sync_mu_);
   if (file.failed) {
     return Status::IOError(fmt::format("fdatasync {}: an earlier fdatasync of it failed", file.path));
   }
-  int err = inject_sync_error_.exchange(0);
-  if (err == 0 && ::fdatasync(file.fd.get()) != 0) err = errno;
-  if (err != 0) {
-    file.failed = true;
-    return Status::FromErrno(err, "fdatasync " + file.path);
-  }
-  return Status::OK();
+  Status s = file.io->Sync();
+  if (!s.ok()) file.failed = true;
+  return s;
 }
 
 Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const Put> puts) {
@@ -588,8 +571,8 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, bytes, bytes));
   const uint32_t number = v->number;
   const uint64_t start = v->end;
-  std::shared_ptr<File> file = v->file;
-  if (Status s = PwritevAll(file->fd.get(), iov, start, file->path); !s.ok()) {
+  std::shared_ptr<ActiveFile> file = v->file;
+  if (Status s = file->io->PwritevAll(iov, start); !s.ok()) {
     TruncateBackLocked(*v, *file, start);
     lock.unlock();
     WritePendingIndexes();
@@ -639,10 +622,8 @@ Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, boo
   DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, 0, record.size()));
   const uint32_t number = v->number;
   const uint64_t start = v->end;
-  std::shared_ptr<File> file = v->file;
-  if (Status s = PwriteAll(file->fd.get(), record.data(), record.size(), start,
-                           fmt::format("{} at offset {}", file->path, start));
-      !s.ok()) {
+  std::shared_ptr<ActiveFile> file = v->file;
+  if (Status s = file->io->PwriteAll(record.data(), record.size(), start); !s.ok()) {
     TruncateBackLocked(*v, *file, start);
     return s;
   }
@@ -710,11 +691,11 @@ void VolumeStore::CollectGarbage() {
     } else {
       spdlog::info("chunk store: removed {}: every record in it is dead", path);
     }
-    ::unlink(index_path.c_str());
+    IgnoreError(env_->Remove(index_path));  // a lone index is removed by the next scan
     // A volume this removal unpinned may go next; it must never reach the
     // disk first, or its tombstones would vanish while the puts they delete
     // are still there.
-    if (Status s = SyncDirectory(dir_); !s.ok()) spdlog::warn("chunk store: {}", s.ToString());
+    if (Status s = env_->SyncDir(dir_); !s.ok()) spdlog::warn("chunk store: {}", s.ToString());
   }
 }
 

@@ -86,9 +86,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 #include "filenode/chunk_format.h"
-#include "filenode/file_io.h"
 #include "filenode/trash.h"
 #include "filenode/volume_format.h"
 
@@ -129,7 +129,8 @@ class VolumeStore {
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
   // `prepare`: zeroed bytes kept ahead of the active volume's end (0: none).
   // `trash` takes dead volumes (trash.h); it must outlive the store.
-  VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash);
+  // Every file access goes through `env`, which must outlive the store.
+  VolumeStore(std::string dir, uint64_t volume_size, uint64_t prepare, Trash& trash, Env* env);
   ~VolumeStore();
   VolumeStore(const VolumeStore&) = delete;
   VolumeStore& operator=(const VolumeStore&) = delete;
@@ -156,13 +157,10 @@ class VolumeStore {
   const std::string& dir() const { return dir_; }
   Stats stats() const;
 
-  // Fault injection for tests: the next fdatasync of a volume fails with `err`.
-  void InjectSyncErrorForTest(int err) { inject_sync_error_ = err; }
-
  private:
   // The active volume's open file; shared so a sync in flight outlives a seal.
-  struct File {
-    UniqueFd fd;
+  struct ActiveFile {
+    std::unique_ptr<File> io;
     std::string path;
     std::atomic<bool> failed{false};  // an fdatasync failed: never trust it again
   };
@@ -180,7 +178,7 @@ class VolumeStore {
     uint64_t live = 0;
     uint64_t pins = 0;                           // dead records of earlier volumes that this one shadows
     std::map<uint32_t, uint64_t> shadowed_into;  // later volume -> how many of our records it shadows
-    std::shared_ptr<File> file;                  // while active
+    std::shared_ptr<ActiveFile> file;                  // while active
     std::vector<IndexedRecord> records;          // while active: its index, once sealed
   };
   struct PendingIndex {
@@ -201,7 +199,7 @@ class VolumeStore {
   void SealLocked(Volume& v);
   // Cuts a failed append off `v` through `file` (its file while active; a
   // concurrent seal may have dropped v.file already).
-  void TruncateBackLocked(Volume& v, File& file, uint64_t to);
+  void TruncateBackLocked(Volume& v, ActiveFile& file, uint64_t to);
   void ShadowLocked(uint32_t volume, uint32_t by);
   // The records of a sealed volume: from its index when that matches the
   // file, else from its headers (then the index is written for next time).
@@ -209,12 +207,13 @@ class VolumeStore {
   // Indexes of volumes sealed by a roll-over, written outside the lock.
   void WritePendingIndexes();
   // fdatasync, one at a time; after a failure the file never syncs again.
-  Status Sync(File& file);
+  Status Sync(ActiveFile& file);
 
   const std::string dir_;
   const uint64_t volume_size_;
   const uint64_t prepare_;
   Trash& trash_;
+  Env* const env_;
   mutable std::mutex mu_;
   std::condition_variable prepare_cv_;  // with mu_: work for the preparer, or a segment done
   bool stopping_ = false;
@@ -231,7 +230,6 @@ class VolumeStore {
   uint64_t records_ = 0;
   std::mutex sync_mu_;  // after mu_ when both are held
   std::mutex gc_mu_;    // before mu_: one collection at a time, in order
-  std::atomic<int> inject_sync_error_{0};
 };
 
 }  // namespace dfs::filenode

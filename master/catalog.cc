@@ -102,7 +102,8 @@ Status Catalog::Open() {
     }
     return Status::OK();
   };
-  DFS_ASSIGN_OR_RETURN(RecoveryStats rs, RecoverMasterState(options_.dir, apply_checkpoint, apply_journal));
+  DFS_ASSIGN_OR_RETURN(RecoveryStats rs,
+                       RecoverMasterState(options_.dir, apply_checkpoint, apply_journal, options_.env));
   spdlog::info(
       "namespace recovered: {} files, {} directories; checkpoint gen={} ({} entries), {} journal records in {} "
       "file(s){}",
@@ -111,6 +112,8 @@ Status Catalog::Open() {
   JournalWriter::Options jo;
   jo.dir = options_.dir;
   jo.generation = rs.journal_generation;
+  jo.env = options_.env;
+  jo.fault_crash_after_records = options_.fault_crash_after_journal_append;
   DFS_ASSIGN_OR_RETURN(journal_, JournalWriter::Open(jo));
   checkpoint_generation_ = rs.journal_generation;
   return Status::OK();
@@ -229,17 +232,11 @@ void Catalog::Tick(Clock::time_point now) {
 
 namespace {
 
-// Fault injection (off unless set): DFS_FAULT_CRASH_DURING_CHECKPOINT=N
-// makes the checkpoint writer _exit(85) after N entries, leaving a partial
+// crash_after (Options::fault_crash_during_checkpoint, off when 0): the
+// checkpoint writer _exit(85)s after that many entries, leaving a partial
 // checkpoint.tmp, as a crash mid-write would.
-uint64_t CrashDuringCheckpointAfter() {
-  const char* v = std::getenv("DFS_FAULT_CRASH_DURING_CHECKPOINT");
-  return v != nullptr ? std::strtoull(v, nullptr, 10) : 0;
-}
-
-Status ProduceCheckpoint(const Namespace& ns, RecordSink& sink) {
+Status ProduceCheckpoint(const Namespace& ns, RecordSink& sink, uint64_t crash_after) {
   std::string buf;
-  const uint64_t crash_after = CrashDuringCheckpointAfter();
   uint64_t written = 0;
   return ns.Export([&](const msg::CheckpointEntry& e) {
     if (crash_after != 0 && ++written > crash_after) ::_exit(kFaultCrashExitCode);
@@ -278,7 +275,10 @@ void Catalog::StartCheckpoint() {
     // journal.<gen> in place (InstallCheckpoint requires it), then write.
     struct stat st;
     for (int i = 0; i < 30000 && ::stat(ready.c_str(), &st) != 0; ++i) ::usleep(1000);
-    Status s = InstallCheckpoint(dir, gen, [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink); });
+    Status s = InstallCheckpoint(
+        dir, gen,
+        [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink, options_.fault_crash_during_checkpoint); },
+        options_.env);
     ::_exit(s.ok() ? 0 : 1);
   }
   checkpoint_pid_ = pid;
@@ -313,7 +313,10 @@ Status Catalog::Close() {
   const uint64_t gen = journal_->generation() + 1;
   Status s = journal_->RotateAndWait(gen);
   if (s.ok()) s = journal_->Stop();
-  if (s.ok()) s = InstallCheckpoint(options_.dir, gen, [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink); });
+  if (s.ok()) {
+    s = InstallCheckpoint(
+        options_.dir, gen, [this](RecordSink& sink) { return ProduceCheckpoint(ns_, sink, 0); }, options_.env);
+  }
   if (s.ok()) spdlog::info("checkpoint gen={} written on shutdown", gen);
   return s;
 }

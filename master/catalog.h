@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bus/outbox.h"
+#include "common/env.h"
 #include "master/completion_queue.h"
 #include "master/journal.h"
 #include "master/namespace.h"
@@ -43,6 +44,13 @@ class Catalog {
     std::string dir;
     // A background checkpoint starts after this many journal records.
     uint64_t checkpoint_every_records = 1'000'000;
+    // Journal and checkpoint file access; nullptr: Env::Default().
+    Env* env = nullptr;
+    // Fault injection, off when 0 (MasterOptions has the flags): the
+    // checkpoint writer exits after this many entries; the master exits once
+    // this journal record is durable, before it is answered.
+    uint64_t fault_crash_during_checkpoint = 0;
+    uint64_t fault_crash_after_journal_append = 0;
   };
 
   // Answers to mutations go to `clients`, the master's client port.

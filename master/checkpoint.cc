@@ -1,22 +1,16 @@
 #include "master/checkpoint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <filesystem>
 #include <optional>
-#include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
-#include "common/files.h"
+#include "common/env.h"
 #include "master/journal_format.h"
 
 namespace dfs::master {
@@ -32,7 +26,7 @@ constexpr size_t kIoChunk = 1u << 20;
 // Frames records into the temp file, keeping the whole-file CRC for the trailer.
 class FileSink final : public RecordSink {
  public:
-  FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  explicit FileSink(File& file) : file_(file) {}
 
   Status Add(std::string_view record) override {
     if (record.size() > fmtj::kMaxRecordSize) {
@@ -57,7 +51,7 @@ class FileSink final : public RecordSink {
   void PutRaw(std::string_view bytes) { buffer_.append(bytes); }
 
   Status Flush() {
-    Status s = WriteAll(fd_, buffer_, path_);
+    Status s = file_.Append(buffer_);
     buffer_.clear();
     return s;
   }
@@ -66,16 +60,15 @@ class FileSink final : public RecordSink {
   uint32_t crc() const { return crc_; }
 
  private:
-  int fd_;
-  std::string path_;
+  File& file_;
   std::string buffer_;
   uint32_t crc_ = 0;
   uint64_t records_ = 0;
 };
 
-Status WriteCheckpointFile(int fd, const std::string& tmp, uint64_t generation,
-                           const std::function<Status(RecordSink&)>& produce) {
-  FileSink sink(fd, tmp);
+// The temp file's contents; ReplaceDurably syncs and renames it.
+Status WriteCheckpointFile(File& file, uint64_t generation, const std::function<Status(RecordSink&)>& produce) {
+  FileSink sink(file);
   char header[fmtj::kFileHeaderSize];
   fmtj::EncodeFileHeader(header, fmtj::kCheckpointMagic, generation);
   DFS_RETURN_IF_ERROR(sink.Put(std::string_view(header, sizeof header)));
@@ -86,16 +79,14 @@ Status WriteCheckpointFile(int fd, const std::string& tmp, uint64_t generation,
   DFS_RETURN_IF_ERROR(sink.Put(std::string_view(trailer, 12)));
   fmtj::EncodeFixed32(trailer + 12, fmtj::MaskCrc(sink.crc()));
   sink.PutRaw(std::string_view(trailer + 12, 4));
-  DFS_RETURN_IF_ERROR(sink.Flush());
-  if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync " + tmp);
-  return Status::OK();
+  return sink.Flush();
 }
 
 // Sequential reads that say how many bytes they got, so truncation shows up
 // as a short read at a known offset.
 class FileReader {
  public:
-  FileReader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  explicit FileReader(File& file) : file_(file) {}
 
   // Appends up to n bytes to *out; fewer only at end of file.
   Result<size_t> Read(size_t n, std::string* out) {
@@ -103,12 +94,8 @@ class FileReader {
     while (got < n) {
       if (pos_ == buffer_.size()) {
         buffer_.resize(kIoChunk);
-        ssize_t r = ::read(fd_, buffer_.data(), buffer_.size());
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          return Status::FromErrno(errno, "read " + path_);
-        }
-        buffer_.resize(static_cast<size_t>(r));
+        DFS_ASSIGN_OR_RETURN(size_t r, file_.Read(buffer_.data(), buffer_.size()));
+        buffer_.resize(r);
         pos_ = 0;
         if (r == 0) break;
       }
@@ -123,15 +110,15 @@ class FileReader {
   uint64_t offset() const { return offset_; }
 
  private:
-  int fd_;
-  std::string path_;
+  File& file_;
   std::string buffer_;
   size_t pos_ = 0;
   uint64_t offset_ = 0;
 };
 
-Result<uint64_t> ReadCheckpointFile(int fd, const std::string& path, const RecordApplier& apply) {
-  FileReader in(fd, path);
+Result<uint64_t> ReadCheckpointFile(File& file, const RecordApplier& apply) {
+  const std::string& path = file.path();
+  FileReader in(file);
   auto corrupt = [&path](uint64_t offset, std::string_view what) {
     return Status::Corruption(fmt::format("{}: {} at offset {}", path, what, offset));
   };
@@ -203,11 +190,10 @@ struct DirListing {
   std::vector<std::string> temps;  // names of our temp files
 };
 
-Result<DirListing> ListDir(const std::string& dir) {
+Result<DirListing> ListDir(Env* env, const std::string& dir) {
   DirListing out;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
+  DFS_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  for (const std::string& name : names) {
     if (name.ends_with(fmtj::kTmpSuffix)) {
       std::string_view base = std::string_view(name).substr(0, name.size() - fmtj::kTmpSuffix.size());
       if (base == fmtj::kCheckpointName || ParseJournalName(base)) out.temps.push_back(name);
@@ -215,94 +201,86 @@ Result<DirListing> ListDir(const std::string& dir) {
       out.journals.push_back(*g);
     }
   }
-  if (ec) return Status::FromErrno(ec.value(), "list " + dir);
   std::sort(out.journals.begin(), out.journals.end());
   return out;
 }
 
-Status RemoveFile(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(errno, "remove " + path);
-  return Status::OK();
+Status RemoveFile(Env* env, const std::string& path) {
+  Status s = env->Remove(path);
+  return s.code() == Code::kNotFound ? Status::OK() : s;
 }
+
+Env* OrDefault(Env* env) { return env != nullptr ? env : Env::Default(); }
 
 }  // namespace
 
 std::string CheckpointPath(const std::string& dir) { return fmt::format("{}/{}", dir, fmtj::kCheckpointName); }
 
 Status WriteCheckpoint(const std::string& dir, uint64_t generation,
-                       const std::function<Status(RecordSink&)>& produce) {
-  std::string path = CheckpointPath(dir);
-  std::string tmp = path + std::string(fmtj::kTmpSuffix);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  Status s = WriteCheckpointFile(fd, tmp, generation, produce);
-  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "close " + tmp);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::FromErrno(errno, "rename " + tmp);
-  if (!s.ok()) {
-    IgnoreError(RemoveFile(tmp));  // start-up removes it anyway
-    return s;
-  }
-  return SyncDirectory(dir);
+                       const std::function<Status(RecordSink&)>& produce, Env* env) {
+  return ReplaceDurably(OrDefault(env), CheckpointPath(dir),
+                        [&](File& file) { return WriteCheckpointFile(file, generation, produce); });
 }
 
-Result<uint64_t> ReadCheckpoint(const std::string& dir, const RecordApplier& apply) {
-  std::string path = CheckpointPath(dir);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  Result<uint64_t> r = ReadCheckpointFile(fd, path, apply);
-  ::close(fd);
-  return r;
+Result<uint64_t> ReadCheckpoint(const std::string& dir, const RecordApplier& apply, Env* env) {
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, OrDefault(env)->Open(CheckpointPath(dir), OpenMode::kRead));
+  return ReadCheckpointFile(*file, apply);
 }
 
-Result<uint64_t> RemoveJournalsBefore(const std::string& dir, uint64_t generation) {
-  DFS_ASSIGN_OR_RETURN(DirListing listing, ListDir(dir));
+Result<uint64_t> RemoveJournalsBefore(const std::string& dir, uint64_t generation, Env* env) {
+  env = OrDefault(env);
+  DFS_ASSIGN_OR_RETURN(DirListing listing, ListDir(env, dir));
   uint64_t removed = 0;
   for (uint64_t g : listing.journals) {
     if (g >= generation) break;
-    DFS_RETURN_IF_ERROR(RemoveFile(JournalPath(dir, g)));
+    DFS_RETURN_IF_ERROR(RemoveFile(env, JournalPath(dir, g)));
     ++removed;
   }
-  if (removed > 0) DFS_RETURN_IF_ERROR(SyncDirectory(dir));
+  if (removed > 0) DFS_RETURN_IF_ERROR(env->SyncDir(dir));
   return removed;
 }
 
 Status InstallCheckpoint(const std::string& dir, uint64_t generation,
-                         const std::function<Status(RecordSink&)>& produce) {
-  struct stat st {};
+                         const std::function<Status(RecordSink&)>& produce, Env* env) {
+  env = OrDefault(env);
   std::string journal = JournalPath(dir, generation);
-  if (::stat(journal.c_str(), &st) != 0) {
+  if (auto st = env->Stat(journal); !st) {
+    if (st.error().code() != Code::kNotFound) return st.error();
     return Status::InvalidArgument(
         fmt::format("checkpoint generation {} before {} exists: rotate the journal first", generation, journal));
   }
-  DFS_RETURN_IF_ERROR(WriteCheckpoint(dir, generation, produce));
-  DFS_ASSIGN_OR_RETURN(uint64_t removed, RemoveJournalsBefore(dir, generation));
+  DFS_RETURN_IF_ERROR(WriteCheckpoint(dir, generation, produce, env));
+  DFS_ASSIGN_OR_RETURN(uint64_t removed, RemoveJournalsBefore(dir, generation, env));
   spdlog::info("checkpoint: {} generation={} installed, {} old journal(s) removed", CheckpointPath(dir),
                generation, removed);
   return Status::OK();
 }
 
 Result<RecoveryStats> RecoverMasterState(const std::string& dir, const RecordApplier& apply_checkpoint,
-                                         const RecordApplier& apply_journal) {
+                                         const RecordApplier& apply_journal, Env* env) {
+  env = OrDefault(env);
   RecoveryStats stats;
-  DFS_ASSIGN_OR_RETURN(DirListing listing, ListDir(dir));
+  DFS_ASSIGN_OR_RETURN(DirListing listing, ListDir(env, dir));
   for (const std::string& name : listing.temps) {
     // A temp file is never part of the state: it was renamed into place or
     // the crash came first.
-    DFS_RETURN_IF_ERROR(RemoveFile(dir + "/" + name));
+    DFS_RETURN_IF_ERROR(RemoveFile(env, dir + "/" + name));
     spdlog::info("recovery: removed leftover {}/{}", dir, name);
     ++stats.files_removed;
   }
-  if (!listing.temps.empty()) DFS_RETURN_IF_ERROR(SyncDirectory(dir));
+  if (!listing.temps.empty()) DFS_RETURN_IF_ERROR(env->SyncDir(dir));
 
-  struct stat st {};
-  if (::stat(CheckpointPath(dir).c_str(), &st) == 0) {
-    DFS_ASSIGN_OR_RETURN(stats.checkpoint_generation, ReadCheckpoint(dir, [&](std::string_view record) {
-                           ++stats.checkpoint_records;
-                           return apply_checkpoint(record);
-                         }));
+  if (auto st = env->Stat(CheckpointPath(dir)); st) {
+    DFS_ASSIGN_OR_RETURN(stats.checkpoint_generation, ReadCheckpoint(
+                                                          dir,
+                                                          [&](std::string_view record) {
+                                                            ++stats.checkpoint_records;
+                                                            return apply_checkpoint(record);
+                                                          },
+                                                          env));
     stats.checkpoint_found = true;
-  } else if (errno != ENOENT) {
-    return Status::FromErrno(errno, "stat " + CheckpointPath(dir));
+  } else if (st.error().code() != Code::kNotFound) {
+    return st.error();
   }
   const uint64_t base = stats.checkpoint_generation;
 
@@ -332,7 +310,9 @@ Result<RecoveryStats> RecoverMasterState(const std::string& dir, const RecordApp
     std::string path = JournalPath(dir, live[i]);
     bool newest = i + 1 == live.size();
     DFS_ASSIGN_OR_RETURN(ReplayStats r, ReplayJournal(path, apply_journal,
-                                                      {.allow_torn_tail = newest, .expected_generation = live[i]}));
+                                                      {.allow_torn_tail = newest,
+                                                       .expected_generation = live[i],
+                                                       .env = env}));
     if (!r.has_header && !newest) {
       return Status::Corruption(fmt::format("{}: empty journal at offset 0, yet a newer one follows", path));
     }
@@ -344,11 +324,11 @@ Result<RecoveryStats> RecoverMasterState(const std::string& dir, const RecordApp
 
   for (uint64_t g : stale) {
     // Covered by the checkpoint: the crash came between steps 3a and 3b.
-    DFS_RETURN_IF_ERROR(RemoveFile(JournalPath(dir, g)));
+    DFS_RETURN_IF_ERROR(RemoveFile(env, JournalPath(dir, g)));
     spdlog::info("recovery: removed {} (covered by checkpoint generation {})", JournalPath(dir, g), base);
     ++stats.files_removed;
   }
-  if (!stale.empty()) DFS_RETURN_IF_ERROR(SyncDirectory(dir));
+  if (!stale.empty()) DFS_RETURN_IF_ERROR(env->SyncDir(dir));
 
   stats.journal_generation = live.empty() ? base : live.back();
   spdlog::info(

@@ -39,6 +39,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/env.h"
 #include "common/status.h"
 #include "master/journal.h"
 
@@ -59,15 +60,17 @@ std::string CheckpointPath(const std::string& dir);
 // trailer, fsyncs, renames it over DIR/checkpoint and fsyncs DIR. If
 // `produce` or any I/O fails, the temp file is removed, the old checkpoint
 // stays, and the error is returned.
+// Every function here takes the Env for its file access last; nullptr is
+// Env::Default().
 Status WriteCheckpoint(const std::string& dir, uint64_t generation,
-                       const std::function<Status(RecordSink&)>& produce);
+                       const std::function<Status(RecordSink&)>& produce, Env* env = nullptr);
 
 // Applies every record of DIR/checkpoint and returns its generation.
 // NotFound if there is none. Any damage (bad header, record CRC or length,
 // missing or wrong trailer, bytes after it) is Corruption naming the file and
 // byte offset; `apply` may have seen the records before the damage, so on
 // error the caller must discard what it built.
-Result<uint64_t> ReadCheckpoint(const std::string& dir, const RecordApplier& apply);
+Result<uint64_t> ReadCheckpoint(const std::string& dir, const RecordApplier& apply, Env* env = nullptr);
 
 // Step 3 of rotation. REQUIRES: journal.<generation> exists (Rotate to it
 // completed), or InvalidArgument. Writes the checkpoint, then removes the
@@ -75,11 +78,11 @@ Result<uint64_t> ReadCheckpoint(const std::string& dir, const RecordApplier& app
 // running it in a forked child must fork when no other thread can be holding
 // spdlog's lock (the JournalWriter thread logs only when the journal fails).
 Status InstallCheckpoint(const std::string& dir, uint64_t generation,
-                         const std::function<Status(RecordSink&)>& produce);
+                         const std::function<Status(RecordSink&)>& produce, Env* env = nullptr);
 
 // Deletes journal.g for every g < generation (and fsyncs DIR if it did).
 // Returns how many files went. Only once checkpoint `generation` is durable.
-Result<uint64_t> RemoveJournalsBefore(const std::string& dir, uint64_t generation);
+Result<uint64_t> RemoveJournalsBefore(const std::string& dir, uint64_t generation, Env* env = nullptr);
 
 struct RecoveryStats {
   bool checkpoint_found = false;
@@ -102,6 +105,6 @@ struct RecoveryStats {
 // truncated beyond what was already proven a torn tail, and the caller must
 // discard the state it built.
 Result<RecoveryStats> RecoverMasterState(const std::string& dir, const RecordApplier& apply_checkpoint,
-                                         const RecordApplier& apply_journal);
+                                         const RecordApplier& apply_journal, Env* env = nullptr);
 
 }  // namespace dfs::master

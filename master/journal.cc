@@ -1,21 +1,17 @@
 #include "master/journal.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <future>
 #include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/files.h"
+#include "common/env.h"
 #include "master/journal_format.h"
 
 namespace dfs::master {
@@ -29,74 +25,41 @@ namespace {
 // than needed while keeping a pathological file from stalling start-up.
 constexpr uint64_t kScanBudgetBytes = 1ull << 30;
 
-uint64_t EnvU64(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return 0;
-  char* end = nullptr;
-  unsigned long long n = std::strtoull(v, &end, 10);
-  return *end == '\0' ? n : 0;
-}
-
-
-std::string DirOf(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // Creates `path` with a journal header through a temp file, so a crash never
 // leaves a half-made journal under the real name. Returns the open
-// descriptor; records go at kFileHeaderSize.
-Result<int> CreateJournalFile(const std::string& path, uint64_t generation) {
-  std::string tmp = path + std::string(fmtj::kTmpSuffix);
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+// file; records go at kFileHeaderSize.
+Result<std::unique_ptr<File>> CreateJournalFile(Env* env, const std::string& path, uint64_t generation) {
+  DFS_ASSIGN_OR_RETURN(PendingReplace r, PendingReplace::Create(env, path, fmtj::kTmpSuffix));
   char header[fmtj::kFileHeaderSize];
   fmtj::EncodeFileHeader(header, fmtj::kJournalMagic, generation);
-  Status s = WriteAll(fd, std::string_view(header, sizeof header), tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "fsync " + tmp);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::FromErrno(errno, "rename " + tmp);
-  if (s.ok()) s = SyncDirectory(DirOf(path));
-  if (!s.ok()) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return fd;
+  DFS_RETURN_IF_ERROR(r.file().PwriteAll(header, sizeof header, 0));
+  DFS_RETURN_IF_ERROR(r.Commit());
+  return r.TakeFile();
 }
 
 // Opens an existing journal after checking its header; records go at its end.
-Result<int> OpenJournalFile(const std::string& path, uint64_t generation) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  auto fail = [fd](Status s) {
-    ::close(fd);
-    return s;
-  };
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(Status::FromErrno(errno, "stat " + path));
+Result<std::unique_ptr<File>> OpenJournalFile(Env* env, const std::string& path, uint64_t generation) {
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, env->Open(path, OpenMode::kReadWrite));
+  DFS_ASSIGN_OR_RETURN(uint64_t size, file->Size());
   char header[fmtj::kFileHeaderSize];
-  if (st.st_size == 0) {
+  if (size == 0) {
     // Emptied by replay (a torn creation): start it again.
     fmtj::EncodeFileHeader(header, fmtj::kJournalMagic, generation);
-    Status s = WriteAll(fd, std::string_view(header, sizeof header), path);
-    if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "fsync " + path);
-    if (!s.ok()) return fail(s);
-    return fd;
+    DFS_RETURN_IF_ERROR(file->PwriteAll(header, sizeof header, 0));
+    DFS_RETURN_IF_ERROR(file->Sync());
+    return file;
   }
-  ssize_t n = ::pread(fd, header, sizeof header, 0);
-  if (n < 0) return fail(Status::FromErrno(errno, "read " + path));
+  DFS_ASSIGN_OR_RETURN(size_t n, file->PreadAll(header, sizeof header, 0));
   uint64_t file_generation = 0;
-  auto check = fmtj::CheckFileHeader(std::string_view(header, static_cast<size_t>(n)), fmtj::kJournalMagic,
-                                     &file_generation);
+  auto check = fmtj::CheckFileHeader(std::string_view(header, n), fmtj::kJournalMagic, &file_generation);
   if (check != fmtj::HeaderCheck::kOk) {
-    return fail(Status::Corruption(fmt::format("{}: bad or short journal header; replay it first", path)));
+    return Status::Corruption(fmt::format("{}: bad or short journal header; replay it first", path));
   }
   if (file_generation != generation) {
-    return fail(Status::Corruption(
-        fmt::format("{}: header says generation {}, expected {}", path, file_generation, generation)));
+    return Status::Corruption(
+        fmt::format("{}: header says generation {}, expected {}", path, file_generation, generation));
   }
-  return fd;
+  return file;
 }
 
 // A read-only view of a whole file; empty files map to nothing.
@@ -162,12 +125,11 @@ std::string DescribeDamage(const fmtj::RecordView& r, size_t offset, size_t file
   return "valid record";
 }
 
-Status TruncateDurably(int fd, uint64_t size, const std::string& path) {
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return Status::FromErrno(errno, "truncate " + path);
+Status TruncateDurably(File& file, uint64_t size) {
+  DFS_RETURN_IF_ERROR(file.Truncate(size));
   // Durable before anything is appended after it, so the cut bytes cannot
   // reappear between new records after another crash.
-  if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync " + path);
-  return Status::OK();
+  return file.Sync();
 }
 
 }  // namespace
@@ -182,21 +144,12 @@ JournalWriter::JournalWriter(Options options)
     : options_(std::move(options)), requested_generation_(options_.generation) {}
 
 Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(Options options) {
-  if (options.fault_crash_after_records == 0) {
-    options.fault_crash_after_records = EnvU64("DFS_FAULT_CRASH_AFTER_JOURNAL_APPEND");
-  }
-  if (options.fault_fail_sync_number == 0) {
-    options.fault_fail_sync_number = EnvU64("DFS_FAULT_JOURNAL_SYNC_FAIL");
-  }
+  if (options.env == nullptr) options.env = Env::Default();
   std::unique_ptr<JournalWriter> w(new JournalWriter(std::move(options)));
   DFS_RETURN_IF_ERROR(w->OpenFile());
   if (w->options_.fault_crash_after_records != 0) {
     w->crash_after_records_ = w->options_.fault_crash_after_records;
     spdlog::warn("journal: fault injection: exit after record {} is durable", w->crash_after_records_);
-  }
-  w->fail_sync_number_ = w->options_.fault_fail_sync_number;
-  if (w->fail_sync_number_ != 0) {
-    spdlog::warn("journal: fault injection: sync {} will fail with EIO", w->fail_sync_number_);
   }
   w->thread_ = std::thread([p = w.get()] { p->Run(); });
   return w;
@@ -204,13 +157,15 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(Options options) {
 
 Status JournalWriter::OpenFile() {
   path_ = JournalPath(options_.dir, options_.generation);
-  struct stat st {};
-  Result<int> fd = ::stat(path_.c_str(), &st) == 0 ? OpenJournalFile(path_, options_.generation)
-                                                    : CreateJournalFile(path_, options_.generation);
-  if (!fd) return fd.error();
-  fd_ = *fd;
-  if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat " + path_);
-  end_ = prepared_ = static_cast<uint64_t>(st.st_size);
+  Env* env = options_.env;
+  auto exists = env->Stat(path_);
+  if (!exists && exists.error().code() != Code::kNotFound) return exists.error();
+  Result<std::unique_ptr<File>> file = exists ? OpenJournalFile(env, path_, options_.generation)
+                                              : CreateJournalFile(env, path_, options_.generation);
+  if (!file) return file.error();
+  file_ = std::move(*file);
+  DFS_ASSIGN_OR_RETURN(uint64_t size, file_->Size());
+  end_ = prepared_ = size;
   return Status::OK();
 }
 
@@ -272,14 +227,11 @@ Status JournalWriter::Stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0 && failed_.ok()) {
+  if (file_ != nullptr && failed_.ok()) {
     if (Status s = CutPrepared(); !s.ok()) Fail(s);
   }
   stop_status_ = failed_;
-  if (fd_ >= 0 && ::close(fd_) != 0 && stop_status_.ok()) {
-    stop_status_ = Status::FromErrno(errno, "close " + path_);
-  }
-  fd_ = -1;
+  file_.reset();  // every byte that matters was synced
   stopped_ = true;
   return stop_status_;
 }
@@ -322,46 +274,42 @@ void JournalWriter::Run() {
 
 void JournalWriter::PrepareAhead() {
   const uint64_t want = options_.prepare_bytes;
-  if (want == 0 || prepare_off_ || !failed_.ok() || fd_ < 0) return;
+  if (want == 0 || prepare_off_ || !failed_.ok() || file_ == nullptr) return;
   const uint64_t from = std::max(prepared_, end_);
   if (from - end_ >= want / 4) return;  // enough ahead still
   const uint64_t to = end_ + want;
-  struct statvfs fs {};
-  if (::fstatvfs(fd_, &fs) != 0 || static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < 32 * (to - from)) {
+  auto space = options_.env->Space(options_.dir);
+  if (!space || space->available < 32 * (to - from)) {
     prepare_off_ = true;  // the last free space is not for zeros
     return;
   }
   static const std::string zeros(256 << 10, '\0');
   for (uint64_t at = from; at < to;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - at));
-    Status s = PwriteAll(fd_, zeros.data(), n, at, fmt::format("{} at offset {}", path_, at));
+    Status s = file_->PwriteAll(zeros.data(), n, at);
     if (!s.ok()) {
       // No room (or a bad disk): give the space back and append from now on.
       spdlog::warn("journal: cannot prepare space in {}: {}; appending without it", path_, s.ToString());
       prepare_off_ = true;
-      if (::ftruncate(fd_, static_cast<off_t>(std::max(prepared_, end_))) != 0) {
-        Fail(Status::FromErrno(errno, "truncate " + path_));
-      }
+      if (Status t = file_->Truncate(std::max(prepared_, end_)); !t.ok()) Fail(t);
       return;
     }
     // Out a piece at a time, so a batch that comes meanwhile does not wait
     // behind one long flush of zeros.
-    (void)::sync_file_range(fd_, static_cast<off_t>(at), static_cast<off_t>(n),
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    IgnoreError(file_->WriteOut(at, n));  // a flush, not a promise: the fdatasync below is
     at += n;
   }
   // The size and the blocks, durable: a batch over them changes neither.
   // A failure here is the journal's (fsyncgate), as for any of its syncs.
-  // (Not through Sync: fault injection counts the batches' syncs.)
-  if (::fdatasync(fd_) != 0) return Fail(Status::FromErrno(errno, "fdatasync " + path_));
+  if (Status s = file_->Sync(); !s.ok()) return Fail(s);
   prepared_ = to;
   prepared_bytes_.fetch_add(to - from, std::memory_order_relaxed);
 }
 
 Status JournalWriter::CutPrepared() {
   if (prepared_ <= end_) return Status::OK();
-  if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) return Status::FromErrno(errno, "truncate " + path_);
-  if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "fdatasync " + path_);
+  DFS_RETURN_IF_ERROR(file_->Truncate(end_));
+  DFS_RETURN_IF_ERROR(file_->Sync());
   prepared_ = end_;
   return Status::OK();
 }
@@ -416,8 +364,9 @@ Status JournalWriter::WriteAndSync(std::vector<Entry>& entries, size_t begin, si
     buffer_.append(header, sizeof header);
     buffer_.append(entries[k].record);
   }
-  Status s = PwriteAll(fd_, buffer_.data(), buffer_.size(), end_, path_);
-  if (s.ok()) s = Sync(path_);
+  // fdatasync also persists the file size, which is all an append changes.
+  Status s = file_->PwriteAll(buffer_.data(), buffer_.size(), end_);
+  if (s.ok()) s = file_->Sync();
   if (!s.ok()) {
     Fail(s);
     return failed_;
@@ -438,32 +387,18 @@ Status JournalWriter::WriteAndSync(std::vector<Entry>& entries, size_t begin, si
   return Status::OK();
 }
 
-Status JournalWriter::Sync(const std::string& what) {
-  ++sync_calls_;
-  if (sync_calls_ == fail_sync_number_) {
-    return Status::FromErrno(EIO, "fdatasync " + what + " (injected)");
-  }
-  // fdatasync also persists the file size, which is all an append changes.
-  if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "fdatasync " + what);
-  return Status::OK();
-}
-
 Status JournalWriter::SwitchTo(uint64_t generation) {
   // The old file ends at its last record before a newer one exists: replay
   // takes damage at the end of a journal that a newer one follows for
   // corruption.
   DFS_RETURN_IF_ERROR(CutPrepared());
   std::string path = JournalPath(options_.dir, generation);
-  DFS_ASSIGN_OR_RETURN(int fd, CreateJournalFile(path, generation));
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, CreateJournalFile(options_.env, path, generation));
   // Everything before the rotation was synced by the batch that carried it.
-  if (::close(fd_) != 0) {
-    ::close(fd);
-    return Status::FromErrno(errno, "close " + path_);
-  }
   // Not logged here: the caller's `done` hears of it. The metadata thread may
   // fork a checkpoint writer right now, and a child forked while this thread
   // held spdlog's lock would deadlock on its first log line.
-  fd_ = fd;
+  file_ = std::move(file);
   path_ = std::move(path);
   end_ = prepared_ = fmtj::kFileHeaderSize;
   prepare_off_ = false;
@@ -481,17 +416,12 @@ void JournalWriter::Fail(Status s) {
 Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& apply,
                                   const ReplayOptions& options) {
   ReplayStats stats;
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  const size_t size = static_cast<size_t>(st.st_size);
+  Env* env = options.env != nullptr ? options.env : Env::Default();
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<File> handle, env->Open(path, OpenMode::kReadWrite));
+  DFS_ASSIGN_OR_RETURN(const uint64_t file_size, handle->Size());
+  const size_t size = static_cast<size_t>(file_size);
   MappedFile file;
-  DFS_RETURN_IF_ERROR(file.Map(fd, size, path));
+  DFS_RETURN_IF_ERROR(file.Map(handle->fd(), size, path));
   std::string_view data = file.view();
 
   if (size < fmtj::kFileHeaderSize) {
@@ -507,7 +437,7 @@ Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& 
       return Status::Corruption(fmt::format("{}: incomplete header ({} bytes) at offset 0", path, size));
     }
     file.Unmap();
-    DFS_RETURN_IF_ERROR(TruncateDurably(fd, 0, path));
+    DFS_RETURN_IF_ERROR(TruncateDurably(*handle, 0));
     spdlog::warn("journal: cut torn header file={} offset=0 dropped_bytes={}", path, size);
     stats.torn_tail = true;
     stats.dropped_bytes = size;
@@ -558,7 +488,7 @@ Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& 
     }
     const bool zeros = data.find_first_not_of('\0', offset) == std::string_view::npos;
     file.Unmap();
-    DFS_RETURN_IF_ERROR(TruncateDurably(fd, offset, path));
+    DFS_RETURN_IF_ERROR(TruncateDurably(*handle, offset));
     if (zeros) {
       // Space the writer prepared (or a size that outran its data): no record was there.
       spdlog::info("journal: cut {} bytes of zeros after the last record file={} offset={} records_kept={}",

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace dfs::master {
@@ -76,15 +77,16 @@ class JournalWriter {
     // cuts any tail that holds no record. 0: plain appends.
     uint64_t prepare_bytes = 1u << 20;
 
-    // Fault injection (STYLE.md habit 14), off when 0. A 0 here takes the
-    // value from the environment variable of the same meaning, read at Open:
-    // DFS_FAULT_CRASH_AFTER_JOURNAL_APPEND=N: _exit(kFaultCrashExitCode) right
-    //   after the sync that made the N-th record durable, before its `done`
-    //   runs (durable but never acknowledged: recovery must keep it).
+    // Every file access; nullptr: Env::Default(). Disk faults (a failing
+    // fsync, EIO) come from a FaultEnv here (common/fault_env.h).
+    Env* env = nullptr;
+
+    // Fault injection (STYLE.md habit 14), off when 0
+    // (dfs-master --unsafe-fault-crash-after-journal-append N):
+    // _exit(kFaultCrashExitCode) right after the sync that made the N-th
+    // record durable, before its `done` runs (durable but never
+    // acknowledged: recovery must keep it).
     uint64_t fault_crash_after_records = 0;
-    // DFS_FAULT_JOURNAL_SYNC_FAIL=N: the N-th batch's fdatasync reports EIO
-    //   (and, failure being final, so does every later append).
-    uint64_t fault_fail_sync_number = 0;
   };
 
   // Creates journal.<generation> durably (temp file, header, fsync, rename,
@@ -138,7 +140,6 @@ class JournalWriter {
   void ProcessBatch(std::vector<Entry>& entries);
   Status WriteAndSync(std::vector<Entry>& entries, size_t begin, size_t end);
   Status SwitchTo(uint64_t generation);
-  Status Sync(const std::string& what);
   // Writer thread, when idle: tops up the zeros ahead of end_.
   void PrepareAhead();
   // Gives back the zeros past end_ (rotation, Stop).
@@ -147,7 +148,6 @@ class JournalWriter {
 
   Options options_;
   uint64_t crash_after_records_ = UINT64_MAX;  // one comparison when off
-  uint64_t fail_sync_number_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -156,14 +156,13 @@ class JournalWriter {
   uint64_t requested_generation_;  // guarded by mu_
 
   // Writer thread only (and Open/Stop, before start and after join).
-  int fd_ = -1;
+  std::unique_ptr<File> file_;
   std::string path_;
   uint64_t end_ = 0;       // where the next record goes
   uint64_t prepared_ = 0;  // [0, prepared_) is allocated and durable: records, then zeros
   bool prepare_off_ = false;  // no room for zeros on this file
   Status failed_;
   std::string buffer_;
-  uint64_t sync_calls_ = 0;
 
   std::atomic<uint64_t> records_{0};
   std::atomic<uint64_t> bytes_{0};
@@ -185,6 +184,8 @@ struct ReplayOptions {
   // If set, a header with another generation is Corruption (checked before
   // any record is applied or anything is cut).
   std::optional<uint64_t> expected_generation;
+  // nullptr: Env::Default().
+  Env* env = nullptr;
 };
 
 struct ReplayStats {

@@ -41,7 +41,10 @@ Status MasterServer::Start() {
 
   // State before any port is bound: no client is served before the
   // namespace is recovered.
-  service_ = std::make_unique<MasterService>(options_, registry_, *client_socket_);
+  fault_env_ = MakeFaultEnv(options_.disk_faults, Env::Default());
+  if (fault_env_) spdlog::warn("--unsafe-fault-*: disk faults will be injected into {}", options_.dir);
+  service_ = std::make_unique<MasterService>(options_, registry_, *client_socket_,
+                                             fault_env_ ? fault_env_.get() : Env::Default());
   DFS_RETURN_IF_ERROR(service_->Open());
   AddHandlers();
 
@@ -59,11 +62,11 @@ Status MasterServer::Start() {
   DFS_ASSIGN_OR_RETURN(node_port_, bind(*node_socket_, derived(options_.node_port, 2)));
 
   client_address_ = HostPort(options_.bind, client_port);
-  DFS_RETURN_IF_ERROR(WriteFileDurably(
+  DFS_RETURN_IF_ERROR(WriteFileDurably(Env::Default(),
       options_.dir + "/master.ports",
       fmt::format("client={}\nevents={}\nnodes={}\n", client_port, event_port_, node_port_)));
   // Written last: its presence means every port is bound.
-  DFS_RETURN_IF_ERROR(WriteFileDurably(options_.dir + "/master.addr", client_address_ + "\n"));
+  DFS_RETURN_IF_ERROR(WriteFileDurably(Env::Default(), options_.dir + "/master.addr", client_address_ + "\n"));
   spdlog::info("master up: clients={} events={} nodes={} dir={} replication={} chunk_size={} dead_after={}ms",
                client_address_, event_port_, node_port_, options_.dir, options_.replication,
                FormatSize(options_.chunk_size), options_.dead_after.count());

@@ -42,6 +42,7 @@ class MasterServer {
   void ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg::Envelope reply);
 
   MasterOptions options_;
+  std::unique_ptr<Env> fault_env_;  // --unsafe-fault-*: the journal's disk misbehaves
   std::optional<DirLock> lock_;
   std::unique_ptr<bus::Context> context_;
   std::unique_ptr<bus::Socket> client_socket_;

@@ -5,10 +5,13 @@
 namespace dfs::master {
 namespace {
 
-Catalog::Options CatalogOptions(const MasterOptions& o) {
+Catalog::Options CatalogOptions(const MasterOptions& o, Env* env) {
   Catalog::Options c;
   c.dir = o.dir;
   c.checkpoint_every_records = o.checkpoint_every_records;
+  c.env = env;
+  c.fault_crash_during_checkpoint = o.fault_crash_during_checkpoint;
+  c.fault_crash_after_journal_append = o.fault_crash_after_journal_append;
   return c;
 }
 
@@ -23,10 +26,11 @@ WriteCoordinator::Options WriteOptions(const MasterOptions& o) {
 
 }  // namespace
 
-MasterService::MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients)
+MasterService::MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients,
+                             Env* env)
     : options_(options),
       registry_(registry),
-      catalog_(CatalogOptions(options), clients),
+      catalog_(CatalogOptions(options, env), clients),
       chunks_(catalog_.ns(), registry),
       dispatcher_(catalog_) {}
 

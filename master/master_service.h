@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "bus/outbox.h"
+#include "common/env.h"
 #include "master/catalog.h"
 #include "master/chunk_manager.h"
 #include "master/dispatcher.h"
@@ -24,8 +25,10 @@ class MasterService {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Mutations are answered on `clients` (the client port) once durable.
-  MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients);
+  // Mutations are answered on `clients` (the client port) once durable; the
+  // journal and checkpoints go through `env` (a fault-injecting one in tests).
+  MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients,
+                Env* env = Env::Default());
   ~MasterService();
 
   // Recovers the namespace and fills the dispatcher's table.

@@ -66,6 +66,13 @@ class NodeRegistry {
       if (n.alive) f(n);
     }
   }
+  // Live nodes that take new chunks (their disk has not failed), for placement.
+  template <typename F>
+  void ForEachPlaceable(F&& f) const {
+    for (const auto& [id, n] : nodes_) {
+      if (n.alive && !n.stats.disk_failed()) f(n);
+    }
+  }
   Clock::duration dead_after() const { return dead_after_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/fault_env.h"
 #include "common/units.h"
 #include "common/limits.h"
 
@@ -34,6 +35,15 @@ struct MasterOptions {
   // UNSAFE, for metadata-only benchmarks and tests: complete writes without
   // the replicas' checksum reports (no bytes need to have moved).
   bool unverified_writes = false;
+  // UNSAFE, for tests (--unsafe-fault-*): the journal's and checkpoint's
+  // disk misbehaves (common/fault_env.h).
+  DiskFaults disk_faults;
+  // UNSAFE, for tests: the checkpoint writer exits (status 85) after this
+  // many entries, leaving a partial checkpoint.tmp; 0: off.
+  uint64_t fault_crash_during_checkpoint = 0;
+  // UNSAFE, for tests: exit (status 85) once the N-th journal record is
+  // durable, before it is acknowledged; 0: off.
+  uint64_t fault_crash_after_journal_append = 0;
   std::string log_level = "info";
   // Allow binding a non-loopback address without CURVE keys.
   bool insecure = false;

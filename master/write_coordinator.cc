@@ -120,7 +120,7 @@ void WriteCoordinator::AllocateChunk(const bus::Message& m, Clock::time_point no
 const std::vector<PlacementCandidate>& WriteCoordinator::Candidates(Clock::time_point now) {
   if (registry_.membership_version() != candidates_version_ || now - candidates_at_ > std::chrono::milliseconds(100)) {
     candidates_.clear();
-    registry_.ForEachAlive([&](const NodeRegistry::Node& n) {
+    registry_.ForEachPlaceable([&](const NodeRegistry::Node& n) {
       candidates_.push_back({n.id, n.address, n.stats.capacity(), n.stats.available(), n.stats.credit_in_use(),
                              n.stats.credit_pool()});
     });

@@ -31,21 +31,27 @@ void Nodes(Context& ctx) {
                      {"chunks", n.chunks},
                      {"streams_open", n.streams_open},
                      {"credit_in_use", n.credit_in_use},
-                     {"last_heartbeat_ms_ago", n.last_heartbeat_ms_ago}});
+                     {"last_heartbeat_ms_ago", n.last_heartbeat_ms_ago},
+                     {"disk_failed", n.disk_failed},
+                     {"disk_error", n.disk_error}});
     }
     PrintJson({{"nodes", arr}});
     return;
   }
   std::vector<std::vector<std::string>> rows{
-      {"ID", "ADDRESS", "STATE", "CAPACITY", "USED", "AVAILABLE", "CHUNKS", "LAST SEEN"}};
+      {"ID", "ADDRESS", "STATE", "DISK", "CAPACITY", "USED", "AVAILABLE", "CHUNKS", "LAST SEEN"}};
   size_t alive = 0;
   for (const auto& n : *nodes) {
     alive += n.alive ? 1 : 0;
-    rows.push_back({n.id, n.address, n.alive ? "alive" : "dead", FormatSize(n.capacity), FormatSize(n.used),
+    rows.push_back({n.id, n.address, n.alive ? "alive" : "dead", n.disk_failed ? "failed" : "ok",
+                    FormatSize(n.capacity), FormatSize(n.used),
                     FormatSize(n.available), std::to_string(n.chunks), Ago(n.last_heartbeat_ms_ago) + " ago"});
   }
   std::fputs(FormatTable(rows).c_str(), stdout);
   std::printf("%zu nodes, %zu alive\n", nodes->size(), alive);
+  for (const auto& n : *nodes) {
+    if (n.disk_failed) std::printf("node %s: disk failed: %s\n", n.id.c_str(), n.disk_error.c_str());
+  }
 }
 
 }  // namespace

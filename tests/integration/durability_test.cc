@@ -96,10 +96,10 @@ TEST(Durability, EveryAcknowledgedMkdirSurvivesSigkill) {
 TEST(Durability, CrashInTheMiddleOfACheckpointLosesNothing) {
   // A background checkpoint every 300 records, whose writer dies after 100
   // entries (fault injection), then the master is SIGKILLed.
-  setenv("DFS_FAULT_CRASH_DURING_CHECKPOINT", "100", 1);
-  MiniCluster c({.nodes = 0, .master_args = {"--checkpoint-every", "300"}});
+  MiniCluster c({.nodes = 0,
+                 .master_args = {"--checkpoint-every", "300", "--unsafe-fault-crash-during-checkpoint", "100"}});
   ASSERT_TRUE(c.StartMaster());
-  unsetenv("DFS_FAULT_CRASH_DURING_CHECKPOINT");
+  c.SetMasterArgs({"--checkpoint-every", "300"});  // restarts write whole checkpoints
   // Keep the load on until the master has seen its checkpoint writer die
   // (the injected crash), then SIGKILL the master too.
   auto acked = MkdirUntilMasterDies(c, 4, 1500, [&] {

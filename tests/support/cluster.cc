@@ -106,9 +106,10 @@ bool MiniCluster::StartMaster() {
 int MiniCluster::StopMaster() { return master_.Stop(); }
 void MiniCluster::KillMaster() { master_.Kill(); }
 
-int MiniCluster::AddNode() {
+int MiniCluster::AddNode(std::vector<std::string> args) {
   Node n;
   n.dir = root_ + "/node" + std::to_string(nodes_.size());
+  n.args = std::move(args);
   nodes_.push_back(std::move(n));
   int i = static_cast<int>(nodes_.size()) - 1;
   return StartNode(i) ? i : -1;
@@ -120,6 +121,7 @@ bool MiniCluster::StartNode(int i) {
   std::filesystem::remove(n.dir + "/node.addr");
   std::vector<std::string> argv{DFS_NODE_BIN, "--dir", n.dir, "--master", master_address_};
   argv.insert(argv.end(), options_.node_args.begin(), options_.node_args.end());
+  argv.insert(argv.end(), n.args.begin(), n.args.end());
   std::string log = root_ + "/node" + std::to_string(i) + ".log";
   n.process = Process::Start(argv, log);
   bool up = WaitFor([&] { return !n.process.running() || std::filesystem::exists(n.dir + "/node.addr"); },

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/process.h"
@@ -35,9 +36,12 @@ class MiniCluster {
   int StopMaster();  // SIGTERM; the exit status
   void KillMaster();  // SIGKILL
   Process& master() { return master_; }
+  // The master's flags from its next start on (ClusterOptions::master_args).
+  void SetMasterArgs(std::vector<std::string> args) { options_.master_args = std::move(args); }
 
-  // Adds a node folder and starts it; returns its index.
-  int AddNode();
+  // Adds a node folder and starts it, with `args` after ClusterOptions'
+  // node_args on this and every later start; returns its index.
+  int AddNode(std::vector<std::string> args = {});
   bool StartNode(int i);
   int StopNode(int i);
   void KillNode(int i);
@@ -69,6 +73,7 @@ class MiniCluster {
  private:
   struct Node {
     std::string dir;
+    std::vector<std::string> args;
     Process process;
   };
 

@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "common/checksum.h"
+#include "common/fault_env.h"
 #include "common/units.h"
 #include "filenode/chunk_store.h"
 #include "filenode/sync_worker.h"
@@ -137,6 +138,9 @@ class ChunkStoreTest : public ::testing::Test {
   bool Exists(const std::string& path) const { return std::filesystem::exists(path); }
 
   std::string dir_;
+  // Before the store, so it outlives it; the store uses it once a test
+  // reopens with options.env = &fault_.
+  FaultEnv fault_{Env::Default()};
   std::unique_ptr<ChunkStore> store_;
 };
 
@@ -905,7 +909,10 @@ TEST_F(ChunkStoreTest, BufferedWritersKeepTheWriteRules) {
   ExpectHolds({12, 1}, std::span(data).first(10));
 }
 
-TEST_F(ChunkStoreTest, FailedVolumeSyncFailsTheBatchAndSealsTheVolume) {
+TEST_F(ChunkStoreTest, FailedVolumeSyncFailsTheBatchAndTheDisk) {
+  ChunkStoreOptions o = Exact();
+  o.env = &fault_;
+  Reopen(o);
   auto a = RandomBytes(3000, 1);
   ASSERT_TRUE(PutSmall(*store_, {1, 1}, a));
   const std::string vol1 = store_->VolumePath(1);
@@ -918,7 +925,8 @@ TEST_F(ChunkStoreTest, FailedVolumeSyncFailsTheBatchAndSealsTheVolume) {
     ASSERT_TRUE((*w)->Append(0, RandomBytes(2000, static_cast<uint32_t>(i))).ok());
     writers.push_back(std::move(*w));
   }
-  store_->InjectVolumeSyncErrorForTest(EIO);
+  fault_.SetPathGlob("*/volumes/*");
+  fault_.FailSyncsAfter(0);
   std::vector<ChunkWriter*> ptrs;
   for (auto& w : writers) ptrs.push_back(w.get());
   for (const auto& r : ChunkWriter::FinishAll(ptrs)) {
@@ -928,15 +936,51 @@ TEST_F(ChunkStoreTest, FailedVolumeSyncFailsTheBatchAndSealsTheVolume) {
   }
   for (uint64_t i = 2; i <= 4; ++i) EXPECT_EQ(store_->Lookup({i, 1}).error().code(), Code::kNotFound);
   EXPECT_EQ(std::filesystem::file_size(vol1), size_before);  // cut back to the batch's start
-  // The same keys again go to a new volume; the old one takes nothing more.
+  // A failed fdatasync is a failed disk (fsyncgate): no more chunks here,
+  // while what it holds is still read.
+  EXPECT_TRUE(store_->disk_failed());
+  EXPECT_NE(store_->disk_error().find(vol1), std::string::npos) << store_->disk_error();
+  auto refused = store_->Create({5, 1}, 100, kMiB);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kUnavailable) << refused.error().ToString();
+  ExpectHolds({1, 1}, a);
+  // After a restart on a good disk the same keys go in again.
+  fault_.Disarm();
+  Reopen(o);
+  EXPECT_FALSE(store_->disk_failed());
+  EXPECT_EQ(store_->chunk_count(), 1u);
   auto b = RandomBytes(2500, 2);
   ASSERT_TRUE(PutSmall(*store_, {2, 1}, b));
-  EXPECT_EQ(Where({2, 1}).volume, 2u);
-  ASSERT_TRUE(store_->Delete({1, 1}).ok());
-  EXPECT_FALSE(Exists(vol1));  // sealed and dead: removed
-  Reopen();
-  EXPECT_EQ(store_->chunk_count(), 1u);
+  Reopen(o);
+  EXPECT_EQ(store_->chunk_count(), 2u);
+  ExpectHolds({1, 1}, a);
   ExpectHolds({2, 1}, b);
+}
+
+TEST_F(ChunkStoreTest, WriteErrorMidChunkFailsTheDiskButKeepsWhatItHolds) {
+  ChunkStoreOptions o = Exact();
+  o.env = &fault_;
+  Reopen(o);
+  auto a = RandomBytes(3 * kChunkBlockSize, 1);
+  ASSERT_TRUE(PutSmall(*store_, {1, 1}, a));
+  fault_.SetPathGlob("*/chunks/*");
+  fault_.FailWritesAfter(1);
+  auto w = store_->Create({2, 1}, 0);  // a file chunk
+  ASSERT_TRUE(w) << w.error().ToString();
+  auto data = RandomBytes(2 * kChunkBlockSize, 2);
+  ASSERT_TRUE((*w)->Append(0, std::span(data).first(kChunkBlockSize)).ok());
+  Status s = (*w)->Append(kChunkBlockSize, std::span(data).subspan(kChunkBlockSize));
+  EXPECT_EQ(s.code(), Code::kIOError) << s.ToString();
+  EXPECT_NE(s.message().find("injected"), std::string::npos) << s.message();
+  EXPECT_TRUE(store_->disk_failed());
+  EXPECT_EQ(store_->Lookup({2, 1}).error().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Create({3, 1}, 100, kMiB).error().code(), Code::kUnavailable);
+  ExpectHolds({1, 1}, a);
+  w->reset();
+  fault_.Disarm();
+  Reopen(o);
+  EXPECT_EQ(store_->chunk_count(), 1u);
+  ExpectHolds({1, 1}, a);
 }
 
 // Prepared space (volume_store.h): zeros written and synced ahead of the

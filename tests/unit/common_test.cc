@@ -104,17 +104,6 @@ TEST(Status, ResultCarriesValueOrError) {
   EXPECT_EQ(Status::FromErrno(ENOSPC, "/d").code(), Code::kNoSpace);
 }
 
-TEST(Files, WriteFileDurablyReplacesAtomically) {
-  std::string dir = TempDir("write");
-  ASSERT_TRUE(CreateDirectories(dir).ok());
-  ASSERT_TRUE(WriteFileDurably(dir + "/f", "one").ok());
-  ASSERT_TRUE(WriteFileDurably(dir + "/f", "two").ok());
-  EXPECT_EQ(*ReadFile(dir + "/f"), "two");
-  EXPECT_FALSE(std::filesystem::exists(dir + "/f.tmp"));
-  EXPECT_EQ(ReadFile(dir + "/missing").error().code(), Code::kNotFound);
-  std::filesystem::remove_all(dir);
-}
-
 TEST(Files, DirLockRefusesASecondHolderAndNamesTheFirst) {
   std::string dir = TempDir("lock");
   auto first = DirLock::Acquire(dir, "dfs-test");

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/fault_env.h"
 #include "master/journal_format.h"
 #include "tests/support/process.h"
 #include "tests/unit/file_test_util.h"
@@ -244,9 +245,12 @@ TEST(JournalWriter, AppendAfterStopIsUnavailable) {
 
 TEST(JournalWriter, FailedSyncFailsThatAppendAndEveryLaterOne) {
   std::string dir = TestDir();
+  FaultEnv env(Env::Default());
   JournalWriter::Options options;
-  options.fault_fail_sync_number = 2;
+  options.env = &env;
+  options.prepare_bytes = 0;  // every sync is a batch's
   auto w = OpenWriter(dir, 0, options);
+  env.FailSyncsAfter(1);
   Gate gate;
   w->Append("a", gate.Callback());  // sync 1: fine
   gate.WaitEntered();
@@ -318,8 +322,7 @@ TEST(JournalWriterDeathTest, InjectedCrashLeavesTheRecordDurable) {
   ::setenv("DFS_JOURNAL_DEATH_TEST_DIR", dir.c_str(), 1);
   EXPECT_EXIT(
       {
-        ::setenv("DFS_FAULT_CRASH_AFTER_JOURNAL_APPEND", "3", 1);
-        auto w = JournalWriter::Open({.dir = dir, .generation = 0});
+        auto w = JournalWriter::Open({.dir = dir, .generation = 0, .fault_crash_after_records = 3});
         if (!w) ::_exit(1);
         for (size_t i = 0; i < 10; ++i) IgnoreError((*w)->AppendAndSync(Rec(i)));
         ::_exit(0);
