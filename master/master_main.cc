@@ -35,6 +35,11 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
+  std::string retry_cache_size = "64M";
+  app.add_option("--retry-cache-size", retry_cache_size,
+                 "memory for answers to recent mutations, so a retried one is not applied twice")
+      ->check(dfs::SizeFlag())
+      ->capture_default_str();
   app.add_flag("--unsafe-unverified-writes", o.unverified_writes,
                "UNSAFE (benchmarks, tests): complete writes without the replicas' checksum reports");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
@@ -54,8 +59,13 @@ int main(int argc, char** argv) {
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
+  o.retry_cache_bytes = *dfs::ParseSize(retry_cache_size);
   if (o.chunk_size < 64 * dfs::kKiB || o.chunk_size > 2 * dfs::kGiB) {
     std::fprintf(stderr, "dfs-master: --chunk-size must be between 64K and 2G\n");
+    return 2;
+  }
+  if (o.retry_cache_bytes < dfs::kMiB) {
+    std::fprintf(stderr, "dfs-master: --retry-cache-size must be at least 1M\n");
     return 2;
   }
   if (o.dead_after < std::chrono::milliseconds(500)) {

@@ -36,6 +36,7 @@ Status MasterServer::Start() {
   no.lease_time = options_.lease_time;
   no.checkpoint_every_records = options_.checkpoint_every_records;
   no.verify_replicas = !options_.unverified_writes;
+  no.retry_cache_bytes = options_.retry_cache_bytes;
   if (options_.unverified_writes) spdlog::warn("--unsafe-unverified-writes: writes complete without replica checks");
   namespace_ = std::make_unique<NamespaceService>(no, registry_);
   DFS_RETURN_IF_ERROR(namespace_->Open());

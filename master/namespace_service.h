@@ -55,6 +55,8 @@ class NamespaceService {
     // How long a completion waits for live replicas' reports: under the
     // client's patience (2 attempts of 1.5 s), so it hears why, not a timeout.
     std::chrono::milliseconds report_wait{2500};
+    // The retry cache's memory bound (RetryCache explains the default).
+    size_t retry_cache_bytes = RetryCache::kDefaultByteBudget;
   };
 
   NamespaceService(Options options, const NodeRegistry& registry);
@@ -135,7 +137,7 @@ class NamespaceService {
   Options options_;
   const NodeRegistry& registry_;
   Namespace ns_;
-  RetryCache retry_cache_;
+  RetryCache retry_cache_{std::chrono::seconds(60), options_.retry_cache_bytes};
   LeaseTable leases_;
   CompletionQueue completions_;
   std::unique_ptr<JournalWriter> journal_;
