@@ -33,8 +33,9 @@ void Store(char* p, T v) {
 RetryCache::RetryCache(std::chrono::seconds ttl, size_t byte_budget)
     : ttl_(ttl),
       budget_(byte_budget),
-      // At least 64 blocks in the budget, so that dropping a block's worth of
-      // the oldest answers frees a small share of it: 64 KiB for the default.
+      // 64 blocks or more in a budget of 1 MiB or more (dfs-master's least),
+      // so that dropping a block's worth of the oldest answers frees a small
+      // share of it: 64 KiB blocks for the default.
       block_size_(static_cast<uint32_t>(std::clamp<size_t>(std::bit_floor(std::max<size_t>(byte_budget / 64, 1)),
                                                            size_t{1} << 10, size_t{64} << 10))) {}
 
