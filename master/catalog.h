@@ -44,6 +44,8 @@ class Catalog {
     std::string dir;
     // A background checkpoint starts after this many journal records.
     uint64_t checkpoint_every_records = 1'000'000;
+    // The retry cache's memory bound (RetryCache explains the default).
+    size_t retry_cache_bytes = RetryCache::kDefaultByteBudget;
     // Journal and checkpoint file access; nullptr: Env::Default().
     Env* env = nullptr;
     // Fault injection, off when 0 (MasterOptions has the flags): the
@@ -106,7 +108,7 @@ class Catalog {
   Options options_;
   bus::Outbox& clients_;
   Namespace ns_;
-  RetryCache retry_cache_;
+  RetryCache retry_cache_{std::chrono::seconds(60), options_.retry_cache_bytes};
   CompletionQueue completions_;
   std::unique_ptr<JournalWriter> journal_;
   uint64_t next_token_ = 1;

@@ -40,6 +40,12 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
+  std::string retry_cache_size;
+  app.add_option("--retry-cache-size", retry_cache_size,
+                 "memory for answers to recent mutations, so a retried one is not applied twice (default " +
+                     dfs::FormatSize(o.retry_cache_bytes) + ")")
+      ->check(dfs::SizeFlag())
+      ->check(dfs::SizeInRange(dfs::kMiB, dfs::kTiB));
   app.add_flag("--unsafe-unverified-writes", o.unverified_writes,
                "UNSAFE (benchmarks, tests): complete writes without the replicas' checksum reports");
   dfs::AddDiskFaultFlags(app, o.disk_faults);
@@ -64,6 +70,7 @@ int main(int argc, char** argv) {
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
+  if (!retry_cache_size.empty()) o.retry_cache_bytes = *dfs::ParseSize(retry_cache_size);
   if (o.dead_after < std::chrono::milliseconds(500)) {
     std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");
     return 2;

@@ -9,6 +9,7 @@ Catalog::Options CatalogOptions(const MasterOptions& o, Env* env) {
   Catalog::Options c;
   c.dir = o.dir;
   c.checkpoint_every_records = o.checkpoint_every_records;
+  c.retry_cache_bytes = o.retry_cache_bytes;
   c.env = env;
   c.fault_crash_during_checkpoint = o.fault_crash_during_checkpoint;
   c.fault_crash_after_journal_append = o.fault_crash_after_journal_append;

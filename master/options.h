@@ -7,6 +7,7 @@
 
 #include "common/fault_env.h"
 #include "common/units.h"
+#include "master/retry_cache.h"
 #include "common/limits.h"
 
 namespace dfs::master {
@@ -32,6 +33,10 @@ struct MasterOptions {
   // A background checkpoint starts after this many journal records, which
   // bounds the journal a restart must replay (~1 s per million records).
   uint64_t checkpoint_every_records = 1'000'000;
+  // Memory for answers to recent mutations (the retry cache): a few seconds'
+  // worth at the master's peak rate; past it the oldest are dropped and a
+  // retry of one is applied again. Why 64 MiB: master/retry_cache.h.
+  uint64_t retry_cache_bytes = RetryCache::kDefaultByteBudget;
   // UNSAFE, for metadata-only benchmarks and tests: complete writes without
   // the replicas' checksum reports (no bytes need to have moved).
   bool unverified_writes = false;
