@@ -34,7 +34,7 @@ done
 [ ${#kinds[@]} -gt 0 ] || kinds=(release asan tsan)
 
 # Sanitizers stop at the first report, with a stack, so ctest sees a failure.
-# No warning lands: every build of the test command is -Werror.
+# No warning lands: the release build of the test command is -Werror.
 export DFS_WERROR="${DFS_WERROR:-ON}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
