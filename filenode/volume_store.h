@@ -203,7 +203,15 @@ class VolumeStore {
   void ShadowLocked(uint32_t volume, uint32_t by);
   // The records of a sealed volume: from its index when that matches the
   // file, else from its headers (then the index is written for next time).
+  // Start-up (volume_scan.cc).
+  struct ScanState;
   Result<std::vector<IndexedRecord>> LoadSealed(uint32_t number, bool& from_index);
+  Result<std::vector<uint32_t>> ListVolumes();
+  // Reads volume `number` back (the last one whole, cutting a torn tail)
+  // and folds its records into `scan`.
+  Status LoadVolumeLocked(uint32_t number, bool is_last, ScanState& scan);
+  // The last volume: open for appends, or sealed when full.
+  Status OpenLastLocked(uint32_t number);
   // Indexes of volumes sealed by a roll-over, written outside the lock.
   void WritePendingIndexes();
   // fdatasync, one at a time; after a failure the file never syncs again.
