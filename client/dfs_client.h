@@ -201,7 +201,8 @@ struct PutOptions {
   int attempts_per_chunk = 5;   // pipelines tried per chunk before giving up
   // A chunk that fits one frame goes to every replica at once, each storing
   // and reporting its own copy: one round trip instead of one per hop (3 ms
-  // of latency → 2 here for a 64 KiB file at -r 3). false: node to node down
+  // of latency → 2 for a 64 KiB file at -r 3 on the development VM, issue 4).
+  // false: node to node down
   // the pipeline, as larger chunks go, which sends the bytes out of the
   // client once instead of once per replica.
   bool fan_out = true;

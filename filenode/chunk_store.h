@@ -64,8 +64,9 @@ struct ChunkStoreOptions {
   // HDFS's drop-behind does). The page cache then holds what is read, not
   // what was written once, and the disk sees each writer's stream in order
   // rather than the flusher's interleaving of all of them: three nodes
-  // writing one disk went from 760-1,350 to 1,950-2,200 MiB/s here, in a
-  // fifth of the kernel time. false leaves the pages to the kernel.
+  // writing one disk went from 760-1,350 to 1,950-2,200 MiB/s, in a fifth of
+  // the kernel time, on the development VM (issue 4, session 7;
+  // docs/architecture.md). false leaves the pages to the kernel.
   bool drop_behind = true;
   // Every file access (data, checksums, volumes, trash); nullptr:
   // Env::Default(). Must outlive the store. A FaultEnv here is how tests

@@ -1,6 +1,7 @@
 // Files leave the chunk store at once and give their blocks back later.
 //
-// Unlinking a 64 MiB chunk costs 20-25 ms here (the blocks are freed, and
+// Unlinking a 64 MiB chunk cost 20-25 ms on the development VM (issue 4,
+// session 7; docs/architecture.md) (the blocks are freed, and
 // discarded on a file system mounted with `discard`); a dead 256 MiB volume
 // four times that. Done on the node's event loop, deleting a big file would
 // stall every stream and read on the node for seconds and could cost it its

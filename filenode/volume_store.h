@@ -28,24 +28,20 @@
 // with zeros and synced ahead of its end (`prepare` bytes, in segments of
 // half that). A batch that lands there overwrites blocks the file already
 // has, so its fdatasync writes the data alone: no block allocation, no size
-// change, no inode. Measured here with 3 writers at once, a 64 KiB record's
-// write + fdatasync took 200 us and 45 us of CPU that way, against 350-440
-// us and 75-90 us appended; writing the zeros costs about 13 us of CPU per
-// 64 KiB, off the write's path. (Zeros written by the batch's own thread
+// change, no inode: about half an append's latency and CPU per record, the
+// zeros' own cost off the write's path (docs/architecture.md, "Measured
+// figures behind the defaults"). (Zeros written by the batch's own thread
 // were tried and were slower: the batch's fdatasync then also carried them.
 // fallocate does not help: ext4's unwritten extents change at the first
 // write.) The zeros live past the volume's end only: a seal cuts them, and
 // start-up cuts a tail that is all zeros without calling it torn. Near a
 // full disk (less than 32 segments free) nothing is prepared.
-// Off by default: it doubles the bytes a small chunk costs the disk, and the
-// whole-cluster gain did not hold up. dfs-bench small (-r 3, 4 clients) here
-// went from about 1,600 to 1,900 files/s with its data in one folder of
-// the virtual disk, and from 1,640 to 1,450 with it in another (the same
-// runs otherwise, repeated: how this disk places and backs new blocks is
-// beyond what dfs can see); on a journaled ext4 (loop
-// file) it went from 1,150 to 930, and its zeros' commits raised p99 from 6
-// to 10-46 ms. The master's journal keeps it (master/journal.h): its zeros
-// are a MiB per thousands of records, written while the writer is idle.
+// Off by default: it doubles the bytes a small chunk costs the disk, and its
+// whole-cluster gain did not hold up (it went both ways from one folder of
+// the development VM's disk to another, and lost on a journaled ext4; the
+// figures are in docs/architecture.md). The master's journal keeps it
+// (master/journal.h): its zeros are a MiB per thousands of records, written
+// while the writer is idle.
 //
 // Start-up (Scan): volumes in number order, records in offset order; the
 // last record of a key decides. A sealed volume is read from its index (one

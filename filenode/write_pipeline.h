@@ -41,6 +41,7 @@ using limits::kDefaultFrameSize;
 struct PipelineOptions {
   uint64_t credit_pool = 256ull << 20;
   // Frames in flight per stream at most: 16 x 1 MiB keeps a 2.5 GiB/s link
+  // (loopback on the development VM, DESIGN.md)
   // busy across a few ms of fsync jitter without hoarding the pool.
   uint32_t max_credit_frames = 16;
   std::chrono::milliseconds upstream_silence{30000};
