@@ -243,7 +243,7 @@ Status Namespace::ApplyDelete(const msg::JournalRecord& r, ApplyResult* out) {
       return Status(Code::kNotEmpty, fmt::format("directory not empty: {}", op.path()));
     }
   } else if (!op.recursive() && node->is_dir) {
-    return Status(Code::kIsADirectory, fmt::format("is a directory: {} (use rm -r, or rmdir)", op.path()));
+    return Status(Code::kIsADirectory, fmt::format("is a directory: {} (a directory is removed recursively or as a directory)", op.path()));
   }
   Touch(node->parent, r.unix_ms());
   std::unique_ptr<Inode> gone = Detach(node);
@@ -343,7 +343,7 @@ Status Namespace::CheckCreate(std::string_view path, bool overwrite) const {
   if (res.parent == nullptr) return IsDir("/");
   if (res.node != nullptr) {
     if (res.node->is_dir) return IsDir(path);
-    if (!overwrite) return Status::AlreadyExists(fmt::format("file exists: {} (use -f to overwrite)", path));
+    if (!overwrite) return Status::AlreadyExists(fmt::format("file exists: {}", path));
   }
   return Status::OK();
 }

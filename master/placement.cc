@@ -52,11 +52,11 @@ Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<Placeme
     size_t roomy = static_cast<size_t>(std::count_if(candidates.begin(), candidates.end(), eligible));
     if (alive < count) {
       return Status::Unavailable(
-          fmt::format("replication {} needs {} live nodes, {} alive; lower it with -r", count, count, alive));
+          fmt::format("replication {} needs {} live nodes, {} alive", count, count, alive));
     }
     if (!exclude.empty()) {
       return Status::Unavailable(fmt::format(
-          "replication {} needs {} nodes; {} alive, {} of them failed this write; lower it with -r", count, count,
+          "replication {} needs {} nodes; {} alive, {} of them failed this write", count, count,
           alive, exclude.size()));
     }
     return Status(Code::kNoSpace, fmt::format("replication {} needs {} nodes with {} free, {} have it", count,

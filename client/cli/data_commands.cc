@@ -62,6 +62,15 @@ Result<std::string> PutTarget(client::Client& c, const PutArgs& a) {
   return JoinPath(remote, BaseName(a.local));
 }
 
+// The master speaks of the protocol; what to type instead is the CLI's to say.
+Status PutHint(const Status& s) {
+  if (s.code() == Code::kAlreadyExists) return Status(s.code(), s.message() + " (use -f to overwrite)");
+  if (s.code() == Code::kUnavailable && s.message().starts_with("replication ")) {
+    return Status(s.code(), s.message() + "; lower it with -r");
+  }
+  return s;
+}
+
 void Put(Context& ctx, const PutArgs& a) {
   client::Client* c = ctx.Connect();
   if (c == nullptr) return;
@@ -83,7 +92,7 @@ void Put(Context& ctx, const PutArgs& a) {
   }
   auto r = c->Put(fd, name, *target, o);
   if (fd != STDIN_FILENO) ::close(fd);
-  if (!r) return ctx.Fail(r.error());
+  if (!r) return ctx.Fail(PutHint(r.error()));
   if (ctx.out.json) PrintJson(StatJson(*r));
 }
 

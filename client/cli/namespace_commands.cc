@@ -45,6 +45,12 @@ void Remove(Context& ctx, const PathsArgs& a, bool directory_only) {
   nlohmann::json removed = nlohmann::json::array();
   for (const auto& p : a.paths) {
     auto r = directory_only ? c->Rmdir(p) : c->Remove(p, a.flag);
+    if (!r && !directory_only && r.error().code() == Code::kIsADirectory) {
+      // The master's words are the protocol's; the hint is this command's.
+      auto resolved = client::ResolvePath(p, c->working_directory());
+      ctx.Fail(Status(Code::kIsADirectory, "is a directory: " + (resolved ? *resolved : p) + " (use rm -r, or rmdir)"));
+      continue;
+    }
     if (!r) {
       ctx.Fail(r.error());
       continue;

@@ -269,7 +269,7 @@ TEST_F(LeaseTest, TooFewLiveNodesIsAClearError) {
   auto placed = a_->AllocateChunk(*lease, 0);
   ASSERT_FALSE(placed);
   EXPECT_EQ(placed.error().code(), Code::kUnavailable);
-  EXPECT_EQ(placed.error().message(), "replication 3 needs 3 live nodes, 1 alive; lower it with -r");
+  EXPECT_EQ(placed.error().message(), "replication 3 needs 3 live nodes, 1 alive");
 }
 
 }  // namespace

