@@ -46,17 +46,33 @@ inline CLI::Validator CpuFlag() {
   return ParsedFlag([](const std::string& v) { return ParseCpuChoice(v); }, "auto|all|N");
 }
 
+// A whole number >= 0 (a count); anything else is a usage error that says so.
+inline CLI::Validator CountFlag() {
+  return CLI::Validator(
+      [](const std::string& v) -> std::string {
+        if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
+          return "expected a count (a whole number, 0 or more), got '" + v + "'";
+        }
+        return "";
+      },
+      "N");
+}
+
 // The disk fault flags both daemons take (common/fault_env.h). UNSAFE:
 // for tests; each logs a warning at start-up.
 inline void AddDiskFaultFlags(CLI::App& app, DiskFaults& f) {
   app.add_option("--unsafe-fault-eio-after-writes", f.eio_after_writes,
-                 "UNSAFE (tests): disk writes after the first N fail with EIO, and the disk stays failed");
+                 "UNSAFE (tests): disk writes after the first N fail with EIO, and the disk stays failed")
+      ->check(CountFlag());
   app.add_option("--unsafe-fault-enospc-after-writes", f.enospc_after_writes,
-                 "UNSAFE (tests): disk writes after the first N fail with ENOSPC");
+                 "UNSAFE (tests): disk writes after the first N fail with ENOSPC")
+      ->check(CountFlag());
   app.add_option("--unsafe-fault-fsync-fail-after", f.fsync_fail_after,
-                 "UNSAFE (tests): fsyncs after the first N fail with EIO");
+                 "UNSAFE (tests): fsyncs after the first N fail with EIO")
+      ->check(CountFlag());
   app.add_option("--unsafe-fault-torn-write-after", f.torn_write_after,
-                 "UNSAFE (tests): disk write N+1 lands only its first half and fails with EIO");
+                 "UNSAFE (tests): disk write N+1 lands only its first half and fails with EIO")
+      ->check(CountFlag());
   app.add_option("--unsafe-fault-path", f.path_glob,
                  "UNSAFE (tests): the faults above hit only paths matching this glob (default: every path)");
 }

@@ -22,15 +22,9 @@ Result<ShutdownSignals> ShutdownSignals::Install() {
   return ShutdownSignals(fd);
 }
 
-ShutdownSignals::ShutdownSignals(ShutdownSignals&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-
-ShutdownSignals::~ShutdownSignals() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 int ShutdownSignals::Take() {
   signalfd_siginfo info;
-  ssize_t n = ::read(fd_, &info, sizeof info);
+  ssize_t n = ::read(fd_.get(), &info, sizeof info);
   if (n != static_cast<ssize_t>(sizeof info)) return 0;
   return static_cast<int>(info.ssi_signo);
 }

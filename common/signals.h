@@ -3,6 +3,7 @@
 // flushed, instead of in a signal handler.
 #pragma once
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace dfs {
@@ -12,18 +13,17 @@ class ShutdownSignals {
   // Blocks SIGINT, SIGTERM (and SIGPIPE, ignored) in the calling thread;
   // call it in main() before starting threads so they inherit the mask.
   static Result<ShutdownSignals> Install();
-  ShutdownSignals(ShutdownSignals&& other) noexcept;
+  ShutdownSignals(ShutdownSignals&& other) noexcept = default;
   ShutdownSignals(const ShutdownSignals&) = delete;
-  ~ShutdownSignals();
 
   // Readable when a signal is pending.
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Consumes one pending signal; returns its number or 0.
   int Take();
 
  private:
   explicit ShutdownSignals(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace dfs

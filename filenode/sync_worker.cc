@@ -20,12 +20,11 @@ SyncWorker::~SyncWorker() {
   if (volumes_.thread.joinable()) volumes_.thread.join();
   files_.jobs.clear();
   volumes_.jobs.clear();
-  if (fd_ >= 0) ::close(fd_);
 }
 
 Status SyncWorker::Start() {
-  fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd_ < 0) return Status::FromErrno(errno, "eventfd");
+  fd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!fd_.valid()) return Status::FromErrno(errno, "eventfd");
   files_.thread = std::thread([this] { FileLoop(); });
   volumes_.thread = std::thread([this] { VolumeLoop(); });
   return Status::OK();
@@ -42,7 +41,7 @@ void SyncWorker::Submit(uint64_t token, std::unique_ptr<ChunkWriter> writer) {
 
 std::vector<SyncWorker::Done> SyncWorker::Drain() {
   uint64_t count = 0;
-  ssize_t n = ::read(fd_, &count, sizeof count);
+  ssize_t n = ::read(fd_.get(), &count, sizeof count);
   (void)n;  // EAGAIN only means nothing new
   std::lock_guard lock(mu_);
   return std::exchange(done_, {});
@@ -61,7 +60,7 @@ void SyncWorker::Complete(std::vector<Done> done) {
     for (auto& d : done) done_.push_back(std::move(d));
   }
   uint64_t one = 1;
-  ssize_t n = ::write(fd_, &one, sizeof one);
+  ssize_t n = ::write(fd_.get(), &one, sizeof one);
   (void)n;  // the counter only saturates after 2^64 - 1 unread completions
 }
 

@@ -44,7 +44,7 @@ class SyncWorker {
 
   Status Start();
   // Readable when Drain has something.
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   void Submit(uint64_t token, std::unique_ptr<ChunkWriter> writer);
   std::vector<Done> Drain();
 
@@ -61,7 +61,7 @@ class SyncWorker {
   void VolumeLoop();
   void Complete(std::vector<Done> done);
 
-  int fd_ = -1;
+  UniqueFd fd_;
   std::mutex mu_;
   Lane files_;
   Lane volumes_;

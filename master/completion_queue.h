@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace dfs::master {
@@ -18,14 +19,11 @@ namespace dfs::master {
 class CompletionQueue {
  public:
   CompletionQueue() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-  ~CompletionQueue() {
-    if (fd_ >= 0) ::close(fd_);
-  }
   CompletionQueue(const CompletionQueue&) = delete;
   CompletionQueue& operator=(const CompletionQueue&) = delete;
 
-  bool ok() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
+  bool ok() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
 
   // Any thread.
   void Push(uint64_t token, Status status) {
@@ -34,21 +32,21 @@ class CompletionQueue {
       items_.emplace_back(token, std::move(status));
     }
     uint64_t one = 1;
-    ssize_t n = ::write(fd_, &one, sizeof one);
+    ssize_t n = ::write(fd_.get(), &one, sizeof one);
     (void)n;  // the counter only saturates after 2^64 - 1 unread pushes
   }
 
   // Metadata thread: everything pushed so far, in push order.
   std::vector<std::pair<uint64_t, Status>> Drain() {
     uint64_t count = 0;
-    ssize_t n = ::read(fd_, &count, sizeof count);
+    ssize_t n = ::read(fd_.get(), &count, sizeof count);
     (void)n;  // EAGAIN just means nothing new
     std::lock_guard lock(mu_);
     return std::exchange(items_, {});
   }
 
  private:
-  int fd_;
+  UniqueFd fd_;
   std::mutex mu_;
   std::vector<std::pair<uint64_t, Status>> items_;
 };

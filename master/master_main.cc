@@ -50,9 +50,11 @@ int main(int argc, char** argv) {
                "UNSAFE (benchmarks, tests): complete writes without the replicas' checksum reports");
   dfs::AddDiskFaultFlags(app, o.disk_faults);
   app.add_option("--unsafe-fault-crash-during-checkpoint", o.fault_crash_during_checkpoint,
-                 "UNSAFE (tests): the checkpoint writer exits (status 85) after N entries");
+                 "UNSAFE (tests): the checkpoint writer exits (status 85) after N entries")
+      ->check(dfs::CountFlag());
   app.add_option("--unsafe-fault-crash-after-journal-append", o.fault_crash_after_journal_append,
-                 "UNSAFE (tests): exit (status 85) once journal record N is durable, before it is acknowledged");
+                 "UNSAFE (tests): exit (status 85) once journal record N is durable, before it is acknowledged")
+      ->check(dfs::CountFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   // Pinned by default: the master moves only small messages, each handed
   // between its loop and libzmq's I/O thread (common/cpu_affinity.h).

@@ -39,6 +39,9 @@ bool NodeRegistry::Heartbeat(const msg::HeartbeatRequest& req, const std::string
   }
   Node& n = it->second;
   n.route = route;  // a reconnect changes the routing id
+  if (req.stats().disk_failed() && !n.stats.disk_failed()) {
+    spdlog::warn("node={} disk failed ({}); no new chunks go there", n.id, req.stats().disk_error());
+  }
   n.stats = req.stats();
   n.last_heartbeat = now;
   return true;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/fault_env.h"
 #include "master/journal_format.h"
 #include "tests/unit/file_test_util.h"
 
@@ -58,6 +59,26 @@ Records Numbered(const std::string& prefix, size_t n) {
 }
 
 // ---------------------------------------------------------------- checkpoint
+
+TEST(Checkpoint, FailedFsyncOrWriteKeepsTheOldCheckpoint) {
+  std::string dir = TestDir();
+  ASSERT_TRUE(WriteCheckpoint(dir, 1, Produce({"old"})).ok());
+  FaultEnv env(Env::Default());
+  env.FailSyncsAfter(0);
+  Status s = WriteCheckpoint(dir, 2, Produce(Numbered("new-", 100)), &env);
+  EXPECT_EQ(s.code(), Code::kIOError) << s.ToString();
+  env.Disarm();
+  env.FailWritesAfter(0, ENOSPC);
+  s = WriteCheckpoint(dir, 3, Produce(Numbered("new-", 100)), &env);
+  EXPECT_EQ(s.code(), Code::kNoSpace) << s.ToString();
+  EXPECT_FALSE(fs::exists(CheckpointPath(dir) + ".tmp"));
+  uint64_t generation = 0;
+  auto read = Read(dir, &generation);
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(generation, 1u);
+  EXPECT_EQ(*read, Records{"old"});
+}
+
 
 TEST(Checkpoint, RoundTrip) {
   std::string dir = TestDir();

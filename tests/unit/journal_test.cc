@@ -276,6 +276,39 @@ TEST(JournalWriter, FailedSyncFailsThatAppendAndEveryLaterOne) {
   EXPECT_EQ(replayed->records, expected);
 }
 
+// A power cut during a batch: its write torn and nothing unsynced kept.
+// Replay cuts the torn tail and keeps every acknowledged record.
+TEST(JournalWriter, TornWriteAndLostCacheKeepEveryAcknowledgedRecord) {
+  std::string dir = TestDir();
+  FaultEnv env(Env::Default());
+  JournalWriter::Options options;
+  options.env = &env;
+  options.prepare_bytes = 0;
+  auto w = OpenWriter(dir, 0, options);
+  Records acked;
+  for (size_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(w->AppendAndSync(Rec(i)).ok());
+    acked.push_back(Rec(i));
+  }
+  env.TearWriteAfter(0);
+  EXPECT_EQ(w->AppendAndSync(std::string(5000, 'x')).code(), Code::kIOError);
+  EXPECT_EQ(w->Stop().code(), Code::kIOError);
+  // The torn half is on disk: replay cuts it.
+  const std::string path = JournalPath(dir, 0);
+  const std::string before = ReadBytes(path);
+  auto replayed = Replay(path);
+  ASSERT_TRUE(replayed) << replayed.error().ToString();
+  EXPECT_EQ(replayed->records, acked);
+  EXPECT_TRUE(replayed->stats.torn_tail);
+  // The same moment with the page cache lost too: only what was synced.
+  WriteBytes(path, before);
+  ASSERT_TRUE(env.DropUnsyncedData().ok());
+  replayed = Replay(path);
+  ASSERT_TRUE(replayed) << replayed.error().ToString();
+  EXPECT_EQ(replayed->records, acked);
+  EXPECT_FALSE(replayed->stats.torn_tail);
+}
+
 TEST(JournalWriter, RotateSwitchesFilesInOrder) {
   std::string dir = TestDir();
   auto w = OpenWriter(dir);

@@ -25,6 +25,22 @@ msg::HeartbeatRequest Beat(const std::string& id, uint64_t incarnation, uint64_t
   return h;
 }
 
+TEST(NodeRegistry, ANodeWhoseDiskFailedIsAliveButNotPlaceable) {
+  NodeRegistry r(5s);
+  auto t0 = Clock::time_point{} + 1000s;
+  r.Register(Reg("n1", 1, "h:1"), "route1", t0);
+  r.Register(Reg("n2", 1, "h:2"), "route2", t0);
+  auto failed = Beat("n1", 1);
+  failed.mutable_stats()->set_disk_failed(true);
+  failed.mutable_stats()->set_disk_error("write /d/chunks/x: Input/output error");
+  EXPECT_TRUE(r.Heartbeat(failed, "route1", t0 + 1s));
+  EXPECT_EQ(r.alive_count(), 2u);
+  std::vector<std::string> placeable;
+  r.ForEachPlaceable([&](const NodeRegistry::Node& n) { placeable.push_back(n.id); });
+  EXPECT_EQ(placeable, std::vector<std::string>{"n2"});
+  EXPECT_TRUE(r.Info(*r.Find("n1"), t0 + 1s).stats().disk_failed());
+}
+
 TEST(NodeRegistry, RegisterHeartbeatDieAndReturn) {
   NodeRegistry r(5s);
   auto t0 = Clock::time_point{} + 1000s;
