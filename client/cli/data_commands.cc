@@ -65,7 +65,8 @@ Result<std::string> PutTarget(client::Client& c, const PutArgs& a) {
 // The master speaks of the protocol; what to type instead is the CLI's to say.
 Status PutHint(const Status& s) {
   if (s.code() == Code::kAlreadyExists) return Status(s.code(), s.message() + " (use -f to overwrite)");
-  if (s.code() == Code::kUnavailable && s.message().starts_with("replication ")) {
+  if (s.code() == Code::kUnavailable && s.message().find("replication ") != std::string::npos &&
+      s.message().find(" needs ") != std::string::npos) {
     return Status(s.code(), s.message() + "; lower it with -r");
   }
   return s;
