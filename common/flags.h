@@ -9,7 +9,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common/cpu_affinity.h"
 #include "common/fault_env.h"
 #include "common/units.h"
 
@@ -41,9 +40,6 @@ inline CLI::Validator SizeInRange(uint64_t lo, uint64_t hi) {
 }
 inline CLI::Validator DurationFlag() {
   return ParsedFlag([](const std::string& v) { return ParseDuration(v); }, "DURATION");
-}
-inline CLI::Validator CpuFlag() {
-  return ParsedFlag([](const std::string& v) { return ParseCpuChoice(v); }, "auto|all|N");
 }
 
 // A whole number >= 0 (a count); anything else is a usage error that says so.

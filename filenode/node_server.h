@@ -12,7 +12,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "filenode/chunk_store.h"
-#include "common/cpu_affinity.h"
+#include "daemon/cpu_affinity.h"
 #include "filenode/data_service.h"
 #include "filenode/master_link.h"
 #include "filenode/options.h"

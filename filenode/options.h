@@ -42,7 +42,7 @@ struct NodeOptions {
   // pages as they are written.
   bool keep_written_pages = false;
   // --cpu adaptive: the CPU main() pinned the node to, and the CPUs it may
-  // spread over while it carries large streams (common/cpu_affinity.h).
+  // spread over while it carries large streams (daemon/cpu_affinity.h).
   int adaptive_cpu = -1;
   std::vector<int> wide_cpus;
   // UNSAFE, for tests (--unsafe-fault-*): the node's disk misbehaves

@@ -2,16 +2,13 @@
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
-#include "common/cpu_affinity.h"
 #include "common/flags.h"
-#include "common/logging.h"
-#include "common/net.h"
-#include "common/signals.h"
-#include "common/units.h"
-#include "master/master_server.h"
 #include "common/limits.h"
+#include "common/units.h"
+#include "daemon/cpu_affinity.h"
+#include "daemon/daemon_main.h"
+#include "master/master_server.h"
 
 int main(int argc, char** argv) {
   dfs::master::MasterOptions o;
@@ -57,7 +54,7 @@ int main(int argc, char** argv) {
       ->check(dfs::CountFlag());
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   // Pinned by default: the master moves only small messages, each handed
-  // between its loop and libzmq's I/O thread (common/cpu_affinity.h).
+  // between its loop and libzmq's I/O thread (daemon/cpu_affinity.h).
   std::string cpu = "auto";
   app.add_option("--cpu", cpu,
                  "CPU for all of this daemon's threads: auto (the one the fewest other dfs daemons here hold), "
@@ -77,31 +74,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");
     return 2;
   }
-  if (!dfs::IsLoopbackHost(o.bind) && !o.insecure) {
-    std::fprintf(stderr,
-                 "dfs-master: refusing to bind %s without CURVE keys; use a loopback address or --insecure\n",
-                 o.bind.c_str());
-    return 2;
-  }
-  if (auto s = dfs::InitLogging("master", o.log_level); !s.ok()) {
-    std::fprintf(stderr, "dfs-master: %s\n", s.message().c_str());
-    return 2;
-  }
-  auto signals = dfs::ShutdownSignals::Install();
-  if (!signals) {
-    std::fprintf(stderr, "dfs-master: %s\n", signals.error().message().c_str());
-    return 1;
-  }
   dfs::master::MasterServer server(o);
-  if (auto s = server.Start(); !s.ok()) {
-    std::fprintf(stderr, "dfs-master: %s\n", s.message().c_str());
-    return 1;
-  }
-  if (*placed_cpu >= 0) spdlog::info("all threads on CPU {} (--cpu {})", *placed_cpu, cpu);
-  if (auto s = server.Run(signals->fd()); !s.ok()) {
-    spdlog::critical("master failed: {}", s.ToString());
-    return 1;
-  }
-  spdlog::info("master stopped");
-  return 0;
+  return dfs::RunDaemon({.program = "dfs-master",
+                         .logger = "master",
+                         .log_level = o.log_level,
+                         .bind = o.bind,
+                         .insecure = o.insecure,
+                         .cpu = cpu,
+                         .placed_cpu = *placed_cpu},
+                        [&] { return server.Start(); }, [&](int stop_fd) { return server.Run(stop_fd); });
 }

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "common/checksum.h"
-#include "common/cpu_affinity.h"
+#include "daemon/cpu_affinity.h"
 #include "common/crc32c_combine.h"
 #include "common/files.h"
 #include "common/net.h"

@@ -1,4 +1,4 @@
-#include "common/cpu_affinity.h"
+#include "daemon/cpu_affinity.h"
 
 #include <fcntl.h>
 #include <sched.h>
