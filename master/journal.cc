@@ -413,6 +413,52 @@ void JournalWriter::Fail(Status s) {
 
 // ---------------------------------------------------------------- replay
 
+namespace {
+
+// The record at `offset` is damaged: a torn tail, cut when `options` allow
+// it, or corruption that stops start-up (a valid record follows it).
+Result<ReplayStats> EndAtDamage(const fmtj::RecordView& r, size_t offset, std::string_view data, MappedFile& file,
+                                File& handle, const std::string& path, const ReplayOptions& options,
+                                ReplayStats stats) {
+  const size_t size = data.size();
+  std::string damage = DescribeDamage(r, offset, size);
+  bool exhausted = false;
+  std::optional<size_t> next = FindValidRecord(data, offset + 1, &exhausted);
+  if (next) {
+    return Status::Corruption(fmt::format(
+        "{}: corrupt record at offset {}: {}; a valid record follows at offset {}, so this is not a "
+        "torn tail; refusing to drop the {} bytes after it",
+        path, offset, damage, *next, size - offset));
+  }
+  if (exhausted) {
+    return Status::Corruption(fmt::format(
+        "{}: corrupt record at offset {}: {}; could not prove the {} bytes after it hold no valid record",
+        path, offset, damage, size - offset));
+  }
+  if (!options.allow_torn_tail) {
+    return Status::Corruption(fmt::format(
+        "{}: damaged tail at offset {}: {}; a newer journal follows this one, so it was fully synced",
+        path, offset, damage));
+  }
+  const bool zeros = data.find_first_not_of('\0', offset) == std::string_view::npos;
+  file.Unmap();
+  DFS_RETURN_IF_ERROR(TruncateDurably(handle, offset));
+  if (zeros) {
+    // Space the writer prepared (or a size that outran its data): no record was there.
+    spdlog::info("journal: cut {} bytes of zeros after the last record file={} offset={} records_kept={}",
+                 size - offset, path, offset, stats.records);
+  } else {
+    spdlog::warn("journal: cut torn tail file={} offset={} dropped_bytes={} records_kept={} ({})", path,
+                 offset, size - offset, stats.records, damage);
+  }
+  stats.torn_tail = true;
+  stats.dropped_bytes = size - offset;
+  stats.valid_bytes = offset;
+  return stats;
+}
+
+}  // namespace
+
 Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& apply,
                                   const ReplayOptions& options) {
   ReplayStats stats;
@@ -467,40 +513,7 @@ Result<ReplayStats> ReplayJournal(const std::string& path, const RecordApplier& 
       offset += fmtj::kRecordHeaderSize + r.length;
       continue;
     }
-    std::string damage = DescribeDamage(r, offset, size);
-    bool exhausted = false;
-    std::optional<size_t> next = FindValidRecord(data, offset + 1, &exhausted);
-    if (next) {
-      return Status::Corruption(fmt::format(
-          "{}: corrupt record at offset {}: {}; a valid record follows at offset {}, so this is not a "
-          "torn tail; refusing to drop the {} bytes after it",
-          path, offset, damage, *next, size - offset));
-    }
-    if (exhausted) {
-      return Status::Corruption(fmt::format(
-          "{}: corrupt record at offset {}: {}; could not prove the {} bytes after it hold no valid record",
-          path, offset, damage, size - offset));
-    }
-    if (!options.allow_torn_tail) {
-      return Status::Corruption(fmt::format(
-          "{}: damaged tail at offset {}: {}; a newer journal follows this one, so it was fully synced",
-          path, offset, damage));
-    }
-    const bool zeros = data.find_first_not_of('\0', offset) == std::string_view::npos;
-    file.Unmap();
-    DFS_RETURN_IF_ERROR(TruncateDurably(*handle, offset));
-    if (zeros) {
-      // Space the writer prepared (or a size that outran its data): no record was there.
-      spdlog::info("journal: cut {} bytes of zeros after the last record file={} offset={} records_kept={}",
-                   size - offset, path, offset, stats.records);
-    } else {
-      spdlog::warn("journal: cut torn tail file={} offset={} dropped_bytes={} records_kept={} ({})", path,
-                   offset, size - offset, stats.records, damage);
-    }
-    stats.torn_tail = true;
-    stats.dropped_bytes = size - offset;
-    stats.valid_bytes = offset;
-    return stats;
+    return EndAtDamage(r, offset, data, file, *handle, path, options, stats);
   }
   stats.valid_bytes = size;
   return stats;
