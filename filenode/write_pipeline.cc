@@ -22,7 +22,7 @@ using limits::kMaxFrameSize;
 
 }  // namespace
 
-WritePipeline::WritePipeline(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
+WritePipeline::WritePipeline(bus::Context& ctx, bus::Outbox& router, ChunkStore& store, std::string node_id,
                              PipelineOptions options, std::function<void(StoredEvent)> on_stored)
     : router_(router),
       store_(store),

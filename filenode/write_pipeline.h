@@ -77,7 +77,8 @@ class WritePipeline {
  public:
   using Clock = std::chrono::steady_clock;
 
-  WritePipeline(bus::Context& ctx, bus::Socket& router, ChunkStore& store, std::string node_id,
+  // Answers upstream go to `router` (the data port; a fake in unit tests).
+  WritePipeline(bus::Context& ctx, bus::Outbox& router, ChunkStore& store, std::string node_id,
                 PipelineOptions options, std::function<void(StoredEvent)> on_stored);
   ~WritePipeline();
 
@@ -124,7 +125,7 @@ class WritePipeline {
   void MaybeFinishClose(uint64_t id);
   void Sweep(Clock::time_point now);
 
-  bus::Socket& router_;
+  bus::Outbox& router_;
   ChunkStore& store_;
   std::string node_id_;
   PipelineOptions options_;
