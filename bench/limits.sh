@@ -3,7 +3,7 @@
 #   bench/limits.sh [--build DIR] [--dir DIR] [--runs N] [--size SIZE]
 #                   [--small-files N] [--small-size SIZE] [--clients C] [--keep]
 # Limits: loopback TCP (iperf3 on 127.0.0.1, a free port), ZeroMQ 1 MiB
-# messages and 4 KiB round trips (bench/zmq_throughput.cc), sequential write +
+# messages and 4 KiB round trips (bus/zmq_throughput.cc), sequential write +
 # fdatasync of 1 GiB and (as root, after dropping the page cache) its read
 # with dd, the same with 4 dd at once (dfs moves 4 chunks at once) and the
 # write with O_DIRECT (the device past the page cache), and

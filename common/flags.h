@@ -42,17 +42,9 @@ inline CLI::Validator DurationFlag() {
   return ParsedFlag([](const std::string& v) { return ParseDuration(v); }, "DURATION");
 }
 
-// A whole number >= 0 (a count); anything else is a usage error that says so.
-inline CLI::Validator CountFlag() {
-  return CLI::Validator(
-      [](const std::string& v) -> std::string {
-        if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
-          return "expected a count (a whole number, 0 or more), got '" + v + "'";
-        }
-        return "";
-      },
-      "N");
-}
+// A count: CLI11's own range check, so "-1" is a usage error rather than a
+// number wrapped around to 2^64 - 1.
+inline CLI::Validator CountFlag() { return CLI::Range(uint64_t{0}, uint64_t{1} << 40); }
 
 // The disk fault flags both daemons take (common/fault_env.h). UNSAFE:
 // for tests; each logs a warning at start-up.

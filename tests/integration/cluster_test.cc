@@ -260,6 +260,21 @@ TEST(Cli, UsageErrorsExit2) {
   EXPECT_EQ(RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--bind", "0.0.0.0"}).exit_code, 2);
   EXPECT_EQ(RunCommand({DFS_NODE_BIN, "--dir", "/tmp/x"}).exit_code, 2);
   EXPECT_EQ(RunCommand({DFS_NODE_BIN, "--dir", "/tmp/x", "--master", "h:99999"}).exit_code, 2);
+  // Limits are checked where they enter, in human sizes (common/limits.h).
+  auto small_chunks = RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--chunk-size", "1K"});
+  EXPECT_EQ(small_chunks.exit_code, 2);
+  EXPECT_NE(small_chunks.err.find("4.0 KiB to 2.0 GiB"), std::string::npos) << small_chunks.err;
+  EXPECT_EQ(RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--replication", "17"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--retry-cache-size", "10K"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({DFS_CLI_BIN, "--master", "127.0.0.1:1", "put", "--chunk-size", "3G", "-", "/x"}).exit_code, 2);
+  // A fault count that is no count is refused, not wrapped around.
+  auto wrapped = RunCommand({DFS_MASTER_BIN, "--dir", "/tmp/x", "--unsafe-fault-fsync-fail-after", "-1"});
+  EXPECT_EQ(wrapped.exit_code, 2);
+  EXPECT_NE(wrapped.err.find("-1 not in range"), std::string::npos) << wrapped.err;
+  EXPECT_EQ(RunCommand({DFS_NODE_BIN, "--dir", "/tmp/x", "--master", "127.0.0.1:1", "--unsafe-fault-eio-after-writes",
+                        "x"})
+                .exit_code,
+            2);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include "bus/request_client.h"
 #include "bus/socket.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -90,6 +93,43 @@ TEST(Bus, RoundTripTcpLoopback) { ExpectRoundTrip("tcp://127.0.0.1:0"); }
 // descriptor, says which, and times out when nothing comes. ZMQ_FD is edge
 // triggered: a message left queued after a receive, or one that arrived
 // while the socket was sending, must still be reported without a new edge.
+// A plain TCP listener on a free loopback port: the port "in use".
+int HoldPort(uint16_t* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1) != 0) return -1;
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+TEST(Bus, BindRetryingWaitsForABusyPortAndGivesUpAfterItsPatience) {
+  uint16_t port = 0;
+  const int held = HoldPort(&port);
+  ASSERT_GE(held, 0);
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  Context ctx;
+  auto s = Socket::Create(ctx, SocketType::kRouter, {});
+  ASSERT_TRUE(s);
+  // Held all along: Busy (address in use) once the patience is spent.
+  const auto start = std::chrono::steady_clock::now();
+  Status busy = BindRetrying(*s, endpoint, std::chrono::milliseconds(300));
+  EXPECT_EQ(busy.code(), Code::kBusy) << busy.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  // Let go while it retries: the bind succeeds on that port.
+  std::thread release([held] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the "previous process" exits
+    ::close(held);
+  });
+  Status bound = BindRetrying(*s, endpoint, std::chrono::seconds(10));
+  release.join();
+  ASSERT_TRUE(bound.ok()) << bound.ToString();
+  EXPECT_EQ(s->endpoint(), endpoint);
+}
+
 TEST(Bus, PollerReportsEveryQueuedMessageAndPlainDescriptors) {
   Context ctx;
   auto a = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
