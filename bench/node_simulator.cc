@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
+#include "node_master.pb.h"
 #include "common/net.h"
 #include "common/units.h"
 
@@ -15,10 +17,10 @@ NodeSimulator::~NodeSimulator() { Stop(); }
 Status NodeSimulator::Start() {
   DFS_ASSIGN_OR_RETURN(HostAndPort m, ParseHostPort(master_, 5550));
   bus::Context ctx;
-  bus::RequestClient hello(ctx, TcpEndpoint(m.host, m.port));
-  msg::Envelope h;
+  bus::RequestClient<msg::ClientEnvelope> hello(ctx, TcpEndpoint(m.host, m.port));
+  msg::ClientEnvelope h;
   h.mutable_hello_request()->set_peer_name("dfs-bench node simulator");
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, hello.Call(h));
+  DFS_ASSIGN_OR_RETURN(auto reply, hello.Call(h));
   node_port_ = static_cast<uint16_t>(reply.envelope.hello_response().node_port());
   thread_ = std::thread([this] { Run(); });
   return Status::OK();
@@ -48,13 +50,13 @@ void NodeSimulator::Run() {
   for (int i = 0; i < nodes_; ++i) {
     auto s = bus::Socket::Create(ctx, bus::SocketType::kDealer, o);
     if (!s || !s->Connect(TcpEndpoint(m->host, node_port_)).ok()) return;
-    msg::Envelope reg;
+    msg::NodeEnvelope reg;
     auto* r = reg.mutable_register_node_request();
     r->set_node_id(fmt::format("sim-{:05}", i));
     r->set_incarnation(1);
     r->set_address(fmt::format("127.0.0.1:{}", 20000 + i));
     *r->mutable_stats() = stats();
-    bus::Message msg;
+    bus::Message<msg::NodeEnvelope> msg;
     msg.envelope = std::move(reg);
     (void)s->Send(std::move(msg));
     socks.push_back(std::make_unique<bus::Socket>(std::move(*s)));
@@ -68,12 +70,12 @@ void NodeSimulator::Run() {
     auto now = Clock::now();
     if (now >= due) {
       size_t i = beat % socks.size();
-      msg::Envelope hb;
+      msg::NodeEnvelope hb;
       auto* h = hb.mutable_heartbeat_request();
       h->set_node_id(fmt::format("sim-{:05}", i));
       h->set_incarnation(1);
       *h->mutable_stats() = stats();
-      bus::Message msg;
+      bus::Message<msg::NodeEnvelope> msg;
       msg.envelope = std::move(hb);
       if (socks[i]->Send(std::move(msg)).ok()) ++heartbeats_;
       ++beat;
@@ -81,11 +83,8 @@ void NodeSimulator::Run() {
     }
     if (now >= next_drain) {  // replies only prove the master keeps up; read them in bulk
       for (auto& s : socks) {
-        while (true) {
-          auto r = s->TryReceive();
-          if (!r || !*r) break;
-          ++replies_;
-        }
+        auto r = bus::Drain<msg::NodeEnvelope>(*s, SIZE_MAX, [](const auto&) { return true; });
+        if (r) replies_ += *r;
       }
       next_drain = now + std::chrono::milliseconds(50);
     }

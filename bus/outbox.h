@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -13,8 +14,10 @@
 #include <string_view>
 #include <vector>
 
+#include <google/protobuf/message_lite.h>
+
+#include "common.pb.h"
 #include "common/status.h"
-#include "envelope.pb.h"
 
 namespace dfs::bus {
 
@@ -48,16 +51,40 @@ class Frame {
   std::unique_ptr<Impl> impl_;
 };
 
+inline constexpr uint32_t kProtocolMajor = 1;
+inline constexpr uint32_t kProtocolMinor = 0;
+
+// A port's envelope (msg::ClientEnvelope, NodeEnvelope, DataEnvelope,
+// EventEnvelope): a protobuf message whose first fields are the header that
+// common.proto describes. bus/ knows no envelope by name, so a change to one
+// conversation rebuilds only the code that speaks it.
+template <class E>
+concept Envelope = std::derived_from<E, google::protobuf::MessageLite> &&
+                   requires(E e, const E c, uint32_t v, uint64_t id) {
+                     e.set_protocol_major(v);
+                     e.set_protocol_minor(v);
+                     e.set_request_id(id);
+                     e.set_client_id(id);
+                     e.mutable_error();
+                     { c.protocol_major() } -> std::convertible_to<uint32_t>;
+                     { c.protocol_minor() } -> std::convertible_to<uint32_t>;
+                     { c.request_id() } -> std::convertible_to<uint64_t>;
+                     { c.client_id() } -> std::convertible_to<uint64_t>;
+                     { c.has_error() } -> std::convertible_to<bool>;
+                     c.body_case();
+                   };
+
+template <Envelope E>
 struct Message {
   // ROUTER: the peer's routing id (set on receive, required on send).
   // SUB: the topic. Empty otherwise.
   std::string route;
-  msg::Envelope envelope;
+  E envelope;
   std::vector<Frame> payload;
   // Receive only. Not OK when the message was malformed (no header, header
-  // not a valid Envelope, another protocol major, too many frames). `route`
-  // and, when the header parsed, `envelope.request_id` are still set so a
-  // server can answer with an error.
+  // not a valid envelope of this port, another protocol major, too many
+  // frames). `route` and, when the header parsed, `envelope.request_id` are
+  // still set so a server can answer with an error.
   Status defect;
 };
 
@@ -65,9 +92,19 @@ struct Message {
 class Outbox {
  public:
   virtual ~Outbox() = default;
-  // Sends [route][envelope][payload…] (the protocol version stamped). Never
+  // Sends [route][envelope][payload…], the protocol version stamped. Never
   // blocks: a full queue is Busy, an unroutable peer Unavailable.
-  virtual Status Send(Message message) = 0;
+  template <Envelope E>
+  Status Send(Message<E> message) {
+    message.envelope.set_protocol_major(kProtocolMajor);
+    message.envelope.set_protocol_minor(kProtocolMinor);
+    return Post(message.route, message.envelope, std::move(message.payload));
+  }
+
+  // Send's work, with the version already stamped: the one thing an Outbox
+  // implements.
+  virtual Status Post(std::string_view route, const google::protobuf::MessageLite& envelope,
+                      std::vector<Frame> payload) = 0;
 };
 
 // Envelope status <-> dfs::Status.
@@ -75,7 +112,22 @@ msg::Status ToProto(const Status& status);
 Status FromProto(const msg::Status& status);
 
 // Answers `request` on `out` (route, request id and client id copied over).
-Status Reply(Outbox& out, const Message& request, msg::Envelope reply, std::vector<Frame> payload = {});
-Status ReplyError(Outbox& out, const Message& request, const Status& error);
+template <Envelope E>
+Status Reply(Outbox& out, const Message<E>& request, E reply, std::vector<Frame> payload = {}) {
+  Message<E> m;
+  m.route = request.route;
+  reply.set_request_id(request.envelope.request_id());
+  reply.set_client_id(request.envelope.client_id());
+  m.envelope = std::move(reply);
+  m.payload = std::move(payload);
+  return out.Send(std::move(m));
+}
+
+template <Envelope E>
+Status ReplyError(Outbox& out, const Message<E>& request, const Status& error) {
+  E reply;
+  *reply.mutable_error() = ToProto(error);
+  return Reply(out, request, std::move(reply));
+}
 
 }  // namespace dfs::bus

@@ -194,7 +194,7 @@ SocketType Socket::type() const { return impl_->type; }
 
 namespace {
 
-zmq::message_t Serialize(const msg::Envelope& env) {
+zmq::message_t Serialize(const google::protobuf::MessageLite& env) {
   zmq::message_t m(env.ByteSizeLong());
   env.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(m.data()));
   return m;
@@ -202,28 +202,26 @@ zmq::message_t Serialize(const msg::Envelope& env) {
 
 }  // namespace
 
-Status Socket::Send(Message message) {
+Status Socket::Post(std::string_view route, const google::protobuf::MessageLite& envelope,
+                    std::vector<Frame> payload) {
   impl_->quiet = false;
-  auto& env = message.envelope;
-  env.set_protocol_major(kProtocolMajor);
-  env.set_protocol_minor(kProtocolMinor);
   try {
     auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
     if (impl_->type == SocketType::kRouter) {
-      if (message.route.empty()) return Status::InvalidArgument("ROUTER send without a route");
-      if (!impl_->sock.send(zmq::buffer(message.route), more)) {
+      if (route.empty()) return Status::InvalidArgument("ROUTER send without a route");
+      if (!impl_->sock.send(zmq::buffer(route), more)) {
         return Status::Busy("send queue to peer is full");
       }
     }
     // After the first frame of a multipart message is accepted, ZeroMQ accepts
     // the rest: the message is queued atomically.
-    bool last = message.payload.empty();
-    if (!impl_->sock.send(Serialize(env), last ? zmq::send_flags::dontwait : more)) {
+    bool last = payload.empty();
+    if (!impl_->sock.send(Serialize(envelope), last ? zmq::send_flags::dontwait : more)) {
       return Status::Busy("send queue is full");
     }
-    for (size_t i = 0; i < message.payload.size(); ++i) {
-      bool final = i + 1 == message.payload.size();
-      (void)impl_->sock.send(message.payload[i].impl_->msg, final ? zmq::send_flags::dontwait : more);
+    for (size_t i = 0; i < payload.size(); ++i) {
+      bool final = i + 1 == payload.size();
+      (void)impl_->sock.send(payload[i].impl_->msg, final ? zmq::send_flags::dontwait : more);
     }
     return Status::OK();
   } catch (const zmq::error_t& e) {
@@ -231,10 +229,8 @@ Status Socket::Send(Message message) {
   }
 }
 
-Status Socket::Publish(std::string_view topic, msg::Envelope envelope) {
+Status Socket::PublishEncoded(std::string_view topic, const google::protobuf::MessageLite& envelope) {
   impl_->quiet = false;
-  envelope.set_protocol_major(kProtocolMajor);
-  envelope.set_protocol_minor(kProtocolMinor);
   try {
     // PUB never blocks: a slow subscriber past its HWM loses messages, which
     // the event sequence number makes visible.
@@ -258,13 +254,13 @@ Status Socket::Subscribe(std::string_view prefix) {
 
 bool Socket::idle() const { return impl_->quiet; }
 
-Result<std::optional<Message>> Socket::TryReceive() {
+Result<std::optional<RawMessage>> Socket::TryReceiveRaw() {
   try {
     std::vector<zmq::message_t> frames;
     zmq::message_t first;
     if (!impl_->sock.recv(first, zmq::recv_flags::dontwait)) {
       impl_->quiet = true;  // nothing queued: the next message signals ZMQ_FD
-      return std::optional<Message>();
+      return std::optional<RawMessage>();
     }
     impl_->quiet = false;
     bool more = first.more();
@@ -283,7 +279,7 @@ Result<std::optional<Message>> Socket::TryReceive() {
       }
     }
 
-    Message out;
+    RawMessage out;
     size_t i = 0;
     if (impl_->type == SocketType::kRouter || impl_->type == SocketType::kSub) {
       out.route = frames[0].to_string();
@@ -291,49 +287,52 @@ Result<std::optional<Message>> Socket::TryReceive() {
     }
     if (i >= frames.size()) {
       out.defect = Status::ProtocolError("message has no header frame");
-      return std::optional<Message>(std::move(out));
+      return std::optional<RawMessage>(std::move(out));
     }
-    if (!out.envelope.ParseFromArray(frames[i].data(), static_cast<int>(frames[i].size()))) {
-      out.envelope.Clear();
-      out.defect = Status::ProtocolError(
-          fmt::format("malformed header frame ({} bytes is not an envelope)", frames[i].size()));
-      return std::optional<Message>(std::move(out));
+    out.header.impl_->msg = std::move(frames[i]);
+    out.too_many_frames = dropped > 0 || frames.size() - i - 1 > kMaxPayloadFrames;
+    if (!out.too_many_frames) {
+      for (++i; i < frames.size(); ++i) {
+        Frame f;
+        f.impl_->msg = std::move(frames[i]);
+        out.payload.push_back(std::move(f));
+      }
     }
-    if (out.envelope.protocol_major() != kProtocolMajor) {
-      out.defect = Status(Code::kUnsupportedVersion,
-                          fmt::format("unsupported protocol version {}.{} (this peer speaks {}.{})",
-                                      out.envelope.protocol_major(), out.envelope.protocol_minor(),
-                                      kProtocolMajor, kProtocolMinor));
-      return std::optional<Message>(std::move(out));
-    }
-    if (dropped > 0 || frames.size() - i - 1 > kMaxPayloadFrames) {
-      out.defect = Status::ProtocolError(
-          fmt::format("too many frames in one message (limit {})", kMaxPayloadFrames));
-      return std::optional<Message>(std::move(out));
-    }
-    for (++i; i < frames.size(); ++i) {
-      Frame f;
-      f.impl_->msg = std::move(frames[i]);
-      out.payload.push_back(std::move(f));
-    }
-    return std::optional<Message>(std::move(out));
+    return std::optional<RawMessage>(std::move(out));
   } catch (const zmq::error_t& e) {
     return FromZmq(e, "receive");
   }
 }
 
-Result<std::optional<Message>> Socket::Receive(std::chrono::milliseconds timeout) {
-  auto r = TryReceive();
+Result<std::optional<RawMessage>> Socket::ReceiveRaw(std::chrono::milliseconds timeout) {
+  auto r = TryReceiveRaw();
   if (!r || *r) return r;
   try {
     zmq::pollitem_t item{impl_->sock.handle(), 0, ZMQ_POLLIN, 0};
     int n = zmq::poll(&item, 1, timeout);
-    if (n == 0) return std::optional<Message>();
+    if (n == 0) return std::optional<RawMessage>();
   } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return std::optional<Message>();
+    if (e.num() == EINTR) return std::optional<RawMessage>();
     return FromZmq(e, "poll");
   }
-  return TryReceive();
+  return TryReceiveRaw();
+}
+
+Status ParseHeader(const Frame& header, google::protobuf::MessageLite& envelope) {
+  if (envelope.ParseFromArray(header.data(), static_cast<int>(header.size()))) return Status::OK();
+  envelope.Clear();
+  return Status::ProtocolError(
+      fmt::format("malformed header frame ({} bytes is not a {})", header.size(), envelope.GetTypeName()));
+}
+
+Status CheckVersion(uint32_t major, uint32_t minor) {
+  if (major == kProtocolMajor) return Status::OK();
+  return Status(Code::kUnsupportedVersion, fmt::format("unsupported protocol version {}.{} (this peer speaks {}.{})",
+                                                       major, minor, kProtocolMajor, kProtocolMinor));
+}
+
+Status TooManyFrames() {
+  return Status::ProtocolError(fmt::format("too many frames in one message (limit {})", kMaxPayloadFrames));
 }
 
 // ---- Poller ----------------------------------------------------------------
@@ -434,22 +433,6 @@ Status FromProto(const msg::Status& status) {
     return Status::ProtocolError(fmt::format("unknown status code {}: {}", code, status.message()));
   }
   return Status(static_cast<Code>(code), status.message());
-}
-
-Status Reply(Outbox& out, const Message& request, msg::Envelope reply, std::vector<Frame> payload) {
-  Message m;
-  m.route = request.route;
-  reply.set_request_id(request.envelope.request_id());
-  reply.set_client_id(request.envelope.client_id());
-  m.envelope = std::move(reply);
-  m.payload = std::move(payload);
-  return out.Send(std::move(m));
-}
-
-Status ReplyError(Outbox& out, const Message& request, const Status& error) {
-  msg::Envelope reply;
-  *reply.mutable_error() = ToProto(error);
-  return Reply(out, request, std::move(reply));
 }
 
 }  // namespace dfs::bus

@@ -1,5 +1,5 @@
 // The bus: the only code in dfs that touches ZeroMQ. Everything above it sees
-// Sockets that send and receive Messages (a protobuf Envelope plus raw
+// Sockets that send and receive Messages (a port's protobuf envelope plus raw
 // payload frames), a Poller, and Status instead of exceptions.
 //
 // Thread-safety: a Context is thread-safe; a Socket and a Poller belong to the
@@ -18,14 +18,10 @@
 #include <vector>
 
 #include "bus/outbox.h"
-#include "common/status.h"
-#include "envelope.pb.h"
 #include "common/limits.h"
+#include "common/status.h"
 
 namespace dfs::bus {
-
-inline constexpr uint32_t kProtocolMajor = 1;
-inline constexpr uint32_t kProtocolMinor = 0;
 
 // Most raw frames one message may carry after its envelope. Data messages
 // carry one frame each (issue 4); a peer that sends more is refused.
@@ -79,6 +75,21 @@ struct SocketOptions {
 
 enum class SocketType { kRouter, kDealer, kPub, kSub };
 
+// A message as it came off the wire, its envelope not decoded yet: what
+// Socket::TryReceive<E> decodes as port E's envelope.
+struct RawMessage {
+  std::string route;
+  Frame header;
+  std::vector<Frame> payload;
+  bool too_many_frames = false;
+  Status defect;  // no header frame
+};
+
+// Decodes `raw`'s header as an E, checking what every port checks: the
+// envelope parses, the protocol major is ours, the frames are few enough.
+template <Envelope E>
+Message<E> Decode(RawMessage raw);
+
 // A Socket is an Outbox: handlers that only answer take the Outbox, so a
 // test drives them with a recording fake instead of ZeroMQ.
 class Socket final : public Outbox {
@@ -97,16 +108,29 @@ class Socket final : public Outbox {
   std::string endpoint() const;
   SocketType type() const;
 
-  // Stamps the protocol version and sends [route][envelope][payload…].
-  // Never blocks: a full queue is Busy, an unroutable ROUTER peer Unavailable.
-  Status Send(Message message) override;
+  // Outbox::Send stamps the protocol version and sends [route][envelope]
+  // [payload…] through here. Never blocks: a full queue is Busy, an
+  // unroutable ROUTER peer Unavailable.
+  Status Post(std::string_view route, const google::protobuf::MessageLite& envelope,
+              std::vector<Frame> payload) override;
   // PUB: [topic][envelope].
-  Status Publish(std::string_view topic, msg::Envelope envelope);
+  template <Envelope E>
+  Status Publish(std::string_view topic, E envelope) {
+    envelope.set_protocol_major(kProtocolMajor);
+    envelope.set_protocol_minor(kProtocolMinor);
+    return PublishEncoded(topic, envelope);
+  }
   // SUB: receive topics starting with `prefix` ("" for all).
   Status Subscribe(std::string_view prefix);
 
   // A queued message, or nullopt when none is. Never blocks.
-  Result<std::optional<Message>> TryReceive();
+  template <Envelope E>
+  Result<std::optional<Message<E>>> TryReceive() {
+    DFS_ASSIGN_OR_RETURN(std::optional<RawMessage> raw, TryReceiveRaw());
+    if (!raw) return std::optional<Message<E>>();
+    return std::optional<Message<E>>(Decode<E>(std::move(*raw)));
+  }
+  Result<std::optional<RawMessage>> TryReceiveRaw();
   // The last look (a Poller's, or a receive) found no message, and nothing
   // was sent or received since. A message that came after makes the next
   // Poller::Wait return at once, so a loop that polls this socket can skip
@@ -114,9 +138,16 @@ class Socket final : public Outbox {
   // system calls.
   bool idle() const;
   // Waits up to `timeout` for a message.
-  Result<std::optional<Message>> Receive(std::chrono::milliseconds timeout);
+  template <Envelope E>
+  Result<std::optional<Message<E>>> Receive(std::chrono::milliseconds timeout) {
+    DFS_ASSIGN_OR_RETURN(std::optional<RawMessage> raw, ReceiveRaw(timeout));
+    if (!raw) return std::optional<Message<E>>();
+    return std::optional<Message<E>>(Decode<E>(std::move(*raw)));
+  }
+  Result<std::optional<RawMessage>> ReceiveRaw(std::chrono::milliseconds timeout);
 
  private:
+  Status PublishEncoded(std::string_view topic, const google::protobuf::MessageLite& envelope);
   friend class Poller;
   struct Impl;
   explicit Socket(std::unique_ptr<Impl> impl);
@@ -148,8 +179,48 @@ class Poller {
   std::unique_ptr<Impl> impl_;
 };
 
-// Envelope status <-> dfs::Status.
-msg::Status ToProto(const Status& status);
-Status FromProto(const msg::Status& status);
+// Hands up to `limit` queued messages of `socket` to `handle` (which returns
+// false to stop early: say, when it closed the socket). The one receive loop
+// every server runs: bounded, so one busy socket cannot starve the others of
+// a poll loop, and skipping a socket the Poller found idle. Returns how many
+// were handled; a receive error ends the batch and is returned.
+template <Envelope E, class Handle>
+Result<size_t> Drain(Socket& socket, size_t limit, Handle&& handle) {
+  size_t handled = 0;
+  if (socket.idle()) return handled;  // its ZMQ_FD wakes the poll loop when something comes
+  while (handled < limit) {
+    DFS_ASSIGN_OR_RETURN(std::optional<Message<E>> m, socket.TryReceive<E>());
+    if (!m) break;
+    ++handled;
+    if (!handle(*m)) break;
+  }
+  return handled;
+}
+
+// ---- implementation --------------------------------------------------------
+
+// What Decode says about a header frame that did not parse or a version it
+// does not speak; OK otherwise.
+Status ParseHeader(const Frame& header, google::protobuf::MessageLite& envelope);
+Status CheckVersion(uint32_t major, uint32_t minor);
+Status TooManyFrames();
+
+template <Envelope E>
+Message<E> Decode(RawMessage raw) {
+  Message<E> out;
+  out.route = std::move(raw.route);
+  out.defect = std::move(raw.defect);
+  if (!out.defect.ok()) return out;
+  out.defect = ParseHeader(raw.header, out.envelope);
+  if (!out.defect.ok()) return out;
+  out.defect = CheckVersion(out.envelope.protocol_major(), out.envelope.protocol_minor());
+  if (!out.defect.ok()) return out;
+  if (raw.too_many_frames) {
+    out.defect = TooManyFrames();
+    return out;
+  }
+  out.payload = std::move(raw.payload);
+  return out;
+}
 
 }  // namespace dfs::bus

@@ -81,7 +81,7 @@ void ChunkReader::Pump(Clock::time_point now, const Admit& admit) {
     } else {
       return;
     }
-    msg::Envelope req;
+    msg::DataEnvelope req;
     auto* r = req.mutable_read_request();
     r->set_chunk_id(span_.id);
     r->set_version(span_.version);
@@ -99,7 +99,7 @@ void ChunkReader::Pump(Clock::time_point now, const Admit& admit) {
   }
 }
 
-Status ChunkReader::OnReply(const bus::Message& reply, Clock::time_point now, const Deliver& deliver) {
+Status ChunkReader::OnReply(const DataMessage& reply, Clock::time_point now, const Deliver& deliver) {
   auto it = inflight_.find(reply.envelope.request_id());
   if (it == inflight_.end()) return Status::OK();
   const size_t f = it->second;

@@ -68,7 +68,7 @@ class ChunkReader {
   // Sends what the window and `admit` allow.
   void Pump(Clock::time_point now, const Admit& admit);
   bool Owns(uint64_t request_id) const { return inflight_.contains(request_id); }
-  Status OnReply(const bus::Message& reply, Clock::time_point now, const Deliver& deliver);
+  Status OnReply(const DataMessage& reply, Clock::time_point now, const Deliver& deliver);
   void Tick(Clock::time_point now);
   Clock::time_point deadline() const;
 

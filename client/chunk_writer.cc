@@ -10,7 +10,7 @@ namespace dfs::client {
 ChunkWriter::ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config)
     : links_(links), placement_(std::move(placement)), expected_size_(expected_size), config_(config) {}
 
-void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now,
+void ChunkWriter::Send(msg::DataEnvelope request, std::vector<bus::Frame> payload, Clock::time_point now,
                        size_t node) {
   const NodeRef& to = placement_.pipeline[node];
   auto id = links_.Send(to.address, std::move(request), std::move(payload));
@@ -20,8 +20,8 @@ void ChunkWriter::Send(msg::Envelope request, std::vector<bus::Frame> payload, C
   if (requests_.size() == 1) last_heard_ = now;
 }
 
-msg::Envelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream) const {
-  msg::Envelope req;
+msg::DataEnvelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream) const {
+  msg::DataEnvelope req;
   auto* o = req.mutable_write_open_request();
   o->set_chunk_id(placement_.chunk_id);
   o->set_version(placement_.version);
@@ -46,7 +46,7 @@ void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point n
   if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
   const uint64_t size = chunk.size();
   fan_out_ = fan_out && placement_.pipeline.size() > 1;
-  msg::Envelope req = OpenRequest(size, static_cast<uint32_t>(size), /*with_downstream=*/!fan_out_);
+  msg::DataEnvelope req = OpenRequest(size, static_cast<uint32_t>(size), /*with_downstream=*/!fan_out_);
   auto* o = req.mutable_write_open_request();
   o->set_whole(true);
   o->set_crc32c(crc);
@@ -68,7 +68,7 @@ void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point n
   }
 }
 
-void ChunkWriter::OnFanReply(const bus::Message& reply, size_t node) {
+void ChunkWriter::OnFanReply(const DataMessage& reply, size_t node) {
   const NodeRef& from = placement_.pipeline[node];
   const std::string who = fmt::format("node {} ({})", from.id, from.address);
   if (!reply.defect.ok()) {
@@ -106,7 +106,7 @@ bool ChunkWriter::CanSend() const {
 
 void ChunkWriter::SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point now) {
   if (!CanSend()) return Fail(Status::Internal("frame sent without credit"));
-  msg::Envelope req;
+  msg::DataEnvelope req;
   auto* f = req.mutable_write_frame_request();
   f->set_stream_id(stream_id_);
   f->set_offset(bytes_sent_);
@@ -133,7 +133,7 @@ void ChunkWriter::MaybeClose(Clock::time_point now) {
                                              bytes_sent_, final_size_)));
   }
   state_ = State::kClosing;
-  msg::Envelope req;
+  msg::DataEnvelope req;
   auto* c = req.mutable_write_close_request();
   c->set_stream_id(stream_id_);
   c->set_size(final_size_);
@@ -158,7 +158,7 @@ void ChunkWriter::Blame(std::string_view node_message) {
   }
 }
 
-void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
+void ChunkWriter::OnReply(const DataMessage& reply, Clock::time_point now) {
   const uint64_t id = reply.envelope.request_id();
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
@@ -176,7 +176,7 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
   }
   const auto& env = reply.envelope;
   switch (env.body_case()) {
-    case msg::Envelope::kWriteOpenResponse:
+    case msg::DataEnvelope::kWriteOpenResponse:
       if (state_ != State::kOpening) return Fail(Status::ProtocolError("a second WriteOpen answer from " + first));
       stream_id_ = env.write_open_response().stream_id();
       opened_ = true;
@@ -184,7 +184,7 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
       if (credit_ == 0) return Fail(Status::ProtocolError("node " + first + " granted no credit"));
       state_ = State::kStreaming;
       return MaybeClose(now);  // an empty chunk closes at once
-    case msg::Envelope::kWriteFrameResponse: {
+    case msg::DataEnvelope::kWriteFrameResponse: {
       const auto& a = env.write_frame_response();
       if (state_ != State::kStreaming || a.stream_id() != stream_id_) {
         return Fail(Status::ProtocolError("frame acknowledgement out of place from " + first));
@@ -193,7 +193,7 @@ void ChunkWriter::OnReply(const bus::Message& reply, Clock::time_point now) {
       while (!unacked_.empty() && unacked_.front().first <= a.offset()) unacked_.pop_front();
       return MaybeClose(now);
     }
-    case msg::Envelope::kWriteCloseResponse:
+    case msg::DataEnvelope::kWriteCloseResponse:
       if (state_ != State::kClosing) return Fail(Status::ProtocolError("close answer out of place from " + first));
       return CheckReplicas(env.write_close_response());
     default:
@@ -268,7 +268,7 @@ void ChunkWriter::FailThrough(const std::string& node_id) {
 
 void ChunkWriter::Abort() {
   if (!opened_ || state_ == State::kStored) return;
-  msg::Envelope req;
+  msg::DataEnvelope req;
   req.mutable_write_abort_request()->set_stream_id(stream_id_);
   // Best effort: the reply is not awaited, and a dead node cannot answer.
   IgnoreError(links_.Send(placement_.pipeline.front().address, std::move(req)).status());

@@ -58,7 +58,7 @@ class ChunkWriter {
   void Finish(uint64_t size, uint32_t crc, Clock::time_point now);
 
   bool Owns(uint64_t request_id) const { return requests_.contains(request_id); }
-  void OnReply(const bus::Message& reply, Clock::time_point now);
+  void OnReply(const DataMessage& reply, Clock::time_point now);
   // Fails the attempt when the pipeline has been silent past its timeout.
   void Tick(Clock::time_point now);
   // When Tick has something to decide; Clock::time_point::max() if nothing.
@@ -83,11 +83,11 @@ class ChunkWriter {
 
  private:
   // WriteOpen for this placement: the chunk, and the nodes after the first.
-  msg::Envelope OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream = true) const;
+  msg::DataEnvelope OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream = true) const;
   // To pipeline[node]; the answer is that node's.
-  void Send(msg::Envelope request, std::vector<bus::Frame> payload, Clock::time_point now, size_t node = 0);
+  void Send(msg::DataEnvelope request, std::vector<bus::Frame> payload, Clock::time_point now, size_t node = 0);
   // A fanned-out whole write's answer from pipeline[node].
-  void OnFanReply(const bus::Message& reply, size_t node);
+  void OnFanReply(const DataMessage& reply, size_t node);
   void Fail(Status status);
   void Blame(std::string_view node_message);
   void MaybeClose(Clock::time_point now);

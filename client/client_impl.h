@@ -9,11 +9,15 @@
 #include <utility>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
 #include "client/dfs_client.h"
 #include "client/node_links.h"
 #include "common/net.h"
 
 namespace dfs::client {
+
+// What the master's client port carries (messages/client_master.proto).
+using MasterMessage = bus::Message<msg::ClientEnvelope>;
 
 struct Client::Impl {
   ClientOptions options;
@@ -21,7 +25,7 @@ struct Client::Impl {
   std::string user;  // sent in every Envelope
   std::string cwd = "/";
   std::unique_ptr<bus::Context> context;
-  std::unique_ptr<bus::RequestClient> rpc;
+  std::unique_ptr<bus::RequestClient<msg::ClientEnvelope>> rpc;
   ClusterInfo cluster;
   std::unique_ptr<NodeLinks> links;  // data connections, opened on first use
   // Small writes (WriteOptions::small) in a row, and the spare lease the
@@ -43,7 +47,7 @@ struct Client::Impl {
 
   // One request/reply with the master; the bus retries with the same
   // request id. The master's error comes back as its Status.
-  Result<bus::Message> Call(msg::Envelope request);
+  Result<MasterMessage> Call(msg::ClientEnvelope request);
   Result<std::string> Resolve(std::string_view path) const { return ResolvePath(path, cwd); }
 };
 

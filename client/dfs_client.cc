@@ -24,7 +24,7 @@ void KeepDataBuffersInHeap() {
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
-Result<bus::Message> Client::Impl::Call(msg::Envelope request) {
+Result<MasterMessage> Client::Impl::Call(msg::ClientEnvelope request) {
   request.set_user(user);
   auto r = rpc->Call(std::move(request));
   if (!r && r.error().code() == Code::kTimedOut) {
@@ -45,12 +45,12 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   impl->context = std::make_unique<bus::Context>();
   bus::SocketOptions so;
   so.linger_ms = 0;  // a CLI that gives up must exit at once, not wait on a dead master
-  impl->rpc = std::make_unique<bus::RequestClient>(*impl->context,
+  impl->rpc = std::make_unique<bus::RequestClient<msg::ClientEnvelope>>(*impl->context,
                                                    TcpEndpoint(impl->master.host, impl->master.port), so,
                                                    bus::RetryPolicy{options.timeout, options.attempts});
-  msg::Envelope hello;
+  msg::ClientEnvelope hello;
   hello.mutable_hello_request()->set_peer_name(options.name);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl->Call(std::move(hello)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl->Call(std::move(hello)));
   if (!reply.envelope.has_hello_response()) {
     return Status::ProtocolError(fmt::format("{} answered hello with something else; is it a dfs master?",
                                              options.master));
@@ -63,9 +63,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 const ClusterInfo& Client::cluster() const { return impl_->cluster; }
 
 Result<std::vector<NodeStatus>> Client::ListNodes() {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   req.mutable_list_nodes_request();
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_list_nodes_response()) return Status::ProtocolError("unexpected reply to list nodes");
   std::vector<NodeStatus> out;
   for (const auto& n : reply.envelope.list_nodes_response().nodes()) {

@@ -28,14 +28,14 @@ struct Located {
 };
 
 Result<Located> Locate(Client::Impl& impl, const std::string& path, const GetOptions& o) {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* l = req.mutable_locate_request();
   l->set_path(path);
   l->set_offset(o.offset);
   // 0 asks for the rest; so does any length reaching past 2^64 (the master
   // adds offset and length).
   l->set_length(o.length > UINT64_MAX - o.offset ? 0 : o.length);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl.Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl.Call(std::move(req)));
   if (!reply.envelope.has_locate_response()) return Status::ProtocolError("unexpected reply to locate");
   auto& r = *reply.envelope.mutable_locate_response();
   Located out;
@@ -129,7 +129,7 @@ Status ReadJob::Deliver(uint64_t file_offset, bus::Frame frame) {
 // Best effort: the read goes on from another replica either way.
 void ReadJob::Report(ChunkReader& r) {
   for (const BadReplica& b : r.TakeBadReplicas()) {
-    msg::Envelope req;
+    msg::ClientEnvelope req;
     auto* rep = req.mutable_report_bad_replica_request();
     rep->set_chunk_id(b.chunk_id);
     rep->set_version(b.version);
@@ -172,7 +172,7 @@ Status ReadJob::Run() {
     for (auto& [idx, r] : active_) wake = std::min(wake, r->deadline());
     auto wait = std::clamp(std::chrono::ceil<milliseconds>(wake - Clock::now()), milliseconds(0), milliseconds(1000));
     Status failed;
-    DFS_ASSIGN_OR_RETURN(int handled, links.Poll(wait, [&](const std::string&, bus::Message& m) {
+    DFS_ASSIGN_OR_RETURN(int handled, links.Poll(wait, [&](const std::string&, DataMessage& m) {
       if (!failed.ok()) return;
       for (auto& [idx, r] : active_) {
         if (!r->Owns(m.envelope.request_id())) continue;

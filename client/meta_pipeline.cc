@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "bus/request_client.h"
+#include "client/client_impl.h"
 #include "common/net.h"
 
 namespace dfs::client {
@@ -26,11 +27,11 @@ struct MetaPipeline::Impl {
     uint64_t lease_id = 0;  // create steps: the lease of the write in progress
   };
   std::unique_ptr<bus::Context> context;
-  std::unique_ptr<bus::RequestClient> rpc;
+  std::unique_ptr<bus::RequestClient<msg::ClientEnvelope>> rpc;
   std::string user;
   std::unordered_map<uint64_t, Inflight> inflight;
 
-  Status Send(msg::Envelope env, Inflight state) {
+  Status Send(msg::ClientEnvelope env, Inflight state) {
     env.set_user(user);
     DFS_ASSIGN_OR_RETURN(uint64_t id, rpc->Send(std::move(env)));
     inflight.emplace(id, std::move(state));
@@ -47,10 +48,10 @@ Result<std::unique_ptr<MetaPipeline>> MetaPipeline::Connect(const ClientOptions&
   impl->context = std::make_unique<bus::Context>();
   bus::SocketOptions so;
   so.linger_ms = 0;
-  impl->rpc = std::make_unique<bus::RequestClient>(*impl->context, TcpEndpoint(master.host, master.port), so,
+  impl->rpc = std::make_unique<bus::RequestClient<msg::ClientEnvelope>>(*impl->context, TcpEndpoint(master.host, master.port), so,
                                                    bus::RetryPolicy{options.timeout, options.attempts});
   impl->user = UserName();
-  msg::Envelope hello;
+  msg::ClientEnvelope hello;
   hello.mutable_hello_request()->set_peer_name(options.name);
   auto r = impl->rpc->Call(std::move(hello));
   if (!r) return r.error().Prepend("cannot reach the master at " + options.master);
@@ -60,7 +61,7 @@ Result<std::unique_ptr<MetaPipeline>> MetaPipeline::Connect(const ClientOptions&
 size_t MetaPipeline::in_flight() const { return impl_->inflight.size(); }
 
 Status MetaPipeline::Submit(const MetaRequest& req) {
-  msg::Envelope env;
+  msg::ClientEnvelope env;
   switch (req.op) {
     case MetaOp::kMkdir: env.mutable_mkdir_request()->set_path(req.path); break;
     case MetaOp::kStat: env.mutable_stat_request()->set_path(req.path); break;
@@ -94,7 +95,7 @@ Result<std::vector<MetaCompletion>> MetaPipeline::Wait(std::chrono::milliseconds
       wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (wait.count() < 0) wait = std::chrono::milliseconds(0);
     }
-    DFS_ASSIGN_OR_RETURN(std::optional<bus::Message> reply, impl_->rpc->Receive(wait));
+    DFS_ASSIGN_OR_RETURN(std::optional<MasterMessage> reply, impl_->rpc->Receive(wait));
     if (!reply) break;
     auto it = impl_->inflight.find(reply->envelope.request_id());
     if (it == impl_->inflight.end()) continue;
@@ -106,7 +107,7 @@ Result<std::vector<MetaCompletion>> MetaPipeline::Wait(std::chrono::milliseconds
     if (s.ok() && (state.request.op == MetaOp::kCreateEmpty || state.request.op == MetaOp::kCreateOneChunk)) {
       if (reply->envelope.has_create_file_response()) {
         state.lease_id = reply->envelope.create_file_response().lease_id();
-        msg::Envelope next;
+        msg::ClientEnvelope next;
         if (state.request.op == MetaOp::kCreateEmpty) {
           next.mutable_complete_file_request()->set_lease_id(state.lease_id);
         } else {
@@ -117,7 +118,7 @@ Result<std::vector<MetaCompletion>> MetaPipeline::Wait(std::chrono::milliseconds
       } else if (reply->envelope.has_allocate_chunk_response()) {
         // The bytes would stream to the pipeline here; the metadata is what is measured.
         const auto& a = reply->envelope.allocate_chunk_response();
-        msg::Envelope next;
+        msg::ClientEnvelope next;
         auto* c = next.mutable_complete_file_request();
         c->set_lease_id(state.lease_id);
         auto* ci = c->add_chunks();

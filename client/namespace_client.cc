@@ -46,9 +46,9 @@ RemoveSummary FromProto(const msg::DeleteResponse& r) {
 // One round trip to the master: the answer to `request` must carry the body
 // `has` tests for (else a protocol error naming `what`); returns that body.
 template <typename Impl, typename Response>
-Result<Response> Ask(Impl& impl, msg::Envelope request, bool (msg::Envelope::*has)() const,
-                     Response* (msg::Envelope::*take)(), std::string_view what) {
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl.Call(std::move(request)));
+Result<Response> Ask(Impl& impl, msg::ClientEnvelope request, bool (msg::ClientEnvelope::*has)() const,
+                     Response* (msg::ClientEnvelope::*take)(), std::string_view what) {
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl.Call(std::move(request)));
   if (!(reply.envelope.*has)()) return Unexpected(what);
   return std::move(*(reply.envelope.*take)());
 }
@@ -57,69 +57,69 @@ Result<Response> Ask(Impl& impl, msg::Envelope request, bool (msg::Envelope::*ha
 
 Result<FileStatus> Client::Mkdir(std::string_view path, bool parents) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* m = req.mutable_mkdir_request();
   m->set_path(p);
   m->set_parents(parents);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_mkdir_response,
-                                    &msg::Envelope::mutable_mkdir_response, "mkdir"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_mkdir_response,
+                                    &msg::ClientEnvelope::mutable_mkdir_response, "mkdir"));
   return FromProto(r.info());
 }
 
 Result<RemoveSummary> Client::Remove(std::string_view path, bool recursive) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* d = req.mutable_delete_request();
   d->set_path(p);
   d->set_recursive(recursive);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_delete_response,
-                                    &msg::Envelope::mutable_delete_response, "rm"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_delete_response,
+                                    &msg::ClientEnvelope::mutable_delete_response, "rm"));
   return FromProto(r);
 }
 
 Result<RemoveSummary> Client::Rmdir(std::string_view path) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* d = req.mutable_delete_request();
   d->set_path(p);
   d->set_directory(true);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_delete_response,
-                                    &msg::Envelope::mutable_delete_response, "rmdir"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_delete_response,
+                                    &msg::ClientEnvelope::mutable_delete_response, "rmdir"));
   return FromProto(r);
 }
 
 Result<std::string> Client::Rename(std::string_view src, std::string_view dst) {
   DFS_ASSIGN_OR_RETURN(std::string s, impl_->Resolve(src));
   DFS_ASSIGN_OR_RETURN(std::string d, impl_->Resolve(dst));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* mv = req.mutable_rename_request();
   mv->set_source(s);
   mv->set_destination(d);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_rename_response,
-                                    &msg::Envelope::mutable_rename_response, "mv"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_rename_response,
+                                    &msg::ClientEnvelope::mutable_rename_response, "mv"));
   return std::move(*r.mutable_path());
 }
 
 Result<FileStatus> Client::Copy(std::string_view src, std::string_view dst) {
   DFS_ASSIGN_OR_RETURN(std::string s, impl_->Resolve(src));
   DFS_ASSIGN_OR_RETURN(std::string d, impl_->Resolve(dst));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* c = req.mutable_copy_request();
   c->set_source(s);
   c->set_destination(d);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_copy_response,
-                                    &msg::Envelope::mutable_copy_response, "cp"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_copy_response,
+                                    &msg::ClientEnvelope::mutable_copy_response, "cp"));
   return FromProto(r.info());
 }
 
 Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* s = req.mutable_stat_request();
   s->set_path(p);
   s->set_with_chunks(with_chunks);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_stat_response,
-                                    &msg::Envelope::mutable_stat_response, "stat"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_stat_response,
+                                    &msg::ClientEnvelope::mutable_stat_response, "stat"));
   return FromProto(r.info());
 }
 
@@ -128,13 +128,13 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path) {
   std::vector<FileStatus> out;
   std::string start_after;
   for (;;) {
-    msg::Envelope req;
+    msg::ClientEnvelope req;
     auto* l = req.mutable_list_request();
     l->set_path(p);
     l->set_start_after(start_after);
     l->set_limit(impl_->options.list_page_size);
-    DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::Envelope::has_list_response,
-                                        &msg::Envelope::mutable_list_response, "ls"));
+    DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_list_response,
+                                        &msg::ClientEnvelope::mutable_list_response, "ls"));
     for (const auto& e : page.entries()) {
       // Names come sorted; one that does not follow the last would make
       // the next page start in the wrong place (or never end).
@@ -154,19 +154,19 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path) {
 
 Result<SpaceUsage> Client::DiskUsage(std::string_view path) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   req.mutable_disk_usage_request()->set_path(p);
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_disk_usage_response,
-                                    &msg::Envelope::mutable_disk_usage_response, "du"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_disk_usage_response,
+                                    &msg::ClientEnvelope::mutable_disk_usage_response, "du"));
   return SpaceUsage{
       .files = r.files(), .directories = r.directories(), .bytes = r.bytes(), .stored_bytes = r.stored_bytes()};
 }
 
 Result<FsStats> Client::StatFs() {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   req.mutable_stat_fs_request();
-  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::Envelope::has_stat_fs_response,
-                                    &msg::Envelope::mutable_stat_fs_response, "df"));
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_stat_fs_response,
+                                    &msg::ClientEnvelope::mutable_stat_fs_response, "df"));
   return FsStats{.capacity = r.capacity(),
                  .used = r.used(),
                  .available = r.available(),

@@ -28,14 +28,14 @@ Result<bus::Socket*> NodeLinks::Link(const std::string& address) {
   return pos->second.get();
 }
 
-Result<uint64_t> NodeLinks::Send(const std::string& address, msg::Envelope request,
+Result<uint64_t> NodeLinks::Send(const std::string& address, msg::DataEnvelope request,
                                  std::vector<bus::Frame> payload) {
   DFS_ASSIGN_OR_RETURN(bus::Socket * link, Link(address));
   const uint64_t id = next_request_id_++;
   request.set_request_id(id);
   request.set_client_id(client_id_);
   request.set_user(user_);
-  bus::Message m;
+  DataMessage m;
   m.envelope = std::move(request);
   m.payload = std::move(payload);
   Status s = link->Send(std::move(m));
@@ -62,15 +62,18 @@ Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandle
     if (poller.Readable(i)) readable.push_back(*order[i].first);
   }
   for (const std::string& address : readable) {
+    auto it = links_.find(address);
+    if (it == links_.end()) continue;
+    bus::Socket* socket = it->second.get();
     // Bounded, so one busy node cannot starve the others' turn.
-    for (int n = 0; n < 64; ++n) {
-      auto it = links_.find(address);
-      if (it == links_.end()) break;
-      DFS_ASSIGN_OR_RETURN(std::optional<bus::Message> m, it->second->TryReceive());
-      if (!m) break;
-      ++handled;
-      on_reply(address, *m);
-    }
+    DFS_ASSIGN_OR_RETURN(size_t n, bus::Drain<msg::DataEnvelope>(*socket, 64, [&](DataMessage& m) {
+      on_reply(address, m);
+      // The handler may have dropped the link (freeing its socket), or even
+      // dialled the address again: go on only with the same socket.
+      auto now_it = links_.find(address);
+      return now_it != links_.end() && now_it->second.get() == socket;
+    }));
+    handled += static_cast<int>(n);
   }
   return handled;
 }

@@ -15,8 +15,12 @@
 #include <vector>
 
 #include "bus/socket.h"
+#include "data.pb.h"
 
 namespace dfs::client {
+
+// What nodes' data ports carry (messages/data.proto).
+using DataMessage = bus::Message<msg::DataEnvelope>;
 
 class NodeLinks {
  public:
@@ -25,13 +29,13 @@ class NodeLinks {
   // Sends `request` (stamped with a fresh request id and this client's id) to
   // the node whose data endpoint is `address` ("HOST:PORT" or "tcp://...").
   // Returns the request id.
-  Result<uint64_t> Send(const std::string& address, msg::Envelope request,
+  Result<uint64_t> Send(const std::string& address, msg::DataEnvelope request,
                         std::vector<bus::Frame> payload = {});
 
   // Waits up to `timeout` for the first reply from any node (or for
   // `also_fd`, when given, to turn readable), then hands `on_reply` every
   // reply already queued. Returns how many were handled.
-  using ReplyHandler = std::function<void(const std::string& address, bus::Message& reply)>;
+  using ReplyHandler = std::function<void(const std::string& address, DataMessage& reply)>;
   Result<int> Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply, int also_fd = -1);
 
   // Closes the connection to `address`, discarding what is queued for it: a

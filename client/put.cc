@@ -88,7 +88,7 @@ class PutJob {
   Status Pump(ChunkTask& t, Clock::time_point now);
   Status Recover(ChunkTask& t, Clock::time_point now);
   Status FinishProbe(ChunkTask& t, Clock::time_point now);
-  void Dispatch(const bus::Message& reply, Clock::time_point now);
+  void Dispatch(const DataMessage& reply, Clock::time_point now);
   Clock::time_point NextWake() const;
   // A node failed: every stream through it fails now rather than at its
   // own stall timeout, and no later chunk is placed on it.
@@ -264,8 +264,8 @@ Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
     return Allocate(t, now);
   }
   for (const NodeRef& n : w.placement().pipeline) {
-    msg::Envelope ping;
-    ping.mutable_hello_request()->set_peer_name("dfs-client probe");
+    msg::DataEnvelope ping;
+    ping.mutable_ping_request()->set_peer_name("dfs-client probe");
     auto id = links_.Send(n.address, std::move(ping));
     if (id) t.probes.emplace(*id, n);
     else MarkBad(n.id);
@@ -294,7 +294,7 @@ void PutJob::MarkBad(const std::string& node_id) {
   }
 }
 
-void PutJob::Dispatch(const bus::Message& reply, Clock::time_point now) {
+void PutJob::Dispatch(const DataMessage& reply, Clock::time_point now) {
   const uint64_t id = reply.envelope.request_id();
   for (auto& t : active_) {
     if (t->probes.erase(id) > 0) return;  // it answered: alive
@@ -366,7 +366,7 @@ Result<FileStatus> PutJob::Run() {
     wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
     const int input = waiting_for_input_ ? source_.wait_fd() : -1;
     DFS_ASSIGN_OR_RETURN(int handled, links_.Poll(
-                                          wait, [&](const std::string&, bus::Message& m) { Dispatch(m, Clock::now()); },
+                                          wait, [&](const std::string&, DataMessage& m) { Dispatch(m, Clock::now()); },
                                           input));
     (void)handled;
     // Only after the queued answers are in: a long blocking read of the

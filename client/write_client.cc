@@ -35,14 +35,14 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
     lease.spare = true;
     return lease;
   }
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* c = req.mutable_create_file_request();
   c->set_path(p);
   c->set_overwrite(options.overwrite);
   c->set_replication(options.replication);
   c->set_chunk_size(options.chunk_size);
   c->set_allocate_first(options.allocate_first);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_create_file_response()) return Status::ProtocolError("unexpected reply to create");
   WriteLease lease = LeaseFromProto(reply.envelope.create_file_response(), std::move(p));
   lease.overwrite = options.overwrite;
@@ -52,19 +52,19 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
 
 Result<ChunkPlacement> Client::AllocateChunk(const WriteLease& lease, uint32_t index,
                                              const std::vector<std::string>& exclude) {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* a = req.mutable_allocate_chunk_request();
   a->set_lease_id(lease.id);
   a->set_index(index);
   for (const auto& e : exclude) a->add_exclude_nodes(e);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_allocate_chunk_response()) return Status::ProtocolError("unexpected reply to allocate");
   return PlacementFromProto(reply.envelope.allocate_chunk_response());
 }
 
 Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vector<WrittenChunk>& chunks,
                                          uint64_t size, uint32_t checksum) {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   auto* c = req.mutable_complete_file_request();
   c->set_lease_id(lease.id);
   c->set_size(size);
@@ -83,7 +83,7 @@ Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vec
     ci->set_checksum(w.checksum);
     for (const auto& r : w.replicas) ci->add_replicas(r);
   }
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_complete_file_response()) return Status::ProtocolError("unexpected reply to complete");
   const auto& r = reply.envelope.complete_file_response();
   if (r.has_spare() && r.spare().has_first_chunk()) {
@@ -95,15 +95,15 @@ Result<FileStatus> Client::CompleteWrite(const WriteLease& lease, const std::vec
 }
 
 Status Client::AbandonWrite(const WriteLease& lease) {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   req.mutable_abandon_file_request()->set_lease_id(lease.id);
   return impl_->Call(std::move(req)).status();
 }
 
 Result<std::vector<uint64_t>> Client::RenewLeases(const std::vector<uint64_t>& lease_ids) {
-  msg::Envelope req;
+  msg::ClientEnvelope req;
   for (uint64_t id : lease_ids) req.mutable_renew_lease_request()->add_lease_ids(id);
-  DFS_ASSIGN_OR_RETURN(bus::Message reply, impl_->Call(std::move(req)));
+  DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   const auto& r = reply.envelope.renew_lease_response();
   return std::vector<uint64_t>(r.expired().begin(), r.expired().end());
 }

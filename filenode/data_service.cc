@@ -19,19 +19,19 @@ DataService::DataService(bus::Context& ctx, bus::Socket& router, ChunkStore& sto
 
 Status DataService::Start() { return pipeline_.Start(); }
 
-bool DataService::Handle(bus::Message& m, Clock::time_point now) {
+bool DataService::Handle(DataMessage& m, Clock::time_point now) {
   switch (m.envelope.body_case()) {
-    case msg::Envelope::kWriteOpenRequest:
+    case msg::DataEnvelope::kWriteOpenRequest:
       if (!m.envelope.write_open_request().whole()) last_large_ = now;  // a chunk streamed in frames
       pipeline_.Open(m, now);
       return true;
-    case msg::Envelope::kWriteFrameRequest:
+    case msg::DataEnvelope::kWriteFrameRequest:
       last_large_ = now;
       pipeline_.Frame(m, now);
       return true;
-    case msg::Envelope::kWriteCloseRequest: pipeline_.Close(m, now); return true;
-    case msg::Envelope::kWriteAbortRequest: pipeline_.Abort(m, now); return true;
-    case msg::Envelope::kReadRequest: Read(m, now); return true;
+    case msg::DataEnvelope::kWriteCloseRequest: pipeline_.Close(m, now); return true;
+    case msg::DataEnvelope::kWriteAbortRequest: pipeline_.Abort(m, now); return true;
+    case msg::DataEnvelope::kReadRequest: Read(m, now); return true;
     default: return false;
   }
 }
@@ -39,7 +39,7 @@ bool DataService::Handle(bus::Message& m, Clock::time_point now) {
 // Past the read buffer, a read waits (one is always let through when none
 // is held, however large). Waiting readers are not failed: a reader that
 // sees an error moves to another replica and reports this one bad.
-void DataService::Read(bus::Message& m, Clock::time_point now) {
+void DataService::Read(DataMessage& m, Clock::time_point now) {
   const uint64_t want = std::min<uint64_t>(m.envelope.read_request().length(), kMaxReadLength);
   const uint64_t held = read_held_->load(std::memory_order_relaxed);
   if (!waiting_reads_.empty() || (held > 0 && held + want > read_buffer_)) {
@@ -55,7 +55,7 @@ void DataService::Service(Clock::time_point now) {
     const uint64_t want = std::min<uint64_t>(waiting_reads_.front().envelope.read_request().length(), kMaxReadLength);
     const uint64_t held = read_held_->load(std::memory_order_relaxed);
     if (held > 0 && held + want > read_buffer_) break;
-    bus::Message m = std::move(waiting_reads_.front());
+    DataMessage m = std::move(waiting_reads_.front());
     waiting_reads_.pop_front();
     Serve(m, now);
   }
@@ -67,7 +67,7 @@ DataService::Clock::time_point DataService::NextWake(Clock::time_point now) cons
   return pipeline_.NextWake(now);
 }
 
-void DataService::Serve(const bus::Message& m, Clock::time_point now) {
+void DataService::Serve(const DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.read_request();
   const ChunkKey key{req.chunk_id(), req.version()};
   auto fail = [&](const Status& s) {
@@ -91,7 +91,7 @@ void DataService::Serve(const bus::Message& m, Clock::time_point now) {
     }
     return fail(s);
   }
-  msg::Envelope reply;
+  msg::DataEnvelope reply;
   auto* r = reply.mutable_read_response();
   r->set_offset(req.offset());
   r->set_crc32c(crc);

@@ -37,7 +37,7 @@ class DataService {
 
   Status Start();
   // Handles a data request; false when `m` is not one (the caller answers).
-  bool Handle(bus::Message& m, Clock::time_point now);
+  bool Handle(DataMessage& m, Clock::time_point now);
 
   void AddTo(bus::Poller& poller) { pipeline_.AddTo(poller); }
   void Service(Clock::time_point now);
@@ -50,8 +50,8 @@ class DataService {
   Clock::time_point last_large() const { return last_large_; }
 
  private:
-  void Read(bus::Message& m, Clock::time_point now);
-  void Serve(const bus::Message& m, Clock::time_point now);
+  void Read(DataMessage& m, Clock::time_point now);
+  void Serve(const DataMessage& m, Clock::time_point now);
 
   bus::Socket& router_;
   ChunkStore& store_;
@@ -61,7 +61,7 @@ class DataService {
   // Bytes of read answers not yet sent (ZeroMQ frees them on its own thread).
   std::shared_ptr<std::atomic<uint64_t>> read_held_;
   // Reads waiting for read_held_ to fall, in arrival order.
-  std::deque<bus::Message> waiting_reads_;
+  std::deque<DataMessage> waiting_reads_;
   Clock::time_point last_large_{};
   WritePipeline pipeline_;
 };

@@ -17,6 +17,8 @@ static_assert(MasterLink::kReportPageChunks * 40 < (64u << 20) / 16);
 constexpr std::chrono::milliseconds kReplyTimeout{1000};
 constexpr std::chrono::milliseconds kMinBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{1000};
+// Messages handled per socket per turn of the node's loop.
+constexpr size_t kDrainLimit = 1024;
 
 }  // namespace
 
@@ -32,10 +34,11 @@ std::vector<bus::Socket*> MasterLink::sockets() {
   return out;
 }
 
-Status MasterLink::SendOn(bus::Socket& socket, msg::Envelope env) {
+template <class E>
+Status MasterLink::SendOn(bus::Socket& socket, E env) {
   env.set_request_id(next_request_id_++);
   awaited_request_id_ = env.request_id();
-  bus::Message m;
+  bus::Message<E> m;
   m.envelope = std::move(env);
   return socket.Send(std::move(m));
 }
@@ -62,7 +65,7 @@ void MasterLink::StartHello(Clock::time_point now) {
   if (auto c = hello_socket_->Connect(TcpEndpoint(config_.master.host, config_.master.port)); !c.ok()) {
     return Reset(now, c.message());
   }
-  msg::Envelope env;
+  msg::ClientEnvelope env;
   env.mutable_hello_request()->set_peer_name("dfs-node " + config_.node_id);
   if (auto st = SendOn(*hello_socket_, std::move(env)); !st.ok()) return Reset(now, st.message());
   state_ = State::kAwaitHello;
@@ -70,7 +73,7 @@ void MasterLink::StartHello(Clock::time_point now) {
 }
 
 void MasterLink::SendRegister(Clock::time_point now) {
-  msg::Envelope env;
+  msg::NodeEnvelope env;
   auto* r = env.mutable_register_node_request();
   r->set_node_id(config_.node_id);
   r->set_incarnation(config_.incarnation);
@@ -82,7 +85,7 @@ void MasterLink::SendRegister(Clock::time_point now) {
 }
 
 void MasterLink::SendHeartbeat(Clock::time_point now) {
-  msg::Envelope env;
+  msg::NodeEnvelope env;
   auto* h = env.mutable_heartbeat_request();
   h->set_node_id(config_.node_id);
   h->set_incarnation(config_.incarnation);
@@ -98,93 +101,98 @@ void MasterLink::SendHeartbeat(Clock::time_point now) {
 }
 
 void MasterLink::HandleHelloSocket(Clock::time_point now) {
-  if (hello_socket_ && hello_socket_->idle()) return;  // the poll loop wakes when it has something
-  while (hello_socket_) {
-    auto r = hello_socket_->TryReceive();
-    if (!r) return Reset(now, r.error().message());
-    if (!*r) return;
-    bus::Message& m = **r;
-    if (state_ != State::kAwaitHello || m.envelope.request_id() != awaited_request_id_) continue;
-    if (!m.defect.ok()) return Reset(now, m.defect.message());
-    if (m.envelope.has_error()) return Reset(now, bus::FromProto(m.envelope.error()).message());
-    if (!m.envelope.has_hello_response()) return Reset(now, "unexpected reply to hello");
-    const auto& hello = m.envelope.hello_response();
-    if (master_incarnation_ != 0 && master_incarnation_ != hello.incarnation()) {
-      spdlog::info("master restarted (new incarnation)");
-    }
-    master_incarnation_ = hello.incarnation();
-    hello_socket_.reset();
-    bus::SocketOptions o;
-    o.max_message_size = limits::kMaxReportMessageSize;
-    o.zmtp_heartbeat_ivl_ms = 5000;  // application heartbeats cover liveness
-    o.zmtp_heartbeat_timeout_ms = 15000;
-    auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
-    if (!s) return Reset(now, s.error().message());
-    control_socket_ = std::make_unique<bus::Socket>(std::move(*s));
-    auto endpoint = TcpEndpoint(config_.master.host, static_cast<uint16_t>(hello.node_port()));
-    if (auto c = control_socket_->Connect(endpoint); !c.ok()) return Reset(now, c.message());
-    return SendRegister(now);
+  if (!hello_socket_) return;
+  auto r = bus::Drain<msg::ClientEnvelope>(*hello_socket_, kDrainLimit, [&](const auto& m) {
+    OnHelloReply(m, now);
+    return hello_socket_ != nullptr;  // gone once answered, or reset
+  });
+  if (!r) Reset(now, r.error().message());
+}
+
+void MasterLink::OnHelloReply(const bus::Message<msg::ClientEnvelope>& m, Clock::time_point now) {
+  if (state_ != State::kAwaitHello || m.envelope.request_id() != awaited_request_id_) return;
+  if (!m.defect.ok()) return Reset(now, m.defect.message());
+  if (m.envelope.has_error()) return Reset(now, bus::FromProto(m.envelope.error()).message());
+  if (!m.envelope.has_hello_response()) return Reset(now, "unexpected reply to hello");
+  const auto& hello = m.envelope.hello_response();
+  if (master_incarnation_ != 0 && master_incarnation_ != hello.incarnation()) {
+    spdlog::info("master restarted (new incarnation)");
   }
+  master_incarnation_ = hello.incarnation();
+  const auto node_port = static_cast<uint16_t>(hello.node_port());
+  hello_socket_.reset();
+  bus::SocketOptions o;
+  o.max_message_size = limits::kMaxReportMessageSize;
+  o.zmtp_heartbeat_ivl_ms = 5000;  // application heartbeats cover liveness
+  o.zmtp_heartbeat_timeout_ms = 15000;
+  auto s = bus::Socket::Create(ctx_, bus::SocketType::kDealer, o);
+  if (!s) return Reset(now, s.error().message());
+  control_socket_ = std::make_unique<bus::Socket>(std::move(*s));
+  auto endpoint = TcpEndpoint(config_.master.host, node_port);
+  if (auto c = control_socket_->Connect(endpoint); !c.ok()) return Reset(now, c.message());
+  SendRegister(now);
 }
 
 void MasterLink::HandleControlSocket(Clock::time_point now) {
-  if (control_socket_ && control_socket_->idle()) return;
-  while (control_socket_) {
-    auto r = control_socket_->TryReceive();
-    if (!r) return Reset(now, r.error().message());
-    if (!*r) return;
-    bus::Message& m = **r;
-    last_heard_ = now;
-    if (!m.defect.ok()) {
-      spdlog::warn("bad message from master: {}", m.defect.message());
-      continue;
+  if (!control_socket_) return;
+  auto r = bus::Drain<msg::NodeEnvelope>(*control_socket_, kDrainLimit, [&](const auto& m) {
+    OnControlMessage(m, now);
+    return control_socket_ != nullptr;  // a reset drops it
+  });
+  if (!r) Reset(now, r.error().message());
+}
+
+void MasterLink::OnControlMessage(const bus::Message<msg::NodeEnvelope>& m, Clock::time_point now) {
+  last_heard_ = now;
+  if (!m.defect.ok()) {
+    spdlog::warn("bad message from master: {}", m.defect.message());
+    return;
+  }
+  if (m.envelope.has_error()) {
+    Status s = bus::FromProto(m.envelope.error());
+    if (m.envelope.request_id() != awaited_request_id_) {
+      // Not the hello, register or heartbeat awaited: a chunk report the
+      // master refused (it does from a node it does not know; the next
+      // heartbeat asks this node to register again), or a late answer.
+      SPDLOG_DEBUG("master refused request {}: {}", m.envelope.request_id(), s.ToString());
+      return;
     }
-    if (m.envelope.has_error()) {
-      Status s = bus::FromProto(m.envelope.error());
-      if (m.envelope.request_id() != awaited_request_id_) {
-        // Not the hello, register or heartbeat awaited: a chunk report the
-        // master refused (it does from a node it does not know; the next
-        // heartbeat asks this node to register again), or a late answer.
-        SPDLOG_DEBUG("master refused request {}: {}", m.envelope.request_id(), s.ToString());
-        continue;
+    if (state_ == State::kAwaitRegister) return Reset(now, "register refused: " + s.message());
+    spdlog::warn("master answered with an error: {}", s.message());
+    return;
+  }
+  switch (m.envelope.body_case()) {
+    case msg::NodeEnvelope::kRegisterNodeResponse: {
+      if (state_ != State::kAwaitRegister) break;
+      const auto& reg = m.envelope.register_node_response();
+      if (reg.heartbeat_interval_ms() > 0) {
+        config_.heartbeat_interval = std::chrono::milliseconds(reg.heartbeat_interval_ms());
       }
-      if (state_ == State::kAwaitRegister) return Reset(now, "register refused: " + s.message());
-      spdlog::warn("master answered with an error: {}", s.message());
-      continue;
+      state_ = State::kRegistered;
+      backoff_ = kMinBackoff;
+      logged_unreachable_ = false;
+      next_heartbeat_ = now + config_.heartbeat_interval;
+      need_full_report_ = true;
+      spdlog::info("registered with master {} as node={}",
+                   HostPort(config_.master.host, config_.master.port), config_.node_id);
+      break;
     }
-    switch (m.envelope.body_case()) {
-      case msg::Envelope::kRegisterNodeResponse: {
-        if (state_ != State::kAwaitRegister) break;
-        const auto& reg = m.envelope.register_node_response();
-        if (reg.heartbeat_interval_ms() > 0) {
-          config_.heartbeat_interval = std::chrono::milliseconds(reg.heartbeat_interval_ms());
-        }
-        state_ = State::kRegistered;
-        backoff_ = kMinBackoff;
-        logged_unreachable_ = false;
-        next_heartbeat_ = now + config_.heartbeat_interval;
-        need_full_report_ = true;
-        spdlog::info("registered with master {} as node={}",
-                     HostPort(config_.master.host, config_.master.port), config_.node_id);
+    case msg::NodeEnvelope::kHeartbeatResponse: {
+      const auto& hb = m.envelope.heartbeat_response();
+      if (state_ == State::kRegistered && hb.needs_register()) {
+        spdlog::info("master asks node={} to register again", config_.node_id);
+        SendRegister(now);
         break;
       }
-      case msg::Envelope::kHeartbeatResponse: {
-        const auto& hb = m.envelope.heartbeat_response();
-        if (state_ == State::kRegistered && hb.needs_register()) {
-          spdlog::info("master asks node={} to register again", config_.node_id);
-          SendRegister(now);
-          break;
-        }
-        if (hb.needs_full_report()) need_full_report_ = true;
-        HandleDeletes(hb.delete_chunks());
-        break;
-      }
-      case msg::Envelope::kChunkReportResponse:
-        HandleDeletes(m.envelope.chunk_report_response().delete_());
-        break;
-      default:
-        SPDLOG_DEBUG("ignoring message type {} from master", static_cast<int>(m.envelope.body_case()));
+      if (hb.needs_full_report()) need_full_report_ = true;
+      HandleDeletes(hb.delete_chunks());
+      break;
     }
+    case msg::NodeEnvelope::kChunkReportResponse:
+      HandleDeletes(m.envelope.chunk_report_response().delete_());
+      break;
+    default:
+      SPDLOG_DEBUG("ignoring message type {} from master", static_cast<int>(m.envelope.body_case()));
   }
 }
 
@@ -220,10 +228,10 @@ void MasterLink::HandleDeletes(const google::protobuf::RepeatedPtrField<msg::Sto
 Status MasterLink::SendReport(msg::ChunkReportRequest report) {
   report.set_node_id(config_.node_id);
   report.set_incarnation(config_.incarnation);
-  msg::Envelope env;
+  msg::NodeEnvelope env;
   env.set_request_id(next_request_id_++);
   *env.mutable_chunk_report_request() = std::move(report);
-  bus::Message m;
+  bus::Message<msg::NodeEnvelope> m;
   m.envelope = std::move(env);
   return control_socket_->Send(std::move(m));
 }

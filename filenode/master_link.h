@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "bus/socket.h"
+#include "client_master.pb.h"
+#include "node_master.pb.h"
 #include "common/net.h"
 
 namespace dfs::filenode {
@@ -97,7 +99,10 @@ class MasterLink {
   void HandleHelloSocket(Clock::time_point now);
   void HandleControlSocket(Clock::time_point now);
   void Reset(Clock::time_point now, std::string_view why);
-  Status SendOn(bus::Socket& socket, msg::Envelope env);
+  template <class E>
+  Status SendOn(bus::Socket& socket, E env);
+  void OnHelloReply(const bus::Message<msg::ClientEnvelope>& m, Clock::time_point now);
+  void OnControlMessage(const bus::Message<msg::NodeEnvelope>& m, Clock::time_point now);
   void SendReports();
   Status SendReport(msg::ChunkReportRequest report);
   void HandleDeletes(const google::protobuf::RepeatedPtrField<msg::StoredChunk>& chunks);

@@ -171,20 +171,16 @@ Status NodeServer::Run(int stop_fd) {
       return Status::OK();
     }
     if (poller.Readable(data_idx)) {
-      for (int i = 0; i < 256; ++i) {
-        auto m = data_socket_->TryReceive();
-        if (!m) {
-          spdlog::error("data port receive failed: {}", m.error().ToString());
-          break;
-        }
-        if (!*m) break;
-        HandleData(**m);
-      }
+      auto r = bus::Drain<msg::DataEnvelope>(*data_socket_, 256, [this](DataMessage& m) {
+        HandleData(m);
+        return true;
+      });
+      if (!r) spdlog::error("data port receive failed: {}", r.error().ToString());
     }
   }
 }
 
-void NodeServer::HandleData(bus::Message& m) {
+void NodeServer::HandleData(DataMessage& m) {
   if (!m.defect.ok()) {
     if (auto n = defect_log_.Allow()) {
       spdlog::warn("refused message on data port: {} ({} similar)", m.defect.message(), n - 1);
@@ -193,11 +189,10 @@ void NodeServer::HandleData(bus::Message& m) {
     return;
   }
   if (data_->Handle(m, std::chrono::steady_clock::now())) return;
-  msg::Envelope reply;
+  msg::DataEnvelope reply;
   switch (m.envelope.body_case()) {
-    case msg::Envelope::kHelloRequest:
-      // A ping: tells a client (or a test) that the data port serves.
-      reply.mutable_hello_response()->set_incarnation(incarnation_);
+    case msg::DataEnvelope::kPingRequest:
+      reply.mutable_ping_response()->set_incarnation(incarnation_);
       break;
     default:
       *reply.mutable_error() = bus::ToProto(Status::ProtocolError(fmt::format(

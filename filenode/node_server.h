@@ -32,7 +32,7 @@ class NodeServer {
   const std::string& data_address() const { return data_address_; }
 
  private:
-  void HandleData(bus::Message& m);
+  void HandleData(DataMessage& m);
   msg::NodeStats Stats();
   MasterLink::Inventory Inventory() const;
   void DeleteChunks(const std::vector<msg::StoredChunk>& chunks);

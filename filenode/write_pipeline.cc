@@ -50,10 +50,10 @@ Status WritePipeline::Missing(uint64_t id) const {
   return Status::NotFound(fmt::format("no write stream {} on node {}", id, node_id_));
 }
 
-void WritePipeline::Answer(const ReplyTo& to, msg::Envelope env) {
+void WritePipeline::Answer(const ReplyTo& to, msg::DataEnvelope env) {
   env.set_request_id(to.request_id);
   env.set_client_id(to.client_id);
-  bus::Message m;
+  DataMessage m;
   m.route = to.route;
   m.envelope = std::move(env);
   if (Status s = router_.Send(std::move(m)); !s.ok()) {
@@ -63,17 +63,17 @@ void WritePipeline::Answer(const ReplyTo& to, msg::Envelope env) {
 }
 
 void WritePipeline::AnswerError(const ReplyTo& to, const Status& error) {
-  msg::Envelope env;
+  msg::DataEnvelope env;
   *env.mutable_error() = bus::ToProto(error);
   Answer(to, std::move(env));
 }
 
-Status WritePipeline::SendDown(WriteStream& s, msg::Envelope env, std::vector<bus::Frame> payload,
+Status WritePipeline::SendDown(WriteStream& s, msg::DataEnvelope env, std::vector<bus::Frame> payload,
                                Clock::time_point now, bool expect_answer) {
   DFS_ASSIGN_OR_RETURN(bus::Socket * socket, links_.Get(s.ds_endpoint, now));
   const uint64_t rid = next_request_id_++;
   env.set_request_id(rid);
-  bus::Message m;
+  DataMessage m;
   m.envelope = std::move(env);
   m.payload = std::move(payload);
   if (Status st = socket->Send(std::move(m)); !st.ok()) {
@@ -97,7 +97,7 @@ Result<std::string> WritePipeline::NextEndpoint(const msg::WriteOpenRequest& req
   return DownstreamLinks::Endpoint(req.downstream(0).address());
 }
 
-WriteStream& WritePipeline::NewStream(const bus::Message& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
+WriteStream& WritePipeline::NewStream(const DataMessage& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
                                       Clock::time_point now) {
   const uint64_t id = next_stream_id_++;
   WriteStream& s = streams_[id];
@@ -110,7 +110,7 @@ WriteStream& WritePipeline::NewStream(const bus::Message& m, ChunkKey key, std::
   return s;
 }
 
-void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
+void WritePipeline::Open(const DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.write_open_request();
   const ReplyTo from = ReplyTo::Of(m);
   const ChunkKey key{req.chunk_id(), req.version()};
@@ -156,7 +156,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
                req.downstream_size(), frames, frame_size);
   if (endpoint->empty()) {
     s.state = WriteStream::State::kOpen;
-    msg::Envelope env;
+    msg::DataEnvelope env;
     env.mutable_write_open_response()->set_stream_id(id);
     env.mutable_write_open_response()->set_credit_frames(s.credit_frames);
     return Answer(from, std::move(env));
@@ -165,7 +165,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
   s.ds_endpoint = *endpoint;
   s.ds_node = req.downstream(0).id();
   s.ds_depth = req.downstream_size();
-  msg::Envelope fwd;
+  msg::DataEnvelope fwd;
   *fwd.mutable_write_open_request() = req;
   fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
   fwd.mutable_write_open_request()->set_frame_size(static_cast<uint32_t>(frame_size));
@@ -175,7 +175,7 @@ void WritePipeline::Open(const bus::Message& m, Clock::time_point now) {
 
 // A whole chunk in the open (data.proto, WHOLE-CHUNK WRITE): the checks of
 // a frame and of a close at once, then forward, store and sync as a close does.
-void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
+void WritePipeline::OpenWhole(const DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.write_open_request();
   const ReplyTo from = ReplyTo::Of(m);
   const ChunkKey key{req.chunk_id(), req.version()};
@@ -216,7 +216,7 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
     s.ds_endpoint = *endpoint;
     s.ds_node = req.downstream(0).id();
     s.ds_depth = req.downstream_size();
-    msg::Envelope fwd;
+    msg::DataEnvelope fwd;
     *fwd.mutable_write_open_request() = req;
     fwd.mutable_write_open_request()->mutable_downstream()->DeleteSubrange(0, 1);
     fwd.mutable_write_open_request()->set_reported_upstream(true);
@@ -234,7 +234,7 @@ void WritePipeline::OpenWhole(const bus::Message& m, Clock::time_point now) {
   sync_.Submit(id, std::move(s.writer));
 }
 
-void WritePipeline::Frame(bus::Message& m, Clock::time_point now) {
+void WritePipeline::Frame(DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.write_frame_request();
   const ReplyTo from = ReplyTo::Of(m);
   WriteStream* s = Find(req.stream_id(), m.route);
@@ -266,7 +266,7 @@ void WritePipeline::Frame(bus::Message& m, Clock::time_point now) {
   const uint64_t size = payload.size();
   // Forward first so the next node works while this one writes.
   if (!s->ds_endpoint.empty()) {
-    msg::Envelope fwd;
+    msg::DataEnvelope fwd;
     auto* f = fwd.mutable_write_frame_request();
     f->set_stream_id(s->ds_stream);
     f->set_offset(req.offset());
@@ -290,13 +290,13 @@ void WritePipeline::Frame(bus::Message& m, Clock::time_point now) {
     s->unacked.emplace_back(req.offset(), from);
     return;
   }
-  msg::Envelope ack;
+  msg::DataEnvelope ack;
   ack.mutable_write_frame_response()->set_stream_id(s->id);
   ack.mutable_write_frame_response()->set_offset(req.offset());
   Answer(from, std::move(ack));
 }
 
-void WritePipeline::Close(const bus::Message& m, Clock::time_point now) {
+void WritePipeline::Close(const DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.write_close_request();
   const ReplyTo from = ReplyTo::Of(m);
   WriteStream* s = Find(req.stream_id(), m.route);
@@ -320,7 +320,7 @@ void WritePipeline::Close(const bus::Message& m, Clock::time_point now) {
   s->close_reply = from;
   sync_.Submit(s->id, std::move(s->writer));
   if (!s->ds_endpoint.empty()) {
-    msg::Envelope fwd;
+    msg::DataEnvelope fwd;
     auto* c = fwd.mutable_write_close_request();
     c->set_stream_id(s->ds_stream);
     c->set_size(req.size());
@@ -329,13 +329,13 @@ void WritePipeline::Close(const bus::Message& m, Clock::time_point now) {
   }
 }
 
-void WritePipeline::Abort(const bus::Message& m, Clock::time_point now) {
+void WritePipeline::Abort(const DataMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.write_abort_request();
   if (WriteStream* s = Find(req.stream_id(), m.route)) {
     Fail(s->id, Status::Unavailable("aborted by the sender"), true, now);
   }
   // Aborting what is already gone is fine: the sender only wants it gone.
-  msg::Envelope env;
+  msg::DataEnvelope env;
   env.mutable_write_abort_response();
   Answer(ReplyTo::Of(m), std::move(env));
 }

@@ -84,11 +84,11 @@ class WritePipeline {
 
   Status Start();
 
-  void Open(const bus::Message& m, Clock::time_point now);
-  void OpenWhole(const bus::Message& m, Clock::time_point now);
-  void Frame(bus::Message& m, Clock::time_point now);
-  void Close(const bus::Message& m, Clock::time_point now);
-  void Abort(const bus::Message& m, Clock::time_point now);
+  void Open(const DataMessage& m, Clock::time_point now);
+  void OpenWhole(const DataMessage& m, Clock::time_point now);
+  void Frame(DataMessage& m, Clock::time_point now);
+  void Close(const DataMessage& m, Clock::time_point now);
+  void Abort(const DataMessage& m, Clock::time_point now);
 
   // Downstream links and the sync worker's completions.
   void AddTo(bus::Poller& poller);
@@ -106,21 +106,21 @@ class WritePipeline {
 
   WriteStream* Find(uint64_t id, const std::string& route);
   // A stream for the upstream that sent `m`, writing through `writer`.
-  WriteStream& NewStream(const bus::Message& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
+  WriteStream& NewStream(const DataMessage& m, ChunkKey key, std::unique_ptr<ChunkWriter> writer,
                          Clock::time_point now);
   // Busy, naming this node's pool.
   Status NoCredit() const;
   // The next node's endpoint; empty on the last node of the pipeline.
   static Result<std::string> NextEndpoint(const msg::WriteOpenRequest& req);
   Status Missing(uint64_t id) const;
-  void Answer(const ReplyTo& to, msg::Envelope env);
+  void Answer(const ReplyTo& to, msg::DataEnvelope env);
   void AnswerError(const ReplyTo& to, const Status& error);
-  Status SendDown(WriteStream& s, msg::Envelope env, std::vector<bus::Frame> payload, Clock::time_point now,
+  Status SendDown(WriteStream& s, msg::DataEnvelope env, std::vector<bus::Frame> payload, Clock::time_point now,
                   bool expect_answer = true);
   // Aborts the stream everywhere and forgets it. The downstream is told
   // unless it is the one that failed (its error means it already aborted).
   void Fail(uint64_t id, const Status& why, bool tell_downstream, Clock::time_point now);
-  void OnDownstream(bus::Message& m, Clock::time_point now);
+  void OnDownstream(DataMessage& m, Clock::time_point now);
   void OnFinished(SyncWorker::Done& done, Clock::time_point now);
   void MaybeFinishClose(uint64_t id);
   void Sweep(Clock::time_point now);

@@ -29,7 +29,7 @@ void WritePipeline::Fail(uint64_t id, const Status& why, bool tell_downstream, C
   if (s.state == WriteStream::State::kOpening) AnswerError(s.open_reply, why);
   if (s.state == WriteStream::State::kClosing) AnswerError(s.close_reply, why);
   if (tell_downstream && !s.ds_endpoint.empty() && s.ds_stream != 0) {
-    msg::Envelope abort;
+    msg::DataEnvelope abort;
     abort.mutable_write_abort_request()->set_stream_id(s.ds_stream);
     // Best effort: a downstream that misses it times the stream out itself.
     IgnoreError(SendDown(s, std::move(abort), {}, now, /*expect_answer=*/false));
@@ -46,7 +46,7 @@ void WritePipeline::Fail(uint64_t id, const Status& why, bool tell_downstream, C
   streams_.erase(it);
 }
 
-void WritePipeline::OnDownstream(bus::Message& m, Clock::time_point now) {
+void WritePipeline::OnDownstream(DataMessage& m, Clock::time_point now) {
   auto rit = ds_requests_.find(m.envelope.request_id());
   if (rit == ds_requests_.end()) return;  // an abort's answer, or a stream failed meanwhile
   const uint64_t id = rit->second;
@@ -61,7 +61,7 @@ void WritePipeline::OnDownstream(bus::Message& m, Clock::time_point now) {
   // An error answer means the next node aborted the stream on its side.
   if (m.envelope.has_error()) return Fail(id, bus::FromProto(m.envelope.error()).Prepend(who), false, now);
   switch (m.envelope.body_case()) {
-    case msg::Envelope::kWriteOpenResponse: {
+    case msg::DataEnvelope::kWriteOpenResponse: {
       if (s.state != WriteStream::State::kOpening) break;
       const auto& r = m.envelope.write_open_response();
       // Never promise upstream more than the next node promised us: frames
@@ -75,22 +75,22 @@ void WritePipeline::OnDownstream(bus::Message& m, Clock::time_point now) {
       s.credit_bytes = keep;
       s.ds_stream = r.stream_id();
       s.state = WriteStream::State::kOpen;
-      msg::Envelope env;
+      msg::DataEnvelope env;
       env.mutable_write_open_response()->set_stream_id(s.id);
       env.mutable_write_open_response()->set_credit_frames(frames);
       return Answer(s.open_reply, std::move(env));
     }
-    case msg::Envelope::kWriteFrameResponse: {
+    case msg::DataEnvelope::kWriteFrameResponse: {
       const uint64_t offset = m.envelope.write_frame_response().offset();
       if (s.unacked.empty() || s.unacked.front().first != offset) break;
       ReplyTo to = std::move(s.unacked.front().second);
       s.unacked.pop_front();
-      msg::Envelope ack;
+      msg::DataEnvelope ack;
       ack.mutable_write_frame_response()->set_stream_id(s.id);
       ack.mutable_write_frame_response()->set_offset(offset);
       return Answer(to, std::move(ack));
     }
-    case msg::Envelope::kWriteCloseResponse: {
+    case msg::DataEnvelope::kWriteCloseResponse: {
       if (s.state != WriteStream::State::kClosing) break;
       const auto& r = m.envelope.write_close_response();
       s.ds_replicas.assign(r.replicas().begin(), r.replicas().end());
@@ -123,7 +123,7 @@ void WritePipeline::MaybeFinishClose(uint64_t id) {
   auto it = streams_.find(id);
   WriteStream& s = it->second;
   if (!s.local || (!s.ds_endpoint.empty() && !s.ds_closed)) return;
-  msg::Envelope env;
+  msg::DataEnvelope env;
   auto* r = env.mutable_write_close_response();
   auto* mine = r->add_replicas();
   mine->set_node_id(node_id_);
@@ -175,18 +175,13 @@ void WritePipeline::Service(Clock::time_point now) {
   for (auto& done : sync_.Drain()) OnFinished(done, now);
   // Answers are read link by link before any is handled: handling never
   // closes a link, but reading all first keeps that true by construction.
-  std::vector<bus::Message> answers;
+  std::vector<DataMessage> answers;
   for (auto& link : links_.links()) {
-    if (link.socket->idle()) continue;  // the poll loop wakes when it has something
-    for (int i = 0; i < 1024; ++i) {
-      auto r = link.socket->TryReceive();
-      if (!r) {
-        spdlog::warn("receive from {} failed: {}", link.endpoint, r.error().ToString());
-        break;
-      }
-      if (!*r) break;
-      answers.push_back(std::move(**r));
-    }
+    auto r = bus::Drain<msg::DataEnvelope>(*link.socket, 1024, [&](DataMessage& m) {
+      answers.push_back(std::move(m));
+      return true;
+    });
+    if (!r) spdlog::warn("receive from {} failed: {}", link.endpoint, r.error().ToString());
   }
   for (auto& m : answers) OnDownstream(m, now);
   if (now >= next_sweep_) {

@@ -12,9 +12,13 @@
 #include <vector>
 
 #include "bus/socket.h"
+#include "data.pb.h"
 #include "filenode/chunk_store.h"
 
 namespace dfs::filenode {
+
+// What the data port carries (messages/data.proto).
+using DataMessage = bus::Message<msg::DataEnvelope>;
 
 // Where an answer goes: enough of a request to reply to it later.
 struct ReplyTo {
@@ -22,7 +26,7 @@ struct ReplyTo {
   uint64_t request_id = 0;
   uint64_t client_id = 0;
 
-  static ReplyTo Of(const bus::Message& m) {
+  static ReplyTo Of(const DataMessage& m) {
     return ReplyTo{m.route, m.envelope.request_id(), m.envelope.client_id()};
   }
 };

@@ -21,8 +21,8 @@ namespace {
 // What the retry cache keeps of an answer: the body type and the path; a
 // retry gets the entry described afresh (Redescribe), which keeps the cache
 // small and the answer true to the namespace as it is now.
-msg::Envelope CompactAnswer(const msg::Envelope& full) {
-  msg::Envelope e = full;
+msg::ClientEnvelope CompactAnswer(const msg::ClientEnvelope& full) {
+  msg::ClientEnvelope e = full;
   auto strip = [](msg::FileInfo* info) {
     msg::FileInfo slim;
     slim.set_path(info->path());
@@ -37,8 +37,8 @@ msg::Envelope CompactAnswer(const msg::Envelope& full) {
 
 // The answer a retry gets for a mutation replayed from the journal (its
 // original answer died with the previous master process).
-msg::Envelope ReplayedAnswer(const msg::JournalRecord& r, const ApplyResult& a) {
-  msg::Envelope e;
+msg::ClientEnvelope ReplayedAnswer(const msg::JournalRecord& r, const ApplyResult& a) {
+  msg::ClientEnvelope e;
   auto info = [&](msg::FileInfo* fi, const std::string& path, bool dir) {
     fi->set_path(path);
     fi->set_type(dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
@@ -121,7 +121,7 @@ Status Catalog::Open() {
 
 JournalStats Catalog::journal_stats() const { return journal_ ? journal_->stats() : JournalStats{}; }
 
-msg::JournalRecord Catalog::NewRecord(const bus::Message& m) const {
+msg::JournalRecord Catalog::NewRecord(const ClientMessage& m) const {
   msg::JournalRecord r;
   r.set_client_id(m.envelope.client_id());
   r.set_request_id(m.envelope.request_id());
@@ -130,7 +130,7 @@ msg::JournalRecord Catalog::NewRecord(const bus::Message& m) const {
   return r;
 }
 
-void Catalog::Redescribe(msg::Envelope& reply) const {
+void Catalog::Redescribe(msg::ClientEnvelope& reply) const {
   msg::FileInfo* info = nullptr;
   if (reply.has_mkdir_response()) info = reply.mutable_mkdir_response()->mutable_info();
   if (reply.has_copy_response()) info = reply.mutable_copy_response()->mutable_info();
@@ -139,9 +139,9 @@ void Catalog::Redescribe(msg::Envelope& reply) const {
   if (auto n = ns_.Lookup(info->path())) ns_.Describe(*n, false, reply.has_complete_file_response(), info);
 }
 
-void Catalog::Answer(const Key& key, const msg::Envelope& reply) {
+void Catalog::Answer(const Key& key, const msg::ClientEnvelope& reply) {
   for (const std::string& route : retry_cache_.Finish(key, CompactAnswer(reply))) {
-    bus::Message out;
+    ClientMessage out;
     out.route = route;
     out.envelope = reply;
     out.envelope.set_request_id(key.request_id);
@@ -152,7 +152,7 @@ void Catalog::Answer(const Key& key, const msg::Envelope& reply) {
 }
 
 void Catalog::AnswerError(const Key& key, const Status& error) {
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   *reply.mutable_error() = bus::ToProto(error);
   Answer(key, reply);
 }
@@ -182,9 +182,9 @@ Status Catalog::OnCompletions() {
   return journal_failed_;
 }
 
-bool Catalog::Admit(const bus::Message& m, Clock::time_point now) {
+bool Catalog::Admit(const ClientMessage& m, Clock::time_point now) {
   const Key key{m.envelope.client_id(), m.envelope.request_id()};
-  msg::Envelope cached;
+  msg::ClientEnvelope cached;
   switch (retry_cache_.Begin(key, m.route, now, &cached)) {
     case RetryCache::Lookup::kDone:
       Redescribe(cached);
@@ -206,7 +206,7 @@ std::vector<uint64_t> Catalog::Mutate(const Key& key, msg::JournalRecord record,
     AnswerError(key, s);
     return {};
   }
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   fill(result, reply);
   if (!result.changed) {
     Answer(key, reply);
@@ -216,7 +216,7 @@ std::vector<uint64_t> Catalog::Mutate(const Key& key, msg::JournalRecord record,
   return std::move(result.freed_chunks);
 }
 
-void Catalog::Commit(const Key& key, msg::JournalRecord record, msg::Envelope reply) {
+void Catalog::Commit(const Key& key, msg::JournalRecord record, msg::ClientEnvelope reply) {
   if (Status s = ns_.Apply(record, nullptr); !s.ok()) return AnswerError(key, s);
   Journal(record, Pending{key, std::move(reply)});
 }

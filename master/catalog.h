@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bus/outbox.h"
+#include "master/ports.h"
 #include "common/env.h"
 #include "master/completion_queue.h"
 #include "master/journal.h"
@@ -38,7 +39,7 @@ class Catalog {
   using Clock = std::chrono::steady_clock;
   using Key = RetryCache::Key;
   // Fills a mutation's answer from what applying it did.
-  using Fill = std::function<void(const ApplyResult&, msg::Envelope&)>;
+  using Fill = std::function<void(const ApplyResult&, msg::ClientEnvelope&)>;
 
   struct Options {
     std::string dir;
@@ -80,28 +81,28 @@ class Catalog {
   // (Answer, AnswerError, Mutate or Commit). False when it was answered
   // already: from the retry cache, by joining the original still in flight,
   // or with an error because the journal failed.
-  bool Admit(const bus::Message& m, Clock::time_point now);
+  bool Admit(const ClientMessage& m, Clock::time_point now);
   // A journal record stamped with the request's client, request id and user.
-  msg::JournalRecord NewRecord(const bus::Message& m) const;
+  msg::JournalRecord NewRecord(const ClientMessage& m) const;
   // Applies `record`; on success journals it and answers `key` once durable
   // with the reply `fill` makes; on error answers now. Returns the chunks no
   // file references any more (the caller releases them from the nodes).
   std::vector<uint64_t> Mutate(const Key& key, msg::JournalRecord record, const Fill& fill);
   // Applies `record`, which is no request of its own (a chunk-id block), and
   // answers `key` with `reply` once it is durable.
-  void Commit(const Key& key, msg::JournalRecord record, msg::Envelope reply);
-  void Answer(const Key& key, const msg::Envelope& reply);
+  void Commit(const Key& key, msg::JournalRecord record, msg::ClientEnvelope reply);
+  void Answer(const Key& key, const msg::ClientEnvelope& reply);
   void AnswerError(const Key& key, const Status& error);
 
  private:
   struct Pending {
     Key key;
-    msg::Envelope reply;
+    msg::ClientEnvelope reply;
   };
 
   void Journal(const msg::JournalRecord& record, Pending pending);
   // Fills a compact cached answer's FileInfo from the namespace as it is now.
-  void Redescribe(msg::Envelope& reply) const;
+  void Redescribe(msg::ClientEnvelope& reply) const;
   void StartCheckpoint();
   void ReapCheckpoint();
 

@@ -9,7 +9,7 @@ namespace dfs::master {
 
 ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry) : ns_(ns), registry_(registry) {}
 
-void ChunkManager::HandleReport(const bus::Message& m, bus::Outbox& out) {
+void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
   const auto& req = m.envelope.chunk_report_request();
   const NodeRegistry::Node* node = registry_.Find(req.node_id());
   if (node == nullptr || !node->alive || node->incarnation != req.incarnation()) {
@@ -22,7 +22,7 @@ void ChunkManager::HandleReport(const bus::Message& m, bus::Outbox& out) {
     full_reports_.insert(idx);
   }
   if (req.last_page()) full_reports_.erase(idx);
-  msg::Envelope reply;
+  msg::NodeEnvelope reply;
   auto* r = reply.mutable_chunk_report_response();
   for (const auto& s : req.stored()) {
     if (!AcceptStored(idx, req.node_id(), s)) *r->add_delete_() = s;
@@ -117,7 +117,7 @@ Status ChunkManager::VerifyReplicas(const msg::CompleteFileRequest& req) const {
   return Status::OK();
 }
 
-void ChunkManager::Locate(const bus::Message& m, bus::Outbox& out) const {
+void ChunkManager::Locate(const ClientMessage& m, bus::Outbox& out) const {
   const auto& req = m.envelope.locate_request();
   auto n = ns_.Lookup(req.path());
   if (!n) {
@@ -128,7 +128,7 @@ void ChunkManager::Locate(const bus::Message& m, bus::Outbox& out) const {
     IgnoreError(bus::ReplyError(out, m, Status(Code::kIsADirectory, "is a directory: " + req.path())));
     return;
   }
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_locate_response();
   ns_.Describe(*n, false, true, r->mutable_info());
   const uint64_t begin = req.offset();
@@ -167,13 +167,13 @@ void ChunkManager::Locate(const bus::Message& m, bus::Outbox& out) const {
   IgnoreError(bus::Reply(out, m, std::move(reply)));
 }
 
-void ChunkManager::ReportBadReplica(const bus::Message& m, bus::Outbox& out) {
+void ChunkManager::ReportBadReplica(const ClientMessage& m, bus::Outbox& out) {
   const auto& bad = m.envelope.report_bad_replica_request();
   spdlog::warn("client reports chunk={} bad on node={}: {}", bad.chunk_id(), bad.node_id(), bad.reason());
   // Stop offering it; the node's next full report brings it back if it
   // was a passing fault. Repair from a good copy is the health work's.
   locations_.RemoveReplica(bad.chunk_id(), locations_.NodeIndex(bad.node_id()));
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   reply.mutable_report_bad_replica_response();
   IgnoreError(bus::Reply(out, m, std::move(reply)));  // the requester retries a lost answer
 }

@@ -15,6 +15,7 @@
 #include <absl/container/flat_hash_set.h>
 
 #include "bus/outbox.h"
+#include "master/ports.h"
 #include "master/chunk_locations.h"
 #include "master/namespace.h"
 #include "master/node_registry.h"
@@ -32,14 +33,14 @@ class ChunkManager {
 
   // Node port: a (full or incremental) chunk report. Answered on `out` when
   // the node must delete something, and always for a full report's pages.
-  void HandleReport(const bus::Message& m, bus::Outbox& out);
+  void HandleReport(const NodeMessage& m, bus::Outbox& out);
   // Adds what the master wants of node `node_id` to its heartbeat answer.
   void DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply);
 
   // Client port: where a file's chunks are, live replicas least loaded first.
-  void Locate(const bus::Message& m, bus::Outbox& out) const;
+  void Locate(const ClientMessage& m, bus::Outbox& out) const;
   // Client port: a reader found a replica bad.
-  void ReportBadReplica(const bus::Message& m, bus::Outbox& out);
+  void ReportBadReplica(const ClientMessage& m, bus::Outbox& out);
   // The replicas of `chunk`, as node ids, into `out`.
   void AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const;
 

@@ -1,13 +1,14 @@
-// The master's dispatcher: one table from (port, message type) to handler.
-// A malformed message gets an error reply, a type the port does not serve a
-// protocol error, and a mutation is admitted by the Catalog (retry cache,
-// journal health) before its handler runs. Handlers get the decoded message
-// and the Outbox of the port it came in on, never a socket.
+// The master's dispatcher: one table per port from message type to handler.
+// Each port decodes its own envelope (ports.h), so a port cannot even name
+// another port's messages; a malformed message gets an error reply, a type
+// the port does not serve a protocol error, and a mutation is admitted by
+// the Catalog (retry cache, journal health) before its handler runs.
+// Handlers get the decoded message and the Outbox of the port it came in
+// on, never a socket.
 //
 // Not thread-safe: driven by the master's metadata thread.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -15,38 +16,52 @@
 #include <vector>
 
 #include "bus/outbox.h"
+#include "master/ports.h"
 #include "common/logging.h"
 #include "master/catalog.h"
 
 namespace dfs::master {
 
-enum class Port { kClient, kNode };
-
 class Dispatcher {
  public:
   using Clock = std::chrono::steady_clock;
-  using Handler = std::function<void(const bus::Message&, bus::Outbox&, Clock::time_point)>;
+  template <class E>
+  using Handler = std::function<void(const bus::Message<E>&, bus::Outbox&, Clock::time_point)>;
   // A mutation changes the namespace or a write: it is journaled or at
   // least answered through the retry cache, so a retry gets the first answer.
   enum class Kind { kQuery, kMutation };
 
   explicit Dispatcher(Catalog& catalog) : catalog_(catalog) {}
 
-  // `body` on `port` goes to `handler`. One handler per (port, body).
-  void Add(Port port, msg::Envelope::BodyCase body, Kind kind, Handler handler);
-  // Handles `m`, received on `port`; replies go to `out`.
-  void Dispatch(Port port, const bus::Message& m, bus::Outbox& out, Clock::time_point now);
+  // `body` on the client port goes to `handler`. One handler per message type.
+  void Add(msg::ClientEnvelope::BodyCase body, Kind kind, Handler<msg::ClientEnvelope> handler);
+  // `body` on the node port: reports and heartbeats, never a mutation.
+  void Add(msg::NodeEnvelope::BodyCase body, Handler<msg::NodeEnvelope> handler);
+
+  // Handles `m`, received on its port; replies go to `out`.
+  void Dispatch(const ClientMessage& m, bus::Outbox& out, Clock::time_point now);
+  void Dispatch(const NodeMessage& m, bus::Outbox& out, Clock::time_point now);
 
  private:
+  template <class E>
   struct Route {
     Kind kind;
-    Handler handler;
+    Handler<E> handler;
   };
-  const Route* Find(Port port, msg::Envelope::BodyCase body) const;
-  void Refuse(Port port, const bus::Message& m, bus::Outbox& out, const Status& why);
+  template <class E>
+  using Table = std::vector<std::optional<Route<E>>>;
+
+  template <class E>
+  static void Put(Table<E>& table, typename E::BodyCase body, Route<E> route);
+  // The route for `m`, or null after refusing it.
+  template <class E>
+  const Route<E>* Find(std::string_view port, const Table<E>& table, const bus::Message<E>& m, bus::Outbox& out);
+  template <class E>
+  void Refuse(std::string_view port, const bus::Message<E>& m, bus::Outbox& out, const Status& why);
 
   Catalog& catalog_;
-  std::array<std::vector<std::optional<Route>>, 2> routes_;
+  Table<msg::ClientEnvelope> client_routes_;
+  Table<msg::NodeEnvelope> node_routes_;
   LogRateLimiter refuse_log_;
 };
 

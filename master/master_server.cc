@@ -6,10 +6,10 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "events.pb.h"
 #include "common/net.h"
 #include "common/limits.h"
 #include "common/random_id.h"
-#include "common/limits.h"
 
 namespace dfs::master {
 MasterServer::MasterServer(MasterOptions options)
@@ -79,8 +79,6 @@ Status MasterServer::Run(int stop_fd) {
   const size_t node_idx = poller.Add(*node_socket_);
   const size_t stop_idx = poller.AddFd(stop_fd);
   const size_t journal_idx = poller.AddFd(service_->completion_fd());
-  // Drain a bounded batch per socket per turn so neither side starves the other.
-  constexpr int kBatch = 256;
 
   // Housekeeping (dead nodes, expired leases, retry cache, checkpoints) runs
   // on a 100 ms tick, not per message: with thousands of nodes a sweep per
@@ -106,28 +104,8 @@ Status MasterServer::Run(int stop_fd) {
         return s.Prepend("journal");
       }
     }
-    if (poller.Readable(node_idx)) {
-      for (int i = 0; i < kBatch; ++i) {
-        auto m = node_socket_->TryReceive();
-        if (!m) {
-          spdlog::error("node port receive failed: {}", m.error().ToString());
-          break;
-        }
-        if (!*m) break;
-        service_->dispatcher().Dispatch(Port::kNode, **m, *node_socket_, Clock::now());
-      }
-    }
-    if (poller.Readable(client_idx)) {
-      for (int i = 0; i < kBatch; ++i) {
-        auto m = client_socket_->TryReceive();
-        if (!m) {
-          spdlog::error("client port receive failed: {}", m.error().ToString());
-          break;
-        }
-        if (!*m) break;
-        service_->dispatcher().Dispatch(Port::kClient, **m, *client_socket_, Clock::now());
-      }
-    }
+    if (poller.Readable(node_idx)) Serve<msg::NodeEnvelope>(*node_socket_, "node");
+    if (poller.Readable(client_idx)) Serve<msg::ClientEnvelope>(*client_socket_, "client");
     now = Clock::now();
     if (now >= next_tick) {
       SweepNodes(now);
@@ -137,7 +115,20 @@ Status MasterServer::Run(int stop_fd) {
   }
 }
 
-void MasterServer::ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg::Envelope reply) {
+// A bounded batch per socket per turn, so neither port starves the other.
+constexpr size_t kBatch = 256;
+
+template <class E>
+void MasterServer::Serve(bus::Socket& socket, std::string_view port) {
+  auto served = bus::Drain<E>(socket, kBatch, [&](const bus::Message<E>& m) {
+    service_->dispatcher().Dispatch(m, socket, Clock::now());
+    return true;
+  });
+  if (!served) spdlog::error("{} port receive failed: {}", port, served.error().ToString());
+}
+
+template <class E>
+void MasterServer::ReplyOrLog(bus::Outbox& out, const bus::Message<E>& request, E reply) {
   Status s = bus::Reply(out, request, std::move(reply));
   if (!s.ok()) {
     // The requester went away (router_mandatory makes this visible); it will retry.
@@ -148,31 +139,31 @@ void MasterServer::ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg
 }
 
 void MasterServer::AddHandlers() {
-  using E = msg::Envelope;
+  using E = msg::ClientEnvelope;
   using K = Dispatcher::Kind;
   auto& d = service_->dispatcher();
-  d.Add(Port::kClient, E::kHelloRequest, K::kQuery, [this](auto& m, auto& out, auto) { Hello(m, out); });
-  d.Add(Port::kClient, E::kListNodesRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
-    msg::Envelope reply;
+  d.Add(E::kHelloRequest, K::kQuery, [this](auto& m, auto& out, auto) { Hello(m, out); });
+  d.Add(E::kListNodesRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
+    msg::ClientEnvelope reply;
     auto* r = reply.mutable_list_nodes_response();
     for (auto& info : registry_.List(now)) *r->add_nodes() = std::move(info);
     ReplyOrLog(out, m, std::move(reply));
   });
-  d.Add(Port::kNode, E::kRegisterNodeRequest, K::kQuery,
-        [this](auto& m, auto& out, auto now) { RegisterNode(m, out, now); });
-  d.Add(Port::kNode, E::kHeartbeatRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
+  using N = msg::NodeEnvelope;
+  d.Add(N::kRegisterNodeRequest, [this](auto& m, auto& out, auto now) { RegisterNode(m, out, now); });
+  d.Add(N::kHeartbeatRequest, [this](auto& m, auto& out, auto now) {
     const auto& req = m.envelope.heartbeat_request();
     const bool known = registry_.Heartbeat(req, m.route, now);
     if (!known) SPDLOG_DEBUG("heartbeat from unregistered node={}", req.node_id());
-    msg::Envelope reply;
+    msg::NodeEnvelope reply;
     reply.mutable_heartbeat_response()->set_needs_register(!known);
     if (known) service_->chunks().DecorateHeartbeat(req.node_id(), reply.mutable_heartbeat_response());
     ReplyOrLog(out, m, std::move(reply));
   });
 }
 
-void MasterServer::Hello(const bus::Message& m, bus::Outbox& out) {
-  msg::Envelope reply;
+void MasterServer::Hello(const ClientMessage& m, bus::Outbox& out) {
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_hello_response();
   r->set_event_port(event_port_);
   r->set_node_port(node_port_);
@@ -183,9 +174,9 @@ void MasterServer::Hello(const bus::Message& m, bus::Outbox& out) {
   ReplyOrLog(out, m, std::move(reply));
 }
 
-void MasterServer::RegisterNode(const bus::Message& m, bus::Outbox& out, Clock::time_point now) {
+void MasterServer::RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::time_point now) {
   const auto& req = m.envelope.register_node_request();
-  msg::Envelope reply;
+  msg::NodeEnvelope reply;
   if (req.node_id().empty() || req.node_id().size() > 64 || req.address().empty() || req.address().size() > 256) {
     *reply.mutable_error() = bus::ToProto(Status::InvalidArgument("node id or address missing or too long"));
     return ReplyOrLog(out, m, std::move(reply));
@@ -215,7 +206,7 @@ void MasterServer::SweepNodes(Clock::time_point now) {
 }
 
 void MasterServer::PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node) {
-  msg::Envelope env;
+  msg::EventEnvelope env;
   auto* e = env.mutable_event();
   e->set_topic(topic);
   e->set_sequence(++event_sequence_);

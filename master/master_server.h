@@ -35,11 +35,15 @@ class MasterServer {
 
   // The handlers this server keeps: hello and node membership.
   void AddHandlers();
-  void Hello(const bus::Message& m, bus::Outbox& out);
-  void RegisterNode(const bus::Message& m, bus::Outbox& out, Clock::time_point now);
+  void Hello(const ClientMessage& m, bus::Outbox& out);
+  void RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::time_point now);
   void SweepNodes(Clock::time_point now);
   void PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node);
-  void ReplyOrLog(bus::Outbox& out, const bus::Message& request, msg::Envelope reply);
+  // Hands what waits on a port (a bounded batch) to the dispatcher.
+  template <class E>
+  void Serve(bus::Socket& socket, std::string_view port);
+  template <class E>
+  void ReplyOrLog(bus::Outbox& out, const bus::Message<E>& request, E reply);
 
   MasterOptions options_;
   std::unique_ptr<Env> fault_env_;  // --unsafe-fault-*: the journal's disk misbehaves

@@ -52,36 +52,36 @@ void MasterService::Tick(Clock::time_point now) {
 }
 
 void MasterService::AddHandlers() {
-  using E = msg::Envelope;
+  using E = msg::ClientEnvelope;
   using K = Dispatcher::Kind;
   auto& d = dispatcher_;
   auto& ns = *namespace_;
   auto& w = *writes_;
   auto& c = chunks_;
   // Client port: the namespace.
-  d.Add(Port::kClient, E::kMkdirRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Mkdir(m); });
-  d.Add(Port::kClient, E::kDeleteRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Delete(m); });
-  d.Add(Port::kClient, E::kRenameRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Rename(m); });
-  d.Add(Port::kClient, E::kCopyRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Copy(m); });
-  d.Add(Port::kClient, E::kStatRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.Stat(m, out); });
-  d.Add(Port::kClient, E::kListRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.List(m, out); });
-  d.Add(Port::kClient, E::kDiskUsageRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.DiskUsage(m, out); });
-  d.Add(Port::kClient, E::kStatFsRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.StatFs(m, out); });
+  d.Add(E::kMkdirRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Mkdir(m); });
+  d.Add(E::kDeleteRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Delete(m); });
+  d.Add(E::kRenameRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Rename(m); });
+  d.Add(E::kCopyRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Copy(m); });
+  d.Add(E::kStatRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.Stat(m, out); });
+  d.Add(E::kListRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.List(m, out); });
+  d.Add(E::kDiskUsageRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.DiskUsage(m, out); });
+  d.Add(E::kStatFsRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.StatFs(m, out); });
   // Client port: writes.
-  d.Add(Port::kClient, E::kCreateFileRequest, K::kMutation, [&w](auto& m, auto&, auto now) { w.CreateFile(m, now); });
-  d.Add(Port::kClient, E::kAllocateChunkRequest, K::kMutation,
+  d.Add(E::kCreateFileRequest, K::kMutation, [&w](auto& m, auto&, auto now) { w.CreateFile(m, now); });
+  d.Add(E::kAllocateChunkRequest, K::kMutation,
         [&w](auto& m, auto&, auto now) { w.AllocateChunk(m, now); });
-  d.Add(Port::kClient, E::kCompleteFileRequest, K::kMutation,
+  d.Add(E::kCompleteFileRequest, K::kMutation,
         [&w](auto& m, auto&, auto now) { w.CompleteFile(m, now); });
-  d.Add(Port::kClient, E::kAbandonFileRequest, K::kMutation, [&w](auto& m, auto&, auto) { w.AbandonFile(m); });
-  d.Add(Port::kClient, E::kRenewLeaseRequest, K::kQuery,
+  d.Add(E::kAbandonFileRequest, K::kMutation, [&w](auto& m, auto&, auto) { w.AbandonFile(m); });
+  d.Add(E::kRenewLeaseRequest, K::kQuery,
         [&w](auto& m, auto& out, auto now) { w.RenewLease(m, out, now); });
   // Client port: reads.
-  d.Add(Port::kClient, E::kLocateRequest, K::kQuery, [&c](auto& m, auto& out, auto) { c.Locate(m, out); });
-  d.Add(Port::kClient, E::kReportBadReplicaRequest, K::kQuery,
+  d.Add(E::kLocateRequest, K::kQuery, [&c](auto& m, auto& out, auto) { c.Locate(m, out); });
+  d.Add(E::kReportBadReplicaRequest, K::kQuery,
         [&c](auto& m, auto& out, auto) { c.ReportBadReplica(m, out); });
   // Node port: what the nodes hold.
-  d.Add(Port::kNode, E::kChunkReportRequest, K::kQuery, [&c, &w](auto& m, auto& out, auto now) {
+  d.Add(msg::NodeEnvelope::kChunkReportRequest, [&c, &w](auto& m, auto& out, auto now) {
     c.HandleReport(m, out);
     w.OnReport(now);
   });

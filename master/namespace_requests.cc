@@ -11,10 +11,10 @@ namespace {
 constexpr uint32_t kListPage = 1000;
 constexpr uint32_t kMaxListPage = 10000;
 
-Catalog::Key KeyOf(const bus::Message& m) { return {m.envelope.client_id(), m.envelope.request_id()}; }
+Catalog::Key KeyOf(const ClientMessage& m) { return {m.envelope.client_id(), m.envelope.request_id()}; }
 
 // Answers `m` on `out` with `reply`, or with `error` when it is not OK.
-void AnswerQuery(bus::Outbox& out, const bus::Message& m, const Status& error, msg::Envelope reply) {
+void AnswerQuery(bus::Outbox& out, const ClientMessage& m, const Status& error, msg::ClientEnvelope reply) {
   // The requester retries a lost answer.
   if (!error.ok()) {
     IgnoreError(bus::ReplyError(out, m, error));
@@ -25,7 +25,7 @@ void AnswerQuery(bus::Outbox& out, const bus::Message& m, const Status& error, m
 
 }  // namespace
 
-void NamespaceRequests::Mkdir(const bus::Message& m) {
+void NamespaceRequests::Mkdir(const ClientMessage& m) {
   const auto& req = m.envelope.mkdir_request();
   auto r = catalog_.NewRecord(m);
   auto* op = r.mutable_mkdir();
@@ -34,19 +34,19 @@ void NamespaceRequests::Mkdir(const bus::Message& m) {
   op->set_mode(req.mode() & 07777);
   op->set_first_inode(catalog_.ns().next_inode());
   const Namespace& ns = catalog_.ns();
-  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [&ns](const ApplyResult& a, msg::Envelope& out) {
+  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [&ns](const ApplyResult& a, msg::ClientEnvelope& out) {
     ns.Describe(a.inode, false, false, out.mutable_mkdir_response()->mutable_info());
   }));
 }
 
-void NamespaceRequests::Delete(const bus::Message& m) {
+void NamespaceRequests::Delete(const ClientMessage& m) {
   const auto& req = m.envelope.delete_request();
   auto r = catalog_.NewRecord(m);
   auto* op = r.mutable_delete_();
   op->set_path(req.path());
   op->set_recursive(req.recursive());
   op->set_directory(req.directory());
-  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [](const ApplyResult& a, msg::Envelope& out) {
+  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [](const ApplyResult& a, msg::ClientEnvelope& out) {
     auto* d = out.mutable_delete_response();
     d->set_files(a.files);
     d->set_directories(a.directories);
@@ -54,7 +54,7 @@ void NamespaceRequests::Delete(const bus::Message& m) {
   }));
 }
 
-void NamespaceRequests::Rename(const bus::Message& m) {
+void NamespaceRequests::Rename(const ClientMessage& m) {
   const auto& req = m.envelope.rename_request();
   if (writes_.Writing(req.source())) {
     return catalog_.AnswerError(KeyOf(m), Status::Busy(fmt::format("busy: {} is being written", req.source())));
@@ -63,12 +63,12 @@ void NamespaceRequests::Rename(const bus::Message& m) {
   auto* op = r.mutable_rename();
   op->set_source(req.source());
   op->set_destination(req.destination());
-  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [](const ApplyResult& a, msg::Envelope& out) {
+  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [](const ApplyResult& a, msg::ClientEnvelope& out) {
     out.mutable_rename_response()->set_path(a.path);
   }));
 }
 
-void NamespaceRequests::Copy(const bus::Message& m) {
+void NamespaceRequests::Copy(const ClientMessage& m) {
   const auto& req = m.envelope.copy_request();
   auto r = catalog_.NewRecord(m);
   auto* op = r.mutable_copy();
@@ -76,28 +76,28 @@ void NamespaceRequests::Copy(const bus::Message& m) {
   op->set_destination(req.destination());
   op->set_inode(catalog_.ns().next_inode());
   const Namespace& ns = catalog_.ns();
-  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [&ns](const ApplyResult& a, msg::Envelope& out) {
+  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [&ns](const ApplyResult& a, msg::ClientEnvelope& out) {
     ns.Describe(a.inode, false, false, out.mutable_copy_response()->mutable_info());
   }));
 }
 
-void NamespaceRequests::Stat(const bus::Message& m, bus::Outbox& out) const {
+void NamespaceRequests::Stat(const ClientMessage& m, bus::Outbox& out) const {
   const auto& req = m.envelope.stat_request();
   auto n = catalog_.ns().Lookup(req.path());
   if (!n) return AnswerQuery(out, m, n.error(), {});
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   auto* info = reply.mutable_stat_response()->mutable_info();
   catalog_.ns().Describe(*n, false, req.with_chunks(), info);
   for (auto& c : *info->mutable_chunks()) chunks_.AddReplicas(c.id(), &c);
   AnswerQuery(out, m, Status::OK(), std::move(reply));
 }
 
-void NamespaceRequests::List(const bus::Message& m, bus::Outbox& out) const {
+void NamespaceRequests::List(const ClientMessage& m, bus::Outbox& out) const {
   const auto& req = m.envelope.list_request();
   const Namespace& ns = catalog_.ns();
   auto n = ns.Lookup(req.path());
   if (!n) return AnswerQuery(out, m, n.error(), {});
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_list_response();
   if (!(*n)->is_dir) {  // ls of a file lists the file, as ls does
     ns.Describe(*n, true, false, r->add_entries());
@@ -113,11 +113,11 @@ void NamespaceRequests::List(const bus::Message& m, bus::Outbox& out) const {
   AnswerQuery(out, m, Status::OK(), std::move(reply));
 }
 
-void NamespaceRequests::DiskUsage(const bus::Message& m, bus::Outbox& out) const {
+void NamespaceRequests::DiskUsage(const ClientMessage& m, bus::Outbox& out) const {
   auto n = catalog_.ns().Lookup(m.envelope.disk_usage_request().path());
   if (!n) return AnswerQuery(out, m, n.error(), {});
   const UsageTotals t = catalog_.ns().Usage(*n);
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_disk_usage_response();
   r->set_files(t.files);
   r->set_directories(t.directories);
@@ -126,8 +126,8 @@ void NamespaceRequests::DiskUsage(const bus::Message& m, bus::Outbox& out) const
   AnswerQuery(out, m, Status::OK(), std::move(reply));
 }
 
-void NamespaceRequests::StatFs(const bus::Message& m, bus::Outbox& out) const {
-  msg::Envelope reply;
+void NamespaceRequests::StatFs(const ClientMessage& m, bus::Outbox& out) const {
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_stat_fs_response();
   for (const auto& n : registry_.List(Catalog::Clock::now())) {
     if (n.state() == msg::NodeInfo::ALIVE) {

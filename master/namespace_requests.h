@@ -7,6 +7,7 @@
 #pragma once
 
 #include "bus/outbox.h"
+#include "master/ports.h"
 #include "master/catalog.h"
 #include "master/chunk_manager.h"
 #include "master/node_registry.h"
@@ -21,16 +22,16 @@ class NamespaceRequests {
       : catalog_(catalog), chunks_(chunks), writes_(writes), registry_(registry) {}
 
   // Mutations (admitted by the catalog; answered through it).
-  void Mkdir(const bus::Message& m);
-  void Delete(const bus::Message& m);
-  void Rename(const bus::Message& m);
-  void Copy(const bus::Message& m);
+  void Mkdir(const ClientMessage& m);
+  void Delete(const ClientMessage& m);
+  void Rename(const ClientMessage& m);
+  void Copy(const ClientMessage& m);
 
   // Queries: answered on `out` at once.
-  void Stat(const bus::Message& m, bus::Outbox& out) const;
-  void List(const bus::Message& m, bus::Outbox& out) const;
-  void DiskUsage(const bus::Message& m, bus::Outbox& out) const;
-  void StatFs(const bus::Message& m, bus::Outbox& out) const;
+  void Stat(const ClientMessage& m, bus::Outbox& out) const;
+  void List(const ClientMessage& m, bus::Outbox& out) const;
+  void DiskUsage(const ClientMessage& m, bus::Outbox& out) const;
+  void StatFs(const ClientMessage& m, bus::Outbox& out) const;
 
  private:
   Catalog& catalog_;

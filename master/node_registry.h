@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "envelope.pb.h"
+#include "node_master.pb.h"
 
 namespace dfs::master {
 

@@ -102,7 +102,7 @@ void RetryCache::EnforceBudget() {
   while (bytes() > budget_ && Oldest() != nullptr) DropOldest(true);
 }
 
-void RetryCache::Append(const Key& key, Clock::time_point t, const msg::Envelope& reply) {
+void RetryCache::Append(const Key& key, Clock::time_point t, const msg::ClientEnvelope& reply) {
   const size_t length = reply.ByteSizeLong();
   const size_t need = kHeader + length;
   if (blocks_.empty() || blocks_.back().capacity - blocks_.back().used < need) {
@@ -133,7 +133,7 @@ void RetryCache::Expire(Clock::time_point now) {
 }
 
 RetryCache::Lookup RetryCache::Begin(const Key& key, const std::string& route, Clock::time_point now,
-                                     msg::Envelope* reply) {
+                                     msg::ClientEnvelope* reply) {
   Expire(now);
   if (auto it = pending_.find(key); it != pending_.end()) {
     const size_t before = HeapOf(it->second);
@@ -152,7 +152,7 @@ RetryCache::Lookup RetryCache::Begin(const Key& key, const std::string& route, C
   return Lookup::kNew;
 }
 
-std::vector<std::string> RetryCache::Finish(const Key& key, const msg::Envelope& reply) {
+std::vector<std::string> RetryCache::Finish(const Key& key, const msg::ClientEnvelope& reply) {
   auto it = pending_.find(key);
   if (it == pending_.end()) {
     if (index_.contains(key)) Append(key, now_, reply);  // a second answer replaces the first
@@ -170,7 +170,7 @@ std::vector<std::string> RetryCache::Finish(const Key& key, const msg::Envelope&
   return routes;
 }
 
-void RetryCache::RecordDone(const Key& key, msg::Envelope reply, Clock::time_point now) {
+void RetryCache::RecordDone(const Key& key, msg::ClientEnvelope reply, Clock::time_point now) {
   now_ = std::max(now_, now);
   // A pending one gets its answer from Finish.
   if (!pending_.contains(key)) Append(key, now, reply);

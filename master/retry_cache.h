@@ -47,7 +47,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
-#include "envelope.pb.h"
+#include "client_master.pb.h"
 
 namespace dfs::master {
 
@@ -85,11 +85,11 @@ class RetryCache {
   // kNew: the caller handles the request (and must later call Finish).
   // kPending: `route` will get the answer when it is ready.
   // kDone: `*reply` is the earlier answer.
-  Lookup Begin(const Key& key, const std::string& route, Clock::time_point now, msg::Envelope* reply);
+  Lookup Begin(const Key& key, const std::string& route, Clock::time_point now, msg::ClientEnvelope* reply);
   // Stores the answer; returns every route waiting for it (first one included).
-  std::vector<std::string> Finish(const Key& key, const msg::Envelope& reply);
+  std::vector<std::string> Finish(const Key& key, const msg::ClientEnvelope& reply);
   // For journal replay: a mutation known to have been applied.
-  void RecordDone(const Key& key, msg::Envelope reply, Clock::time_point now);
+  void RecordDone(const Key& key, msg::ClientEnvelope reply, Clock::time_point now);
   // Entries held, pending and done.
   size_t size() const { return pending_.size() + index_.size(); }
   // Drops answers older than the ttl (also done on every Begin).
@@ -121,7 +121,7 @@ class RetryCache {
 
   static size_t HeapOf(const Pending& p);
   const char* At(Where w) const;
-  void Append(const Key& key, Clock::time_point t, const msg::Envelope& reply);
+  void Append(const Key& key, Clock::time_point t, const msg::ClientEnvelope& reply);
   // The oldest record in the log (live or replaced), or nullptr.
   const char* Oldest();
   // Drops the oldest record; `budget` says why (counted and logged).

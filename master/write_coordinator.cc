@@ -15,7 +15,7 @@ namespace {
 // Chunk ids are reserved in blocks: one journal record per million chunks.
 constexpr uint64_t kChunkIdBlock = 1 << 20;
 
-Catalog::Key KeyOf(const bus::Message& m) { return {m.envelope.client_id(), m.envelope.request_id()}; }
+Catalog::Key KeyOf(const ClientMessage& m) { return {m.envelope.client_id(), m.envelope.request_id()}; }
 
 Status LeaseUnknown() { return Status::NotFound("write lease expired or unknown; write the file again"); }
 
@@ -35,7 +35,7 @@ WriteCoordinator::WriteCoordinator(Options options, Catalog& catalog, ChunkManag
       next_chunk_id_(catalog.ns().chunk_id_limit()),
       rng_(RandomU64()) {}
 
-void WriteCoordinator::CreateFile(const bus::Message& m, Clock::time_point now) {
+void WriteCoordinator::CreateFile(const ClientMessage& m, Clock::time_point now) {
   const Key key = KeyOf(m);
   const auto& req = m.envelope.create_file_request();
   if (Status s = catalog_.ns().CheckCreate(req.path(), req.overwrite()); !s.ok()) {
@@ -60,7 +60,7 @@ void WriteCoordinator::CreateFile(const bus::Message& m, Clock::time_point now) 
   l.mode = req.mode() & 07777;
   l.expires = now + options_.lease_time;
   Lease& added = leases_.Add(std::move(l));
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_create_file_response();
   r->set_lease_id(added.id);
   r->set_lease_ms(static_cast<uint64_t>(options_.lease_time.count()));
@@ -92,7 +92,7 @@ Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& ex
   return Status::OK();
 }
 
-void WriteCoordinator::AnswerAllocation(const bus::Message& m, msg::Envelope reply) {
+void WriteCoordinator::AnswerAllocation(const ClientMessage& m, msg::ClientEnvelope reply) {
   const Key key = KeyOf(m);
   if (next_chunk_id_ < catalog_.ns().chunk_id_limit()) return catalog_.Answer(key, reply);
   // Out of reserved ids: reserve the next block durably before anyone uses it.
@@ -104,13 +104,13 @@ void WriteCoordinator::AnswerAllocation(const bus::Message& m, msg::Envelope rep
   catalog_.Commit(key, std::move(rec), std::move(reply));
 }
 
-void WriteCoordinator::AllocateChunk(const bus::Message& m, Clock::time_point now) {
+void WriteCoordinator::AllocateChunk(const ClientMessage& m, Clock::time_point now) {
   const auto& req = m.envelope.allocate_chunk_request();
   Lease* l = leases_.Find(req.lease_id());
   if (l == nullptr || l->client_id != m.envelope.client_id()) return catalog_.AnswerError(KeyOf(m), LeaseUnknown());
   l->expires = now + options_.lease_time;
   std::vector<std::string> exclude(req.exclude_nodes().begin(), req.exclude_nodes().end());
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   if (Status s = PlaceChunk(*l, exclude, now, reply.mutable_allocate_chunk_response()); !s.ok()) {
     return catalog_.AnswerError(KeyOf(m), s);
   }
@@ -130,7 +130,7 @@ const std::vector<PlacementCandidate>& WriteCoordinator::Candidates(Clock::time_
   return candidates_;
 }
 
-Status WriteCoordinator::CheckCompletion(const bus::Message& m, Lease& l) {
+Status WriteCoordinator::CheckCompletion(const ClientMessage& m, Lease& l) {
   const auto& req = m.envelope.complete_file_request();
   if (l.spare()) {
     // The file is named only now: the checks CreateFile makes, then the
@@ -167,7 +167,7 @@ Status WriteCoordinator::CheckCompletion(const bus::Message& m, Lease& l) {
   return Status::OK();
 }
 
-void WriteCoordinator::CompleteFile(const bus::Message& m, Clock::time_point now) {
+void WriteCoordinator::CompleteFile(const ClientMessage& m, Clock::time_point now) {
   const Key key = KeyOf(m);
   const auto& req = m.envelope.complete_file_request();
   Lease* l = leases_.Find(req.lease_id());
@@ -181,7 +181,7 @@ void WriteCoordinator::CompleteFile(const bus::Message& m, Clock::time_point now
         return p.request.envelope.client_id() == key.client_id && p.request.envelope.request_id() == key.request_id;
       });
       if (!already) {
-        bus::Message copy;
+        ClientMessage copy;
         copy.route = m.route;
         copy.envelope = m.envelope;
         parked_.push_back({std::move(copy), now + options_.report_wait});
@@ -198,7 +198,7 @@ void WriteCoordinator::CompleteFile(const bus::Message& m, Clock::time_point now
   Install(m, leases_.Remove(l->id), now);
 }
 
-void WriteCoordinator::Install(const bus::Message& m, Lease lease, Clock::time_point now) {
+void WriteCoordinator::Install(const ClientMessage& m, Lease lease, Clock::time_point now) {
   const auto& req = m.envelope.complete_file_request();
   for (const auto& c : req.chunks()) chunks_.CommitWrite(c.id());
   auto r = catalog_.NewRecord(m);
@@ -228,7 +228,7 @@ void WriteCoordinator::Install(const bus::Message& m, Lease lease, Clock::time_p
   if (req.want_spare()) spare = NewSpare(lease, now);
   const Namespace& ns = catalog_.ns();
   chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r),
-                                  [&ns, &spare](const ApplyResult& a, msg::Envelope& out) {
+                                  [&ns, &spare](const ApplyResult& a, msg::ClientEnvelope& out) {
                                     auto* done = out.mutable_complete_file_response();
                                     ns.Describe(a.inode, false, true, done->mutable_info());
                                     if (spare) *done->mutable_spare() = std::move(*spare);
@@ -259,16 +259,16 @@ std::optional<msg::CreateFileResponse> WriteCoordinator::NewSpare(const Lease& l
   return r;
 }
 
-void WriteCoordinator::AbandonFile(const bus::Message& m) {
+void WriteCoordinator::AbandonFile(const ClientMessage& m) {
   Lease* l = leases_.Find(m.envelope.abandon_file_request().lease_id());
   if (l != nullptr && l->client_id == m.envelope.client_id()) DropLease(l->id);
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   reply.mutable_abandon_file_response();
   catalog_.Answer(KeyOf(m), reply);
 }
 
-void WriteCoordinator::RenewLease(const bus::Message& m, bus::Outbox& out, Clock::time_point now) {
-  msg::Envelope reply;
+void WriteCoordinator::RenewLease(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) {
+  msg::ClientEnvelope reply;
   auto* r = reply.mutable_renew_lease_response();
   for (uint64_t id : m.envelope.renew_lease_request().lease_ids()) {
     Lease* l = leases_.Find(id);

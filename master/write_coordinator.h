@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bus/outbox.h"
+#include "master/ports.h"
 #include "master/catalog.h"
 #include "master/chunk_manager.h"
 #include "master/lease_table.h"
@@ -48,12 +49,12 @@ class WriteCoordinator {
   WriteCoordinator(Options options, Catalog& catalog, ChunkManager& chunks, const NodeRegistry& registry);
 
   // Mutations (admitted by the catalog; answered through it).
-  void CreateFile(const bus::Message& m, Clock::time_point now);
-  void AllocateChunk(const bus::Message& m, Clock::time_point now);
-  void CompleteFile(const bus::Message& m, Clock::time_point now);
-  void AbandonFile(const bus::Message& m);
+  void CreateFile(const ClientMessage& m, Clock::time_point now);
+  void AllocateChunk(const ClientMessage& m, Clock::time_point now);
+  void CompleteFile(const ClientMessage& m, Clock::time_point now);
+  void AbandonFile(const ClientMessage& m);
   // Query: answered on `out` at once.
-  void RenewLease(const bus::Message& m, bus::Outbox& out, Clock::time_point now);
+  void RenewLease(const ClientMessage& m, bus::Outbox& out, Clock::time_point now);
 
   // A writer holds `path` (a rename of it is refused while it does).
   bool Writing(const std::string& path) const { return leases_.Holder(path) != nullptr; }
@@ -72,14 +73,14 @@ class WriteCoordinator {
                     msg::AllocateChunkResponse* out);
   // Answers `reply`, after journaling the next block of chunk ids when the
   // allocation used up the reserved ones.
-  void AnswerAllocation(const bus::Message& m, msg::Envelope reply);
+  void AnswerAllocation(const ClientMessage& m, msg::ClientEnvelope reply);
   // Checks a completion against its lease (a spare is claimed for the path
   // here); an error is the answer, the lease then dropped where it must be.
-  Status CheckCompletion(const bus::Message& m, Lease& l);
+  Status CheckCompletion(const ClientMessage& m, Lease& l);
   // A spare lease like `like` (its client, replication, chunk size) with
   // chunk 0 placed; nullopt when no chunk id is at hand or no pipeline fits.
   std::optional<msg::CreateFileResponse> NewSpare(const Lease& like, Clock::time_point now);
-  void Install(const bus::Message& m, Lease lease, Clock::time_point now);
+  void Install(const ClientMessage& m, Lease lease, Clock::time_point now);
   // Drops lease `id` and releases the chunks it allocated.
   void DropLease(uint64_t id);
   void RetryParked(Clock::time_point now);
@@ -100,7 +101,7 @@ class WriteCoordinator {
   uint64_t candidates_version_ = UINT64_MAX;
   // Completions waiting for replicas' reports.
   struct Parked {
-    bus::Message request;
+    ClientMessage request;
     Clock::time_point deadline;
   };
   std::vector<Parked> parked_;

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
 #include "client/dfs_client.h"
 #include "common/net.h"
 #include "tests/support/cluster.h"
@@ -179,15 +180,15 @@ TEST(Durability, RetriedMkdirIsAnsweredNotAppliedTwiceEvenAcrossARestart) {
   // (same request id) again through it is exactly a retry.
   bus::Context ctx;
   auto hp = ParseHostPort(c.master_address(), 0);
-  bus::RequestClient rc(ctx, TcpEndpoint(hp->host, hp->port), bus::SocketOptions{}, bus::RetryPolicy{3000ms, 1});
-  msg::Envelope e;
+  bus::RequestClient<msg::ClientEnvelope> rc(ctx, TcpEndpoint(hp->host, hp->port), bus::SocketOptions{}, bus::RetryPolicy{3000ms, 1});
+  msg::ClientEnvelope e;
   e.set_request_id(777);
   e.mutable_mkdir_request()->set_path("/once");
   auto first = rc.Call(e);
   ASSERT_TRUE(first) << first.error().ToString();
   auto again = rc.Call(e);  // same client id, same request id: a retry
   ASSERT_TRUE(again) << "a retried mkdir must not fail: " << again.error().ToString();
-  msg::Envelope fresh = e;
+  msg::ClientEnvelope fresh = e;
   fresh.set_request_id(778);
   auto other = rc.Call(fresh);  // a new request is a new mkdir
   ASSERT_FALSE(other);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
 #include "common/net.h"
 #include "tests/support/cluster.h"
 
@@ -61,11 +62,13 @@ class HostileInput : public ::testing::TestWithParam<std::string> {
   }
 
   // The port answers a request (any answer: hello, or an error reply saying
-  // the request type is not served there) and the cluster still works.
+  // the request type is not served there) and the cluster still works. Every
+  // port's envelope has the same header fields, so a client envelope speaks
+  // to each of them here.
   void ExpectServing() {
     bus::Context ctx;
-    bus::RequestClient client(ctx, endpoint_, bus::SocketOptions{}, bus::RetryPolicy{2000ms, 2});
-    msg::Envelope hello;
+    bus::RequestClient<msg::ClientEnvelope> client(ctx, endpoint_, bus::SocketOptions{}, bus::RetryPolicy{2000ms, 2});
+    msg::ClientEnvelope hello;
     hello.mutable_hello_request()->set_peer_name("hostile-test");
     auto r = client.Call(hello);
     if (!r) {
@@ -84,12 +87,12 @@ class HostileInput : public ::testing::TestWithParam<std::string> {
   }
 
   // Waits for one reply on a raw socket and returns its envelope.
-  std::optional<msg::Envelope> RawReply(zmq::socket_t& s) {
+  std::optional<msg::ClientEnvelope> RawReply(zmq::socket_t& s) {
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, 3000ms) <= 0) return std::nullopt;
     zmq::message_t frame;
     if (!s.recv(frame)) return std::nullopt;
-    msg::Envelope env;
+    msg::ClientEnvelope env;
     if (!env.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) return std::nullopt;
     while (frame.more()) (void)s.recv(frame);
     return env;
@@ -115,7 +118,7 @@ TEST_P(HostileInput, WrongFrameCountsGetAnErrorReply) {
   ASSERT_TRUE(r1);
   EXPECT_NE(r1->error().code(), msg::Status::OK);
 
-  msg::Envelope e;
+  msg::ClientEnvelope e;
   e.set_protocol_major(bus::kProtocolMajor);
   e.mutable_hello_request();
   std::string header = e.SerializeAsString();
@@ -136,7 +139,7 @@ TEST_P(HostileInput, WrongFrameCountsGetAnErrorReply) {
 
 TEST_P(HostileInput, WrongProtocolVersionGetsAClearError) {
   auto s = RawDealer();
-  msg::Envelope e;
+  msg::ClientEnvelope e;
   e.set_protocol_major(99);
   e.set_request_id(5);
   e.mutable_hello_request();

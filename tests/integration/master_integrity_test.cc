@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
+#include "node_master.pb.h"
 #include "common/net.h"
 #include "tests/support/cluster.h"
 
@@ -25,7 +27,7 @@ class FakeNode {
     auto s = bus::Socket::Create(ctx, bus::SocketType::kDealer, bus::SocketOptions{});
     socket_ = std::make_unique<bus::Socket>(std::move(*s));
     EXPECT_TRUE(socket_->Connect(TcpEndpoint("127.0.0.1", c.node_port())).ok());
-    msg::Envelope e;
+    msg::NodeEnvelope e;
     auto* r = e.mutable_register_node_request();
     r->set_node_id(id_);
     r->set_incarnation(1);
@@ -35,17 +37,17 @@ class FakeNode {
     EXPECT_TRUE(Call(e).has_register_node_response());
   }
   // Sends `e` with the next request id, which it returns.
-  uint64_t Send(msg::Envelope e) {
+  uint64_t Send(msg::NodeEnvelope e) {
     e.set_request_id(++seq_);
-    bus::Message m;
+    bus::Message<msg::NodeEnvelope> m;
     m.envelope = std::move(e);
     EXPECT_TRUE(socket_->Send(std::move(m)).ok());
     return seq_;
   }
-  msg::Envelope Call(msg::Envelope e) {
+  msg::NodeEnvelope Call(msg::NodeEnvelope e) {
     Send(std::move(e));
     for (;;) {
-      auto r = socket_->Receive(5000ms);
+      auto r = socket_->Receive<msg::NodeEnvelope>(5000ms);
       if (!r || !*r) return {};
       if ((*r)->envelope.request_id() == seq_) return (*r)->envelope;
     }
@@ -60,8 +62,8 @@ class FakeNode {
   }
   // This node stored the chunk; `relayed` names the nodes after it in the
   // pipeline that stored it too (this node reports for them).
-  msg::Envelope Report(uint64_t chunk, uint64_t size, uint32_t crc, const std::vector<std::string>& relayed = {}) {
-    msg::Envelope e;
+  msg::NodeEnvelope Report(uint64_t chunk, uint64_t size, uint32_t crc, const std::vector<std::string>& relayed = {}) {
+    msg::NodeEnvelope e;
     auto* r = e.mutable_chunk_report_request();
     r->set_node_id(id_);
     r->set_incarnation(1);
@@ -76,13 +78,13 @@ class FakeNode {
     // report has been handled. Returns the report's answer, or an empty
     // envelope when there was none.
     const uint64_t report_id = Send(std::move(e));
-    msg::Envelope hb;
+    msg::NodeEnvelope hb;
     hb.mutable_heartbeat_request()->set_node_id(id_);
     hb.mutable_heartbeat_request()->set_incarnation(1);
     Send(std::move(hb));
-    msg::Envelope answer;
+    msg::NodeEnvelope answer;
     for (;;) {
-      auto got = socket_->Receive(5000ms);
+      auto got = socket_->Receive<msg::NodeEnvelope>(5000ms);
       if (!got || !*got) {
         ADD_FAILURE() << "no heartbeat answer after a chunk report";
         return answer;
@@ -91,8 +93,8 @@ class FakeNode {
       if ((*got)->envelope.request_id() == seq_) return answer;
     }
   }
-  msg::Envelope Heartbeat() {
-    msg::Envelope e;
+  msg::NodeEnvelope Heartbeat() {
+    msg::NodeEnvelope e;
     e.mutable_heartbeat_request()->set_node_id(id_);
     e.mutable_heartbeat_request()->set_incarnation(1);
     return Call(e);
@@ -111,18 +113,18 @@ class MasterIntegrity : public ::testing::Test {
     ASSERT_TRUE(cluster_.StartMaster());
     node_ = std::make_unique<FakeNode>(ctx_, cluster_, "fake-1");
     auto hp = ParseHostPort(cluster_.master_address(), 0);
-    client_ = std::make_unique<bus::RequestClient>(ctx_, TcpEndpoint(hp->host, hp->port), bus::SocketOptions{},
+    client_ = std::make_unique<bus::RequestClient<msg::ClientEnvelope>>(ctx_, TcpEndpoint(hp->host, hp->port), bus::SocketOptions{},
                                                    bus::RetryPolicy{8000ms, 1});
   }
   // Lease + one chunk; returns {lease, chunk id}.
   std::pair<uint64_t, uint64_t> Begin(const std::string& path) {
-    msg::Envelope c;
+    msg::ClientEnvelope c;
     c.mutable_create_file_request()->set_path(path);
     c.mutable_create_file_request()->set_replication(1);
     auto created = client_->Call(c);
     EXPECT_TRUE(created) << created.error().ToString();
     uint64_t lease = created->envelope.create_file_response().lease_id();
-    msg::Envelope a;
+    msg::ClientEnvelope a;
     a.mutable_allocate_chunk_request()->set_lease_id(lease);
     auto placed = client_->Call(a);
     EXPECT_TRUE(placed) << placed.error().ToString();
@@ -131,10 +133,10 @@ class MasterIntegrity : public ::testing::Test {
   }
   // Completes a one-chunk file of `size` bytes and checksum `crc`, naming
   // `replicas` (default: the fake node) as holding the chunk.
-  msg::Envelope CompleteRequest(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc,
+  msg::ClientEnvelope CompleteRequest(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc,
                                 std::vector<std::string> replicas = {}) {
     if (replicas.empty()) replicas.push_back(node_->id());
-    msg::Envelope e;
+    msg::ClientEnvelope e;
     auto* c = e.mutable_complete_file_request();
     c->set_lease_id(lease);
     c->set_size(size);
@@ -147,11 +149,11 @@ class MasterIntegrity : public ::testing::Test {
     for (auto& r : replicas) ci->add_replicas(std::move(r));
     return e;
   }
-  Result<bus::Message> Complete(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc) {
+  Result<bus::Message<msg::ClientEnvelope>> Complete(uint64_t lease, uint64_t chunk, uint64_t size, uint32_t crc) {
     return client_->Call(CompleteRequest(lease, chunk, size, crc));
   }
-  Result<bus::Message> Stat(const std::string& path) {
-    msg::Envelope e;
+  Result<bus::Message<msg::ClientEnvelope>> Stat(const std::string& path) {
+    msg::ClientEnvelope e;
     e.mutable_stat_request()->set_path(path);
     e.mutable_stat_request()->set_with_chunks(true);
     return client_->Call(e);
@@ -160,7 +162,7 @@ class MasterIntegrity : public ::testing::Test {
   MiniCluster cluster_{{.nodes = 0, .dead_after = "30s"}};
   bus::Context ctx_;
   std::unique_ptr<FakeNode> node_;
-  std::unique_ptr<bus::RequestClient> client_;
+  std::unique_ptr<bus::RequestClient<msg::ClientEnvelope>> client_;
 };
 
 TEST_F(MasterIntegrity, MatchingReportCompletesAndLocatesTheReplica) {
@@ -172,7 +174,7 @@ TEST_F(MasterIntegrity, MatchingReportCompletesAndLocatesTheReplica) {
   ASSERT_TRUE(st);
   ASSERT_EQ(st->envelope.stat_response().info().chunks_size(), 1);
   EXPECT_EQ(st->envelope.stat_response().info().chunks(0).replicas(0), node_->id());
-  msg::Envelope loc;
+  msg::ClientEnvelope loc;
   loc.mutable_locate_request()->set_path("/ok");
   auto l = client_->Call(loc);
   ASSERT_TRUE(l);
@@ -230,7 +232,7 @@ TEST_F(MasterIntegrity, ALateReportIsWaitedFor) {
 TEST_F(MasterIntegrity, OrphansAreDeletedAndRemovedFilesLeaveTheNodes) {
   // A report with nothing to delete gets no answer; an orphan gets one.
   auto [lease0, chunk0] = Begin("/kept");
-  EXPECT_EQ(node_->Report(chunk0, 3, 3).body_case(), msg::Envelope::BODY_NOT_SET);
+  EXPECT_EQ(node_->Report(chunk0, 3, 3).body_case(), msg::NodeEnvelope::BODY_NOT_SET);
   auto orphan = node_->Report(999999, 10, 1);
   ASSERT_EQ(orphan.chunk_report_response().delete__size(), 1);
   EXPECT_EQ(orphan.chunk_report_response().delete_(0).chunk_id(), 999999u);
@@ -238,7 +240,7 @@ TEST_F(MasterIntegrity, OrphansAreDeletedAndRemovedFilesLeaveTheNodes) {
   auto [lease, chunk] = Begin("/doomed");
   node_->Report(chunk, 7, 7);
   ASSERT_TRUE(Complete(lease, chunk, 7, 7));
-  msg::Envelope rm;
+  msg::ClientEnvelope rm;
   rm.mutable_delete_request()->set_path("/doomed");
   ASSERT_TRUE(client_->Call(rm));
   auto hb = node_->Heartbeat();
@@ -251,7 +253,7 @@ TEST_F(MasterIntegrity, TheHeadOfAPipelineReportsForTheNodesAfterIt) {
   FakeNode second(ctx_, cluster_, "fake-2");
   // One report from the head names both replicas; a node the master does not
   // know is skipped, not a reason to refuse the report.
-  EXPECT_EQ(node_->Report(chunk, 9, 0x99, {second.id(), "ghost"}).body_case(), msg::Envelope::BODY_NOT_SET);
+  EXPECT_EQ(node_->Report(chunk, 9, 0x99, {second.id(), "ghost"}).body_case(), msg::NodeEnvelope::BODY_NOT_SET);
   auto done = client_->Call(CompleteRequest(lease, chunk, 9, 0x99, {node_->id(), second.id()}));
   ASSERT_TRUE(done) << done.error().ToString();
   auto st = Stat("/two");

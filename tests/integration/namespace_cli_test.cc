@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bus/request_client.h"
+#include "client_master.pb.h"
 #include "client/dfs_client.h"
 #include "tests/support/cluster.h"
 
@@ -80,25 +81,25 @@ Status MakeFile(const std::string& master, const std::string& path, const std::v
   bus::Context ctx;
   bus::SocketOptions so;
   so.linger_ms = 0;
-  bus::RequestClient rpc(ctx, "tcp://" + master, so, bus::RetryPolicy{std::chrono::milliseconds(2000), 2});
-  msg::Envelope create;
+  bus::RequestClient<msg::ClientEnvelope> rpc(ctx, "tcp://" + master, so, bus::RetryPolicy{std::chrono::milliseconds(2000), 2});
+  msg::ClientEnvelope create;
   create.set_user(LocalUser());
   create.mutable_create_file_request()->set_path(path);
   create.mutable_create_file_request()->set_replication(1);
-  DFS_ASSIGN_OR_RETURN(bus::Message created, rpc.Call(create));
+  DFS_ASSIGN_OR_RETURN(bus::Message<msg::ClientEnvelope> created, rpc.Call(create));
   const uint64_t lease = created.envelope.create_file_response().lease_id();
 
-  msg::Envelope complete;
+  msg::ClientEnvelope complete;
   complete.set_user(LocalUser());
   auto* done = complete.mutable_complete_file_request();
   done->set_lease_id(lease);
   uint64_t total = 0;
   for (size_t i = 0; i < chunk_sizes.size(); ++i) {
-    msg::Envelope alloc;
+    msg::ClientEnvelope alloc;
     alloc.set_user(LocalUser());
     alloc.mutable_allocate_chunk_request()->set_lease_id(lease);
     alloc.mutable_allocate_chunk_request()->set_index(static_cast<uint32_t>(i));
-    DFS_ASSIGN_OR_RETURN(bus::Message got, rpc.Call(alloc));
+    DFS_ASSIGN_OR_RETURN(bus::Message<msg::ClientEnvelope> got, rpc.Call(alloc));
     auto* ci = done->add_chunks();
     ci->set_id(got.envelope.allocate_chunk_response().chunk_id());
     ci->set_version(got.envelope.allocate_chunk_response().version());
@@ -108,7 +109,7 @@ Status MakeFile(const std::string& master, const std::string& path, const std::v
   }
   done->set_size(total);
   done->set_checksum(checksum);
-  DFS_ASSIGN_OR_RETURN(bus::Message finished, rpc.Call(complete));
+  DFS_ASSIGN_OR_RETURN(bus::Message<msg::ClientEnvelope> finished, rpc.Call(complete));
   if (!finished.envelope.has_complete_file_response()) return Status::ProtocolError("no complete_file_response");
   return Status::OK();
 }

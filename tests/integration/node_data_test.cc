@@ -138,7 +138,7 @@ TEST_F(NodeDataTest, WholeChunkWithAWrongCrcOrSizeIsRefusedAndStoredNowhere) {
   auto bad = clients_[0]->WriteWhole(id, v, After(0), data, Crc32c(data) ^ 1);
   EXPECT_EQ(AnswerStatus(bad).code(), Code::kCorruption) << AnswerStatus(bad).ToString();
   // A size that disagrees with the payload.
-  msg::Envelope env;
+  msg::DataEnvelope env;
   auto* o = env.mutable_write_open_request();
   o->set_chunk_id(id);
   o->set_version(v);
@@ -165,7 +165,7 @@ TEST_F(NodeDataTest, ReadsBeyondTheReadBufferWaitAndAreAllAnswered) {
   ASSERT_TRUE(w.status.ok()) << w.status.ToString();
   std::set<uint64_t> asked;
   for (int i = 0; i < 40; ++i) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     auto* r = env.mutable_read_request();
     r->set_chunk_id(id);
     r->set_version(v);

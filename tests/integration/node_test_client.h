@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "bus/socket.h"
+#include "data.pb.h"
 #include "common/checksum.h"
 #include "common/net.h"
 #include "tests/support/cluster.h"
@@ -72,10 +73,10 @@ class NodeClient {
     EXPECT_TRUE(socket_->Connect(TcpEndpoint(hp->host, hp->port)).ok());
   }
 
-  uint64_t Send(msg::Envelope env, std::vector<bus::Frame> payload = {}) {
+  uint64_t Send(msg::DataEnvelope env, std::vector<bus::Frame> payload = {}) {
     uint64_t id = next_id_++;
     env.set_request_id(id);
-    bus::Message m;
+    bus::Message<msg::DataEnvelope> m;
     m.envelope = std::move(env);
     m.payload = std::move(payload);
     Status s = socket_->Send(std::move(m));
@@ -83,14 +84,14 @@ class NodeClient {
     return id;
   }
 
-  std::optional<bus::Message> Receive(std::chrono::milliseconds timeout) {
-    auto r = socket_->Receive(timeout);
+  std::optional<bus::Message<msg::DataEnvelope>> Receive(std::chrono::milliseconds timeout) {
+    auto r = socket_->Receive<msg::DataEnvelope>(timeout);
     if (!r || !*r) return std::nullopt;
     return std::move(**r);
   }
 
   // The answer to request `id`; other answers are dropped.
-  std::optional<bus::Message> Await(uint64_t id, std::chrono::milliseconds timeout = 10s) {
+  std::optional<bus::Message<msg::DataEnvelope>> Await(uint64_t id, std::chrono::milliseconds timeout = 10s) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -100,15 +101,15 @@ class NodeClient {
     }
   }
 
-  std::optional<bus::Message> Call(msg::Envelope env, std::vector<bus::Frame> payload = {},
+  std::optional<bus::Message<msg::DataEnvelope>> Call(msg::DataEnvelope env, std::vector<bus::Frame> payload = {},
                                    std::chrono::milliseconds timeout = 10s) {
     return Await(Send(std::move(env), std::move(payload)), timeout);
   }
 
   // Opens a write of chunk (id, version) through `downstream`.
-  std::optional<bus::Message> Open(uint64_t id, uint32_t version, const std::vector<msg::NodeAddress>& downstream,
+  std::optional<bus::Message<msg::DataEnvelope>> Open(uint64_t id, uint32_t version, const std::vector<msg::NodeAddress>& downstream,
                                    uint32_t frame_size, uint64_t expected_size = 0) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     auto* o = env.mutable_write_open_request();
     o->set_chunk_id(id);
     o->set_version(version);
@@ -121,10 +122,10 @@ class NodeClient {
   // A whole chunk in its open (data.proto, WHOLE-CHUNK WRITE); `crc`
   // overrides the payload's true CRC32C. With `reported_upstream` the caller
   // poses as a node earlier in the pipeline that reports this replica.
-  std::optional<bus::Message> WriteWhole(uint64_t id, uint32_t version,
+  std::optional<bus::Message<msg::DataEnvelope>> WriteWhole(uint64_t id, uint32_t version,
                                          const std::vector<msg::NodeAddress>& downstream, std::string_view bytes,
                                          std::optional<uint32_t> crc = {}, bool reported_upstream = false) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     auto* o = env.mutable_write_open_request();
     o->set_chunk_id(id);
     o->set_version(version);
@@ -140,7 +141,7 @@ class NodeClient {
   }
 
   uint64_t SendFrame(uint64_t stream, uint64_t offset, std::string_view bytes, std::optional<uint32_t> crc = {}) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     auto* f = env.mutable_write_frame_request();
     f->set_stream_id(stream);
     f->set_offset(offset);
@@ -151,7 +152,7 @@ class NodeClient {
   }
 
   uint64_t SendClose(uint64_t stream, uint64_t size, uint32_t crc) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     auto* c = env.mutable_write_close_request();
     c->set_stream_id(stream);
     c->set_size(size);
@@ -160,13 +161,13 @@ class NodeClient {
   }
 
   uint64_t SendAbort(uint64_t stream) {
-    msg::Envelope env;
+    msg::DataEnvelope env;
     env.mutable_write_abort_request()->set_stream_id(stream);
     return Send(std::move(env));
   }
 
-  std::optional<bus::Message> Read(uint64_t id, uint32_t version, uint64_t offset, uint32_t length) {
-    msg::Envelope env;
+  std::optional<bus::Message<msg::DataEnvelope>> Read(uint64_t id, uint32_t version, uint64_t offset, uint32_t length) {
+    msg::DataEnvelope env;
     auto* r = env.mutable_read_request();
     r->set_chunk_id(id);
     r->set_version(version);
@@ -180,7 +181,7 @@ class NodeClient {
   uint64_t next_id_ = 1;
 };
 
-inline Status AnswerStatus(const std::optional<bus::Message>& m) {
+inline Status AnswerStatus(const std::optional<bus::Message<msg::DataEnvelope>>& m) {
   if (!m) return Status::TimedOut("no answer");
   if (m->envelope.has_error()) return bus::FromProto(m->envelope.error());
   return Status::OK();

@@ -4,6 +4,8 @@
 // made it; raw cppzmq sockets play the hostile peer.
 #include "bus/request_client.h"
 #include "bus/socket.h"
+#include "client_master.pb.h"
+#include "events.pb.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,9 +23,12 @@ namespace dfs::bus {
 namespace {
 
 using namespace std::chrono_literals;
+// Any port's envelope will do for the bus; the client port's has hello.
+using Env = msg::ClientEnvelope;
+using Msg = Message<Env>;
 
-msg::Envelope Hello(const std::string& name = "test") {
-  msg::Envelope e;
+Env Hello(const std::string& name = "test") {
+  Env e;
   e.mutable_hello_request()->set_peer_name(name);
   return e;
 }
@@ -43,9 +48,9 @@ class EchoServer {
       }
       bound.set_value(s->endpoint());
       for (int served = 0; served < count;) {
-        auto m = s->Receive(5000ms);
+        auto m = s->Receive<Env>(5000ms);
         if (!m || !*m) return;
-        msg::Envelope reply;
+        Env reply;
         reply.mutable_hello_response()->set_chunk_size((*m)->payload.size());
         std::vector<Frame> payload;
         for (auto& f : (*m)->payload) payload.push_back(std::move(f));
@@ -67,7 +72,7 @@ void ExpectRoundTrip(const std::string& bind_endpoint) {
   Context ctx;
   EchoServer server(ctx, bind_endpoint, 2);
   ASSERT_FALSE(server.endpoint().empty());
-  RequestClient client(ctx, server.endpoint(), SocketOptions{}, RetryPolicy{2000ms, 1});
+  RequestClient<Env> client(ctx, server.endpoint(), SocketOptions{}, RetryPolicy{2000ms, 1});
   auto r = client.Call(Hello());
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_TRUE(r->envelope.has_hello_response());
@@ -145,7 +150,7 @@ TEST(Bus, PollerReportsEveryQueuedMessageAndPlainDescriptors) {
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
   auto send = [](Socket& s) {
-    Message m;
+    Msg m;
     m.envelope = Hello();
     ASSERT_TRUE(s.Send(std::move(m)).ok());
   };
@@ -166,15 +171,15 @@ TEST(Bus, PollerReportsEveryQueuedMessageAndPlainDescriptors) {
   ASSERT_TRUE(r);
   EXPECT_FALSE(poller.Readable(ia));
   ASSERT_TRUE(poller.Readable(ib));
-  auto first = b->TryReceive();
+  auto first = b->TryReceive<Env>();
   ASSERT_TRUE(first && *first);
   // The second may still be on its way: wait for it through the poller.
   r = poller.Wait(5000ms);
   ASSERT_TRUE(r);
   ASSERT_TRUE(poller.Readable(ib));
-  auto second = b->TryReceive();
+  auto second = b->TryReceive<Env>();
   ASSERT_TRUE(second && *second);
-  auto none = b->TryReceive();
+  auto none = b->TryReceive<Env>();
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->has_value());
 
@@ -182,7 +187,7 @@ TEST(Bus, PollerReportsEveryQueuedMessageAndPlainDescriptors) {
   send(*to_a);
   r = poller.Wait(5000ms);
   ASSERT_TRUE(r && poller.Readable(ia));
-  auto req = a->TryReceive();
+  auto req = a->TryReceive<Env>();
   ASSERT_TRUE(req && *req);
   send(*to_a);
   ASSERT_TRUE(Reply(*a, **req, Hello()).ok());
@@ -205,7 +210,7 @@ TEST(Bus, SilentServerTimesOutNamingTheEndpoint) {
   auto s = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->Bind("tcp://127.0.0.1:0").ok());
-  RequestClient client(ctx, s->endpoint(), SocketOptions{}, RetryPolicy{150ms, 3});
+  RequestClient<Env> client(ctx, s->endpoint(), SocketOptions{}, RetryPolicy{150ms, 3});
   auto start = std::chrono::steady_clock::now();
   auto r = client.Call(Hello());
   auto took = std::chrono::steady_clock::now() - start;
@@ -227,24 +232,24 @@ TEST(Bus, RetryReachesARestartedServerWithTheSameRequestId) {
     ASSERT_TRUE(a);
     ASSERT_TRUE(a->Bind("tcp://127.0.0.1:0").ok());
     endpoint = a->endpoint();
-    RequestClient client(ctx, endpoint, SocketOptions{}, RetryPolicy{300ms, 10});
+    RequestClient<Env> client(ctx, endpoint, SocketOptions{}, RetryPolicy{300ms, 10});
     std::promise<uint64_t> seen_by_b;
     std::thread server_b;
     auto call = std::async(std::launch::async, [&] { return client.Call(Hello("retry")); });
-    auto m = a->Receive(5000ms);
+    auto m = a->Receive<Env>(5000ms);
     ASSERT_TRUE(m && *m);
     first_id = (*m)->envelope.request_id();
     a = Result<Socket>(Status::Internal("closed"));  // close A: the port is free again
     server_b = std::thread([&ctx, endpoint, &seen_by_b] {
       auto b = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
       for (int i = 0; i < 100 && !b->Bind(endpoint).ok(); ++i) std::this_thread::sleep_for(20ms);  // retry until the port is released
-      auto req = b->Receive(5000ms);
+      auto req = b->Receive<Env>(5000ms);
       if (!req || !*req) {
         seen_by_b.set_value(0);
         return;
       }
       seen_by_b.set_value((*req)->envelope.request_id());
-      msg::Envelope reply;
+      Env reply;
       reply.mutable_hello_response()->set_replication(7);
       (void)Reply(*b, **req, std::move(reply));
       // Keep B up until the reply is out (linger covers it on close).
@@ -262,16 +267,16 @@ TEST(Bus, StaleRepliesAreSkipped) {
   auto s = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->Bind("inproc://stale").ok());
-  RequestClient client(ctx, "inproc://stale", SocketOptions{}, RetryPolicy{2000ms, 1});
+  RequestClient<Env> client(ctx, "inproc://stale", SocketOptions{}, RetryPolicy{2000ms, 1});
   auto call = std::async(std::launch::async, [&] { return client.Call(Hello()); });
-  auto m = s->Receive(5000ms);
+  auto m = s->Receive<Env>(5000ms);
   ASSERT_TRUE(m && *m);
-  Message stale;
+  Msg stale;
   stale.route = (*m)->route;
   stale.envelope.set_request_id((*m)->envelope.request_id() + 1000);
   stale.envelope.mutable_hello_response()->set_replication(1);
   ASSERT_TRUE(s->Send(std::move(stale)).ok());
-  msg::Envelope good;
+  Env good;
   good.mutable_hello_response()->set_replication(2);
   ASSERT_TRUE(Reply(*s, **m, std::move(good)).ok());
   auto r = call.get();
@@ -284,9 +289,9 @@ TEST(Bus, ErrorReplyBecomesStatus) {
   auto s = Socket::Create(ctx, SocketType::kRouter, SocketOptions{});
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->Bind("inproc://err").ok());
-  RequestClient client(ctx, "inproc://err", SocketOptions{}, RetryPolicy{2000ms, 1});
+  RequestClient<Env> client(ctx, "inproc://err", SocketOptions{}, RetryPolicy{2000ms, 1});
   auto call = std::async(std::launch::async, [&] { return client.Call(Hello()); });
-  auto m = s->Receive(5000ms);
+  auto m = s->Receive<Env>(5000ms);
   ASSERT_TRUE(m && *m);
   ASSERT_TRUE(ReplyError(*s, **m, Status::NotFound("no such file or directory: /x")).ok());
   auto r = call.get();
@@ -310,17 +315,17 @@ class HostileTest : public ::testing::Test {
     raw_.connect(server_->endpoint());
   }
 
-  std::optional<Message> ServerReceive() {
-    auto m = server_->Receive(3000ms);
+  std::optional<Msg> ServerReceive() {
+    auto m = server_->Receive<Env>(3000ms);
     EXPECT_TRUE(m) << m.error().ToString();
     if (!m) return std::nullopt;
     return std::move(*m);
   }
 
   // Reads the raw peer's reply envelope.
-  msg::Envelope RawReply() {
+  Env RawReply() {
     zmq::message_t frame;
-    msg::Envelope env;
+    Env env;
     zmq::pollitem_t item{raw_.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, 3000ms) <= 0) return env;
     if (!raw_.recv(frame)) return env;
@@ -330,7 +335,7 @@ class HostileTest : public ::testing::Test {
   }
 
   void ExpectStillServes() {
-    RequestClient client(ctx_, server_->endpoint(), SocketOptions{}, RetryPolicy{3000ms, 1});
+    RequestClient<Env> client(ctx_, server_->endpoint(), SocketOptions{}, RetryPolicy{3000ms, 1});
     auto call = std::async(std::launch::async, [&] { return client.Call(Hello("after")); });
     auto m = ServerReceive();
     ASSERT_TRUE(m.has_value());
@@ -358,7 +363,7 @@ TEST_F(HostileTest, GarbageHeaderIsRefusedWithAnError) {
 }
 
 TEST_F(HostileTest, WrongProtocolVersionIsRefusedNamingBothVersions) {
-  msg::Envelope e = Hello();
+  Env e = Hello();
   e.set_protocol_major(kProtocolMajor + 1);
   e.set_request_id(77);
   std::string bytes = e.SerializeAsString();
@@ -381,7 +386,7 @@ TEST_F(HostileTest, EmptyMessageAndTooManyFramesAreRefused) {
   EXPECT_FALSE(m->defect.ok());
 
   std::string header = [] {
-    msg::Envelope e = Hello();
+    Env e = Hello();
     e.set_protocol_major(kProtocolMajor);
     return e.SerializeAsString();
   }();
@@ -398,7 +403,7 @@ TEST_F(HostileTest, EmptyMessageAndTooManyFramesAreRefused) {
 TEST_F(HostileTest, OversizedFrameDropsThePeerNotTheServer) {
   std::string huge(4 << 20, 'z');  // over the 1 MiB limit set above
   raw_.send(zmq::buffer(huge), zmq::send_flags::none);
-  auto m = server_->Receive(300ms);
+  auto m = server_->Receive<Env>(300ms);
   ASSERT_TRUE(m);
   EXPECT_FALSE(m->has_value()) << "an oversized frame must never be delivered";
   ExpectStillServes();
@@ -414,13 +419,13 @@ TEST(Bus, PubSubDeliversTopicAndEnvelope) {
   ASSERT_TRUE(sub->Subscribe("node.").ok());
   // PUB drops messages until the subscription has propagated: publish until
   // one arrives (bounded), which is the condition we wait on.
-  std::optional<Message> got;
+  std::optional<Message<msg::EventEnvelope>> got;
   for (int i = 0; i < 200 && !got; ++i) {
-    msg::Envelope e;
+    msg::EventEnvelope e;
     e.mutable_event()->set_topic("node.up");
     e.mutable_event()->set_sequence(static_cast<uint64_t>(i + 1));
     ASSERT_TRUE(pub->Publish("node.up", e).ok());
-    auto m = sub->Receive(10ms);
+    auto m = sub->Receive<msg::EventEnvelope>(10ms);
     ASSERT_TRUE(m);
     if (*m) got = std::move(**m);
   }

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "bus/socket.h"
+#include "client_master.pb.h"
+#include "node_master.pb.h"
 #include "common/net.h"
 #include "filenode/master_link.h"
 
@@ -37,10 +39,10 @@ class FakeMaster {
 
   // Answers what arrives within `wait`.
   void Pump(std::chrono::milliseconds wait) {
-    auto r = socket_->Receive(wait);
+    auto r = socket_->ReceiveRaw(wait);
     while (r && *r) {
-      Handle(**r);
-      r = socket_->TryReceive();
+      Handle(std::move(**r));
+      r = socket_->TryReceiveRaw();
     }
   }
 
@@ -51,24 +53,35 @@ class FakeMaster {
   bool full_report_next_heartbeat = false;
 
  private:
-  void Handle(const bus::Message& m) {
-    msg::Envelope reply;
+  // One socket stands for both of the master's ports: a hello is the client
+  // port's (it names this same port as the node port), the rest the node port's.
+  void Handle(bus::RawMessage raw) {
+    bus::RawMessage copy{raw.route, raw.header.Share(), {}, false, raw.defect};
+    auto hello = bus::Decode<msg::ClientEnvelope>(std::move(copy));
+    if (hello.envelope.has_hello_request()) {
+      msg::ClientEnvelope reply;
+      reply.mutable_hello_response()->set_node_port(port_);
+      reply.mutable_hello_response()->set_incarnation(1);
+      IgnoreError(bus::Reply(*socket_, hello, std::move(reply)));
+      return;
+    }
+    HandleNode(bus::Decode<msg::NodeEnvelope>(std::move(raw)));
+  }
+
+  void HandleNode(const bus::Message<msg::NodeEnvelope>& m) {
+    msg::NodeEnvelope reply;
     switch (m.envelope.body_case()) {
-      case msg::Envelope::kHelloRequest:
-        reply.mutable_hello_response()->set_node_port(port_);
-        reply.mutable_hello_response()->set_incarnation(1);
-        break;
-      case msg::Envelope::kRegisterNodeRequest:
+      case msg::NodeEnvelope::kRegisterNodeRequest:
         reply.mutable_register_node_response()->set_heartbeat_interval_ms(20);
         break;
-      case msg::Envelope::kHeartbeatRequest: {
+      case msg::NodeEnvelope::kHeartbeatRequest: {
         ++heartbeats;
         auto* hb = reply.mutable_heartbeat_response();
         for (const auto& c : std::exchange(delete_next_heartbeat, {})) *hb->add_delete_chunks() = c;
         hb->set_needs_full_report(std::exchange(full_report_next_heartbeat, false));
         break;
       }
-      case msg::Envelope::kChunkReportRequest:
+      case msg::NodeEnvelope::kChunkReportRequest:
         reports.push_back(m.envelope.chunk_report_request());
         if (refuse_reports) {
           IgnoreError(bus::ReplyError(*socket_, m, Status::ProtocolError("not served yet")));

@@ -11,8 +11,8 @@ using namespace std::chrono_literals;
 using Clock = RetryCache::Clock;
 
 // A compact mkdir answer, as the namespace service stores it.
-msg::Envelope MkdirAnswer(const std::string& path) {
-  msg::Envelope e;
+msg::ClientEnvelope MkdirAnswer(const std::string& path) {
+  msg::ClientEnvelope e;
   e.mutable_mkdir_response()->mutable_info()->set_path(path);
   e.mutable_mkdir_response()->mutable_info()->set_type(msg::FileInfo::DIRECTORY);
   return e;
@@ -20,7 +20,7 @@ msg::Envelope MkdirAnswer(const std::string& path) {
 
 // Begin + Finish: one answered mutation.
 void Answer(RetryCache& c, RetryCache::Key key, const std::string& path, Clock::time_point now) {
-  msg::Envelope unused;
+  msg::ClientEnvelope unused;
   ASSERT_EQ(c.Begin(key, "route", now, &unused), RetryCache::Lookup::kNew);
   ASSERT_EQ(c.Finish(key, MkdirAnswer(path)), (std::vector<std::string>{"route"}));
 }
@@ -28,11 +28,11 @@ void Answer(RetryCache& c, RetryCache::Key key, const std::string& path, Clock::
 TEST(RetryCache, RetryWhilePendingJoinsAndAfterIsAnsweredFromCache) {
   RetryCache c(120s);
   auto t0 = Clock::time_point{} + 1000s;
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   EXPECT_EQ(c.Begin({1, 10}, "route-a", t0, &reply), RetryCache::Lookup::kNew);
   EXPECT_EQ(c.Begin({1, 10}, "route-b", t0, &reply), RetryCache::Lookup::kPending);
   EXPECT_EQ(c.Begin({2, 10}, "route-c", t0, &reply), RetryCache::Lookup::kNew);  // other client
-  msg::Envelope answer;
+  msg::ClientEnvelope answer;
   answer.mutable_mkdir_response()->mutable_info()->set_path("/a");
   auto routes = c.Finish({1, 10}, answer);
   EXPECT_EQ(routes, (std::vector<std::string>{"route-a", "route-b"}));
@@ -43,9 +43,9 @@ TEST(RetryCache, RetryWhilePendingJoinsAndAfterIsAnsweredFromCache) {
 TEST(RetryCache, OldAnswersExpireButPendingOnesStay) {
   RetryCache c(10s);
   auto t0 = Clock::time_point{} + 1000s;
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   c.Begin({1, 1}, "r", t0, &reply);  // stays pending
-  c.RecordDone({1, 2}, msg::Envelope(), t0);
+  c.RecordDone({1, 2}, msg::ClientEnvelope(), t0);
   EXPECT_EQ(c.Begin({1, 3}, "r", t0 + 60s, &reply), RetryCache::Lookup::kNew);
   EXPECT_EQ(c.Begin({1, 1}, "r2", t0 + 60s, &reply), RetryCache::Lookup::kPending);
 }
@@ -53,7 +53,7 @@ TEST(RetryCache, OldAnswersExpireButPendingOnesStay) {
 TEST(RetryCache, AnOldPendingEntryDoesNotHoldBackTheExpiryOfLaterAnswers) {
   RetryCache c(10s);
   auto t0 = Clock::time_point{} + 1000s;
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   ASSERT_EQ(c.Begin({1, 1}, "r", t0, &reply), RetryCache::Lookup::kNew);  // stays pending
   for (uint64_t i = 2; i < 100; ++i) Answer(c, {1, i}, "/d", t0 + 1s);
   EXPECT_EQ(c.size(), 99u);
@@ -107,7 +107,7 @@ TEST(RetryCache, EvictionDropsTheOldestDoneAnswersFirst) {
   // The order is the order of the answers, not of the requests: what is
   // held is always a suffix of the answers' order.
   RetryCache d(60s, 64 << 10);
-  msg::Envelope unused;
+  msg::ClientEnvelope unused;
   std::vector<uint64_t> order;
   auto held_is_a_suffix = [&] {
     bool held_before = false;
@@ -138,7 +138,7 @@ TEST(RetryCache, PendingEntriesSurviveEviction) {
   constexpr size_t kBudget = 64 << 10;
   RetryCache c(60s, kBudget);
   auto t0 = Clock::time_point{} + 1000s;
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(c.Begin({9, i}, "first", t0, &reply), RetryCache::Lookup::kNew);
   for (uint64_t i = 100; i < 10'000; ++i) Answer(c, {8, i}, fmt::format("/d{}", i), t0 + 1s);
   ASSERT_GT(c.evicted(), 9'000u);
@@ -166,7 +166,7 @@ TEST(RetryCache, ARetryWithinTheBoundGetsItsFirstAnswer) {
   for (uint64_t i = kN; i < kN + 100; ++i) c.RecordDone({5, i}, MkdirAnswer(fmt::format("/dir/f{}", i)), t0);
   EXPECT_EQ(c.evicted(), 0u);
   EXPECT_EQ(c.size(), kN + 100);
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   for (uint64_t i = 0; i < kN + 100; ++i) {
     ASSERT_EQ(c.Begin({5, i}, "retry", t0 + 30s, &reply), RetryCache::Lookup::kDone) << i;
     ASSERT_EQ(reply.mkdir_response().info().path(), fmt::format("/dir/f{}", i));
@@ -185,14 +185,14 @@ TEST(RetryCache, ARealisticAnswerCostsAboutAHundredBytes) {
   auto t0 = Clock::time_point{} + 1000s;
   constexpr uint64_t kFiles = 100'000;
   for (uint64_t f = 0; f < kFiles; ++f) {
-    msg::Envelope create;
+    msg::ClientEnvelope create;
     auto* cr = create.mutable_create_file_response();
     cr->set_lease_id(1'000'000 + f);
     cr->set_lease_ms(30'000);
     cr->set_replication(3);
     cr->set_chunk_size(64 << 20);
     c.RecordDone({1, 3 * f}, create, t0);
-    msg::Envelope allocate;
+    msg::ClientEnvelope allocate;
     auto* a = allocate.mutable_allocate_chunk_response();
     a->set_chunk_id(3'000'000 + f);
     a->set_version(1);
@@ -217,7 +217,7 @@ TEST(RetryCache, AnAnswerLargerThanABlockIsKept) {
   const std::string big(100'000, 'x');
   Answer(c, {1, 1}, big, t0);
   Answer(c, {1, 2}, "/small", t0);
-  msg::Envelope reply;
+  msg::ClientEnvelope reply;
   ASSERT_EQ(c.Begin({1, 1}, "retry", t0, &reply), RetryCache::Lookup::kDone);
   EXPECT_EQ(reply.mkdir_response().info().path(), big);
   ASSERT_EQ(c.Begin({1, 2}, "retry", t0, &reply), RetryCache::Lookup::kDone);

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/socket.h"
 #include "file_test_util.h"
 #include "tests/support/fake_outbox.h"
 
@@ -48,19 +49,19 @@ class WriteCoordinatorTest : public ::testing::Test {
   }
 
   // Sends `body` from the client with request id `id` (a retry reuses one).
-  void Client(msg::Envelope body, uint64_t id) {
-    bus::Message m;
+  void Client(msg::ClientEnvelope body, uint64_t id) {
+    ClientMessage m;
     m.route = "client-route";
     m.envelope = std::move(body);
     m.envelope.set_client_id(kClient);
     m.envelope.set_request_id(id);
     m.envelope.set_user("tester");
-    service_->dispatcher().Dispatch(Port::kClient, m, clients_, now_);
+    service_->dispatcher().Dispatch(m, clients_, now_);
   }
 
   // Node `node` reports `chunk` stored with `crc` and `size`.
   void Report(const std::string& node, uint64_t chunk, uint32_t crc, uint64_t size) {
-    bus::Message m;
+    NodeMessage m;
     m.route = "route-" + node;
     auto* r = m.envelope.mutable_chunk_report_request();
     r->set_node_id(node);
@@ -70,11 +71,11 @@ class WriteCoordinatorTest : public ::testing::Test {
     s->set_version(kChunkVersion);
     s->set_size(size);
     s->set_crc32c(crc);
-    service_->dispatcher().Dispatch(Port::kNode, m, nodes_, now_);
+    service_->dispatcher().Dispatch(m, nodes_, now_);
   }
 
   // The next answer to the client, once the journal has made it durable.
-  msg::Envelope Answer() {
+  msg::ClientEnvelope Answer() {
     for (int i = 0; i < 100 && clients_.size() == 0; ++i) {
       pollfd p{service_->completion_fd(), POLLIN, 0};
       ::poll(&p, 1, 50);
@@ -90,19 +91,19 @@ class WriteCoordinatorTest : public ::testing::Test {
   }
 
   msg::CreateFileResponse Create(const std::string& path, uint64_t id, uint32_t replication = 3) {
-    msg::Envelope e;
+    msg::ClientEnvelope e;
     auto* c = e.mutable_create_file_request();
     c->set_path(path);
     c->set_replication(replication);
     c->set_allocate_first(true);
     Client(e, id);
-    msg::Envelope a = Answer();
+    msg::ClientEnvelope a = Answer();
     EXPECT_FALSE(a.has_error()) << a.error().message();
     return a.create_file_response();
   }
 
-  msg::Envelope Complete(const msg::CreateFileResponse& lease, uint32_t crc, uint64_t size) {
-    msg::Envelope e;
+  msg::ClientEnvelope Complete(const msg::CreateFileResponse& lease, uint32_t crc, uint64_t size) {
+    msg::ClientEnvelope e;
     auto* c = e.mutable_complete_file_request();
     c->set_lease_id(lease.lease_id());
     c->set_size(size);
@@ -120,8 +121,8 @@ class WriteCoordinatorTest : public ::testing::Test {
 
   MasterOptions options_;
   NodeRegistry registry_{5s};
-  test::FakeOutbox clients_;
-  test::FakeOutbox nodes_;
+  test::FakeOutbox<msg::ClientEnvelope> clients_;
+  test::FakeOutbox<msg::NodeEnvelope> nodes_;
   std::unique_ptr<MasterService> service_;
   Clock::time_point now_ = Clock::now();
 };
@@ -135,21 +136,21 @@ TEST_F(WriteCoordinatorTest, CreatePlacesTheFirstChunkOnDistinctLiveNodes) {
   for (const auto& n : lease.first_chunk().pipeline()) ids.insert(n.id());
   EXPECT_EQ(ids.size(), 3u);
   // The path is held: a second writer is told so.
-  msg::Envelope e;
+  msg::ClientEnvelope e;
   e.mutable_create_file_request()->set_path("/a");
   Client(e, 2);
-  msg::Envelope busy = Answer();
+  msg::ClientEnvelope busy = Answer();
   ASSERT_TRUE(busy.has_error());
   EXPECT_EQ(busy.error().code(), static_cast<int>(Code::kBusy));
   EXPECT_NE(busy.error().message().find("being written"), std::string::npos);
 }
 
 TEST_F(WriteCoordinatorTest, ReplicationOverTheLimitIsRefused) {
-  msg::Envelope e;
+  msg::ClientEnvelope e;
   e.mutable_create_file_request()->set_path("/r");
   e.mutable_create_file_request()->set_replication(17);
   Client(e, 1);
-  msg::Envelope a = Answer();
+  msg::ClientEnvelope a = Answer();
   ASSERT_TRUE(a.has_error());
   EXPECT_NE(a.error().message().find("replication 17 is out of range"), std::string::npos) << a.error().message();
 }
@@ -165,7 +166,7 @@ TEST_F(WriteCoordinatorTest, CompletionWaitsForEveryReplicaThenInstalls) {
   Report(lease.first_chunk().pipeline(1).id(), chunk, 0xabcd, 100);
   EXPECT_EQ(clients_.size(), 0u);
   Report(lease.first_chunk().pipeline(2).id(), chunk, 0xabcd, 100);
-  msg::Envelope done = Answer();
+  msg::ClientEnvelope done = Answer();
   ASSERT_FALSE(done.has_error()) << done.error().message();
   EXPECT_EQ(done.complete_file_response().info().path(), "/f");
   EXPECT_EQ(done.complete_file_response().info().size(), 100u);
@@ -178,16 +179,16 @@ TEST_F(WriteCoordinatorTest, ARetriedCompletionGetsTheFirstAnswer) {
   auto lease = Create("/f", 1);
   for (const auto& n : lease.first_chunk().pipeline()) Report(n.id(), lease.first_chunk().chunk_id(), 7, 10);
   Client(Complete(lease, 7, 10), 2);
-  msg::Envelope first = Answer();
+  msg::ClientEnvelope first = Answer();
   ASSERT_FALSE(first.has_error()) << first.error().message();
   Client(Complete(lease, 7, 10), 2);  // the same request id: a retry
-  msg::Envelope again = Answer();
+  msg::ClientEnvelope again = Answer();
   ASSERT_FALSE(again.has_error()) << again.error().message();
   EXPECT_EQ(again.complete_file_response().info().path(), "/f");
   EXPECT_EQ(again.request_id(), 2u);
   // A new request on the spent lease is refused.
   Client(Complete(lease, 7, 10), 3);
-  msg::Envelope late = Answer();
+  msg::ClientEnvelope late = Answer();
   ASSERT_TRUE(late.has_error());
   EXPECT_EQ(late.error().code(), static_cast<int>(Code::kNotFound));
 }
@@ -199,7 +200,7 @@ TEST_F(WriteCoordinatorTest, AReplicaThatStoredOtherBytesFailsTheWriteAndFreesTh
   Report(lease.first_chunk().pipeline(1).id(), chunk, 2, 10);  // disagrees with the client
   Report(lease.first_chunk().pipeline(2).id(), chunk, 1, 10);
   Client(Complete(lease, 1, 10), 2);
-  msg::Envelope a = Answer();
+  msg::ClientEnvelope a = Answer();
   ASSERT_TRUE(a.has_error());
   EXPECT_EQ(a.error().code(), static_cast<int>(Code::kCorruption));
   EXPECT_FALSE(Exists("/bad"));
@@ -213,7 +214,7 @@ TEST_F(WriteCoordinatorTest, AParkedCompletionGivesUpAtItsDeadline) {
   EXPECT_EQ(clients_.size(), 0u);
   now_ += 3s;  // past the 2.5 s report wait
   service_->Tick(now_);
-  msg::Envelope a = Answer();
+  msg::ClientEnvelope a = Answer();
   ASSERT_TRUE(a.has_error());
   EXPECT_EQ(a.error().code(), static_cast<int>(Code::kUnavailable));
   EXPECT_NE(a.error().message().find("in time"), std::string::npos) << a.error().message();
@@ -223,19 +224,19 @@ TEST_F(WriteCoordinatorTest, AParkedCompletionGivesUpAtItsDeadline) {
 TEST_F(WriteCoordinatorTest, AnExpiredLeaseFreesThePathUnlessRenewed) {
   auto lease = Create("/l", 1);
   now_ += 20s;
-  msg::Envelope renew;
+  msg::ClientEnvelope renew;
   renew.mutable_renew_lease_request()->add_lease_ids(lease.lease_id());
   Client(renew, 2);
-  msg::Envelope r = Answer();
+  msg::ClientEnvelope r = Answer();
   ASSERT_FALSE(r.has_error());
   EXPECT_EQ(r.renew_lease_response().expired_size(), 0);
   now_ += 20s;  // 40 s after the create, 20 s after the renewal
   service_->Tick(now_);
-  msg::Envelope rename;
+  msg::ClientEnvelope rename;
   rename.mutable_rename_request()->set_source("/l");
   rename.mutable_rename_request()->set_destination("/m");
   Client(rename, 3);
-  msg::Envelope busy = Answer();
+  msg::ClientEnvelope busy = Answer();
   ASSERT_TRUE(busy.has_error());
   EXPECT_EQ(busy.error().code(), static_cast<int>(Code::kBusy));
   now_ += 11s;
@@ -243,16 +244,29 @@ TEST_F(WriteCoordinatorTest, AnExpiredLeaseFreesThePathUnlessRenewed) {
   Create("/l", 4);  // lapsed: another writer may take it
 }
 
+// Each port decodes its own envelope: a node's chunk report sent to the
+// client port parses as a client envelope with no body it knows, and is
+// refused as such, never handled.
 TEST_F(WriteCoordinatorTest, APortServesOnlyItsOwnMessages) {
-  bus::Message m;
-  m.route = "client-route";
-  m.envelope.mutable_chunk_report_request()->set_node_id("n1");
-  service_->dispatcher().Dispatch(Port::kClient, m, clients_, now_);
+  msg::NodeEnvelope report;
+  report.set_protocol_major(bus::kProtocolMajor);
+  report.set_request_id(9);
+  report.mutable_chunk_report_request()->set_node_id("n1");
+  bus::RawMessage raw;
+  raw.route = "client-route";
+  raw.header = bus::Frame::Copy(report.SerializeAsString());
+  ClientMessage m = bus::Decode<msg::ClientEnvelope>(std::move(raw));
+  ASSERT_TRUE(m.defect.ok()) << m.defect.ToString();
+  EXPECT_EQ(m.envelope.body_case(), msg::ClientEnvelope::BODY_NOT_SET);
+  service_->dispatcher().Dispatch(m, clients_, now_);
   auto reply = clients_.Take();
   ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->envelope.request_id(), 9u);
   ASSERT_TRUE(reply->envelope.has_error());
   EXPECT_EQ(reply->envelope.error().code(), static_cast<int>(Code::kProtocolError));
-  EXPECT_NE(reply->envelope.error().message().find("client port does not serve"), std::string::npos);
+  EXPECT_NE(reply->envelope.error().message().find("client port got a message it does not know"), std::string::npos)
+      << reply->envelope.error().message();
+  EXPECT_EQ(nodes_.size(), 0u);
 }
 
 }  // namespace

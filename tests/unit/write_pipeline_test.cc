@@ -39,8 +39,8 @@ class WritePipelineTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  bus::Message Request(msg::Envelope env, std::string_view payload = {}, bool with_payload = false) {
-    bus::Message m;
+  bus::Message<msg::DataEnvelope> Request(msg::DataEnvelope env, std::string_view payload = {}, bool with_payload = false) {
+    bus::Message<msg::DataEnvelope> m;
     m.route = "upstream";
     m.envelope = std::move(env);
     m.envelope.set_request_id(++request_id_);
@@ -50,7 +50,7 @@ class WritePipelineTest : public ::testing::Test {
 
   // The next answer upstream, servicing the pipeline (its sync thread's
   // completions) until one comes or 10 s pass.
-  std::optional<bus::Message> Answer() {
+  std::optional<bus::Message<msg::DataEnvelope>> Answer() {
     const auto deadline = Clock::now() + 10s;
     while (upstream_.size() == 0 && Clock::now() < deadline) {
       auto waited = poller_.Wait(50ms);  // readable or not, Service looks
@@ -60,8 +60,8 @@ class WritePipelineTest : public ::testing::Test {
     return upstream_.Take();
   }
 
-  bus::Message Whole(uint64_t id, std::string_view bytes, uint32_t crc) {
-    msg::Envelope env;
+  bus::Message<msg::DataEnvelope> Whole(uint64_t id, std::string_view bytes, uint32_t crc) {
+    msg::DataEnvelope env;
     auto* o = env.mutable_write_open_request();
     o->set_chunk_id(id);
     o->set_version(1);
@@ -74,7 +74,7 @@ class WritePipelineTest : public ::testing::Test {
 
   std::string dir_;
   bus::Context ctx_;
-  test::FakeOutbox upstream_;
+  test::FakeOutbox<msg::DataEnvelope> upstream_;
   bus::Poller poller_;
   std::unique_ptr<ChunkStore> store_;
   std::unique_ptr<WritePipeline> pipeline_;
@@ -109,7 +109,7 @@ TEST_F(WritePipelineTest, AWholeChunkThatFailsItsChecksumIsRefusedAndNotStored) 
 }
 
 TEST_F(WritePipelineTest, FramesStreamInOrderAndTheCloseNamesTheStoredChecksum) {
-  msg::Envelope open;
+  msg::DataEnvelope open;
   auto* o = open.mutable_write_open_request();
   o->set_chunk_id(9);
   o->set_version(1);
@@ -124,11 +124,11 @@ TEST_F(WritePipelineTest, FramesStreamInOrderAndTheCloseNamesTheStoredChecksum) 
 
   const std::string a(4096, 'a'), b(4096, 'b');
   auto frame = [&](uint64_t offset, const std::string& bytes) {
-    msg::Envelope f;
+    msg::DataEnvelope f;
     f.mutable_write_frame_request()->set_stream_id(stream);
     f.mutable_write_frame_request()->set_offset(offset);
     f.mutable_write_frame_request()->set_crc32c(Crc32c(bytes));
-    bus::Message m = Request(std::move(f), bytes, true);
+    bus::Message<msg::DataEnvelope> m = Request(std::move(f), bytes, true);
     pipeline_->Frame(m, Clock::now());
   };
   frame(0, a);
@@ -137,7 +137,7 @@ TEST_F(WritePipelineTest, FramesStreamInOrderAndTheCloseNamesTheStoredChecksum) 
   ASSERT_FALSE(acked->envelope.has_error()) << acked->envelope.error().message();
   frame(4096, b);
   ASSERT_TRUE(Answer());
-  msg::Envelope close;
+  msg::DataEnvelope close;
   close.mutable_write_close_request()->set_stream_id(stream);
   close.mutable_write_close_request()->set_size(8192);
   close.mutable_write_close_request()->set_crc32c(Crc32c(a + b));
@@ -151,10 +151,10 @@ TEST_F(WritePipelineTest, FramesStreamInOrderAndTheCloseNamesTheStoredChecksum) 
 }
 
 TEST_F(WritePipelineTest, AFrameForNoOpenStreamIsAnErrorNotACrash) {
-  msg::Envelope f;
+  msg::DataEnvelope f;
   f.mutable_write_frame_request()->set_stream_id(12345);
   f.mutable_write_frame_request()->set_offset(0);
-  bus::Message m = Request(std::move(f), "x", true);
+  bus::Message<msg::DataEnvelope> m = Request(std::move(f), "x", true);
   pipeline_->Frame(m, Clock::now());
   auto a = Answer();
   ASSERT_TRUE(a);
