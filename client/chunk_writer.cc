@@ -7,7 +7,7 @@
 
 namespace dfs::client {
 
-ChunkWriter::ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config)
+ChunkWriter::ChunkWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config)
     : links_(links), placement_(std::move(placement)), expected_size_(expected_size), config_(config) {}
 
 void ChunkWriter::Send(msg::DataEnvelope request, std::vector<bus::Frame> payload, Clock::time_point now,

@@ -4,7 +4,8 @@
 // every frame is acknowledged, and a check that every replica stored what
 // was sent. A chunk that fits one frame may instead go to every node at
 // once (StartWhole, fan_out). Driven by Put's event loop: it sends through
-// NodeLinks and is fed the replies to its own requests.
+// a NodeSender (the client's NodeLinks) and is fed the replies to its own
+// requests.
 #pragma once
 
 #include <chrono>
@@ -34,7 +35,7 @@ class ChunkWriter {
     std::chrono::milliseconds stall_timeout{5000};
   };
 
-  ChunkWriter(NodeLinks& links, ChunkPlacement placement, uint64_t expected_size, Config config);
+  ChunkWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config);
 
   // Sends WriteOpen to pipeline[0].
   void Start(Clock::time_point now);
@@ -95,7 +96,7 @@ class ChunkWriter {
   bool CheckReplica(const msg::ReplicaChecksum& rep);
   void CheckReplicas(const msg::WriteCloseResponse& r);
 
-  NodeLinks& links_;
+  NodeSender& links_;
   ChunkPlacement placement_;
   uint64_t expected_size_;
   Config config_;

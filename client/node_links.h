@@ -22,15 +22,25 @@ namespace dfs::client {
 // What nodes' data ports carry (messages/data.proto).
 using DataMessage = bus::Message<msg::DataEnvelope>;
 
-class NodeLinks {
+// Where a chunk writer's requests go: the client's node links, or a fake
+// that records them in unit tests (tests/unit/chunk_writer_test.cc), so the
+// writer's protocol is tested without sockets or nodes.
+class NodeSender {
+ public:
+  virtual ~NodeSender() = default;
+  // Sends `request` (stamped with a fresh request id and this client's id) to
+  // the node whose data endpoint is `address` ("HOST:PORT" or "tcp://...").
+  // Returns the request id, which its answer carries.
+  virtual Result<uint64_t> Send(const std::string& address, msg::DataEnvelope request,
+                                std::vector<bus::Frame> payload = {}) = 0;
+};
+
+class NodeLinks final : public NodeSender {
  public:
   NodeLinks(bus::Context& context, std::string user);
 
-  // Sends `request` (stamped with a fresh request id and this client's id) to
-  // the node whose data endpoint is `address` ("HOST:PORT" or "tcp://...").
-  // Returns the request id.
   Result<uint64_t> Send(const std::string& address, msg::DataEnvelope request,
-                        std::vector<bus::Frame> payload = {});
+                        std::vector<bus::Frame> payload = {}) override;
 
   // Waits up to `timeout` for the first reply from any node (or for
   // `also_fd`, when given, to turn readable), then hands `on_reply` every
