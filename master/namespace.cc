@@ -125,16 +125,16 @@ ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::Chu
   ChunkList out;
   out.reserve(static_cast<uint32_t>(in.size()));
   for (const auto& c : in) {
-    auto [it, inserted] =
-        chunks_.try_emplace(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
-    ++it->second.refs;  // a checkpoint lists a shared chunk once per file
+    ChunkRecord& rec =
+        chunks_.Insert(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
+    ++rec.refs;  // a checkpoint lists a shared chunk once per file
     out.push_back(c.id());
   }
   return out;
 }
 
 void Namespace::RefChunks(const ChunkList& chunks) {
-  for (uint64_t id : chunks) ++chunks_[id].refs;
+  for (uint64_t id : chunks) ++chunks_.Insert(id, ChunkRecord{}).refs;
 }
 
 uint64_t Namespace::FileSize(const Inode* file) const {
@@ -148,10 +148,10 @@ uint64_t Namespace::FileSize(const Inode* file) const {
 
 void Namespace::UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed) {
   for (uint64_t id : chunks) {
-    auto it = chunks_.find(id);
-    if (it == chunks_.end()) continue;
-    if (--it->second.refs > 0) continue;
-    chunks_.erase(it);
+    ChunkRecord* rec = chunks_.Find(id);
+    if (rec == nullptr) continue;
+    if (--rec->refs > 0) continue;
+    chunks_.Erase(id);
     if (freed != nullptr) freed->push_back(id);
   }
 }

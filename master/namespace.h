@@ -27,20 +27,10 @@
 
 #include "common/status.h"
 #include "master/chunk_list.h"
+#include "master/chunk_table.h"
 #include "journal.pb.h"
 
 namespace dfs::master {
-
-// What the master knows of one chunk. A chunk id never changes meaning: a
-// rewrite makes new chunks, so these fields are fixed for the id's life.
-// 16 bytes (24 with its key in the table): chunks are under 4 GiB (the
-// master caps the chunk size at 2 GiB), so the size fits 32 bits.
-struct ChunkRecord {
-  uint32_t size = 0;
-  uint32_t version = 0;
-  uint32_t checksum = 0;
-  uint32_t refs = 0;  // files that hold it (cp shares chunks)
-};
 
 // A name in 16 bytes: up to 15 bytes inline (most names), longer ones (at
 // most 255, path.h) in one heap allocation of their exact length. A
@@ -191,10 +181,7 @@ class Namespace {
   uint64_t directory_count() const { return directories_; }
   uint64_t chunk_count() const { return chunks_.size(); }
   // nullptr when no file holds chunk `id`.
-  const ChunkRecord* FindChunk(uint64_t id) const {
-    auto it = chunks_.find(id);
-    return it == chunks_.end() ? nullptr : &it->second;
-  }
+  const ChunkRecord* FindChunk(uint64_t id) const { return chunks_.Find(id); }
   // A file's length: the sum of its chunks' (derived, not stored, so an
   // inode fits an 80-byte allocation).
   uint64_t FileSize(const Inode* file) const;
@@ -233,7 +220,7 @@ class Namespace {
   uint64_t files_ = 0;
   uint64_t directories_ = 1;
   // Every chunk some file holds.
-  absl::flat_hash_map<uint64_t, ChunkRecord> chunks_;
+  ChunkTable chunks_;
   std::vector<std::string> owners_;
   absl::flat_hash_map<std::string, uint32_t> owner_index_;
 };
