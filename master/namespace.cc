@@ -20,6 +20,15 @@ Status IsDir(std::string_view path) { return Status(Code::kIsADirectory, fmt::fo
 
 }  // namespace
 
+Inode::~Inode() {
+  if (is_dir) {
+    for (Inode* child : *children) delete child;
+    delete children;
+  } else {
+    chunks.~ChunkList();
+  }
+}
+
 bool Inode::IsAncestorOf(const Inode* other) const {
   for (const Inode* p = other; p != nullptr; p = p->parent) {
     if (p == this) return true;
@@ -27,11 +36,9 @@ bool Inode::IsAncestorOf(const Inode* other) const {
   return false;
 }
 
-Namespace::Namespace() : root_(std::make_unique<Inode>()) {
+Namespace::Namespace() : root_(std::make_unique<Inode>(true)) {
   root_->id = 1;
-  root_->is_dir = true;
   root_->mode = kDefaultDirMode;
-  root_->children = std::make_unique<Inode::Children>();
   InternOwner("root");
 }
 
@@ -59,13 +66,13 @@ Result<Namespace::Resolved> Namespace::Resolve(std::string_view path) const {
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     auto it = dir->children->find(parts[i]);
     if (it == dir->children->end()) return NoSuch(JoinPath(parts, i + 1));
-    dir = it->second.get();
+    dir = *it;
     if (!dir->is_dir) return NotDir(JoinPath(parts, i + 1));
   }
   r.parent = dir;
   r.name = parts.back();
   auto it = dir->children->find(r.name);
-  if (it != dir->children->end()) r.node = it->second.get();
+  if (it != dir->children->end()) r.node = *it;
   return r;
 }
 
@@ -77,21 +84,20 @@ Result<const Inode*> Namespace::Lookup(std::string_view path) const {
 
 std::string Namespace::PathOf(const Inode* inode) const {
   if (inode == nullptr || inode->parent == nullptr) return "/";
-  std::vector<const std::string*> names;
-  for (const Inode* p = inode; p->parent != nullptr; p = p->parent) names.push_back(&p->name);
+  std::vector<std::string_view> names;
+  for (const Inode* p = inode; p->parent != nullptr; p = p->parent) names.push_back(p->name);
   std::string out;
   for (auto it = names.rbegin(); it != names.rend(); ++it) {
     out += '/';
-    out += **it;
+    out += *it;
   }
   return out;
 }
 
 Inode* Namespace::AddChild(Inode* dir, std::unique_ptr<Inode> child) {
   child->parent = dir;
-  Inode* raw = child.get();
-  std::string_view key = raw->name;  // points into the child: stable while it lives
-  dir->children->emplace(key, std::move(child));
+  Inode* raw = child.release();  // the directory owns it now
+  dir->children->insert(raw);
   if (raw->is_dir) ++directories_;
   else ++files_;
   return raw;
@@ -99,8 +105,8 @@ Inode* Namespace::AddChild(Inode* dir, std::unique_ptr<Inode> child) {
 
 std::unique_ptr<Inode> Namespace::Detach(Inode* node) {
   Inode* dir = node->parent;
-  auto it = dir->children->find(std::string_view(node->name));
-  std::unique_ptr<Inode> owned = std::move(it->second);
+  auto it = dir->children->find(node->name.view());
+  std::unique_ptr<Inode> owned(*it);
   dir->children->erase(it);
   owned->parent = nullptr;
   if (owned->is_dir) --directories_;
@@ -119,20 +125,21 @@ ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::Chu
   ChunkList out;
   out.reserve(static_cast<uint32_t>(in.size()));
   for (const auto& c : in) {
-    auto [it, inserted] =
-        chunks_.try_emplace(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
-    ++it->second.refs;  // a checkpoint lists a shared chunk once per file
+    ChunkRecord& rec =
+        chunks_.Insert(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
+    ++rec.refs;  // a checkpoint lists a shared chunk once per file
     out.push_back(c.id());
   }
   return out;
 }
 
 void Namespace::RefChunks(const ChunkList& chunks) {
-  for (uint64_t id : chunks) ++chunks_[id].refs;
+  for (uint64_t id : chunks) ++chunks_.Insert(id, ChunkRecord{}).refs;
 }
 
 uint64_t Namespace::FileSize(const Inode* file) const {
   uint64_t total = 0;
+  if (file->is_dir) return total;
   for (uint64_t id : file->chunks) {
     if (const ChunkRecord* c = FindChunk(id)) total += c->size;
   }
@@ -141,10 +148,10 @@ uint64_t Namespace::FileSize(const Inode* file) const {
 
 void Namespace::UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed) {
   for (uint64_t id : chunks) {
-    auto it = chunks_.find(id);
-    if (it == chunks_.end()) continue;
-    if (--it->second.refs > 0) continue;
-    chunks_.erase(it);
+    ChunkRecord* rec = chunks_.Find(id);
+    if (rec == nullptr) continue;
+    if (--rec->refs > 0) continue;
+    chunks_.Erase(id);
     if (freed != nullptr) freed->push_back(id);
   }
 }
@@ -152,8 +159,8 @@ void Namespace::UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* free
 void Namespace::Release(Inode* node, ApplyResult* out) {
   if (node->is_dir) {
     ++out->directories;
-    for (auto& [name, child] : *node->children) {
-      Release(child.get(), out);
+    for (Inode* child : *node->children) {
+      Release(child, out);
       if (child->is_dir) --directories_;
       else --files_;
     }
@@ -198,7 +205,7 @@ Status Namespace::ApplyMkdir(const msg::JournalRecord& r, ApplyResult* out) {
   for (; i < parts.size(); ++i) {
     auto it = dir->children->find(parts[i]);
     if (it == dir->children->end()) break;
-    Inode* next = it->second.get();
+    Inode* next = *it;
     if (!next->is_dir) {
       return i + 1 == parts.size() ? Exists(op.path()) : NotDir(JoinPath(parts, i + 1));
     }
@@ -216,14 +223,12 @@ Status Namespace::ApplyMkdir(const msg::JournalRecord& r, ApplyResult* out) {
   uint32_t owner = InternOwner(r.user());
   Touch(dir, r.unix_ms());
   for (; i < parts.size(); ++i) {
-    auto child = std::make_unique<Inode>();
+    auto child = std::make_unique<Inode>(true);
     child->id = id++;
-    child->name = std::string(parts[i]);
-    child->is_dir = true;
+    child->name.assign(parts[i]);
     child->mode = op.mode() ? op.mode() : kDefaultDirMode;
     child->owner = owner;
     child->mtime_ms = child->ctime_ms = r.unix_ms();
-    child->children = std::make_unique<Inode::Children>();
     dir = AddChild(dir, std::move(child));
   }
   next_inode_ = std::max(next_inode_, id);
@@ -266,9 +271,10 @@ Status Namespace::ApplyRename(const msg::JournalRecord& r, ApplyResult* out) {
     target_dir = existing;
     target_name = src.node->name;
     target_path = PathOf(existing);
-    target_path += (target_path == "/" ? "" : "/") + src.node->name;
+    if (target_path != "/") target_path += '/';
+    target_path += target_name;
     auto it = existing->children->find(target_name);
-    existing = it == existing->children->end() ? nullptr : it->second.get();
+    existing = it == existing->children->end() ? nullptr : *it;
   }
   if (target_dir == nullptr) return Status::InvalidArgument("cannot replace /");
   if (src.node->is_dir && src.node->IsAncestorOf(target_dir)) {
@@ -294,7 +300,7 @@ Status Namespace::ApplyRename(const msg::JournalRecord& r, ApplyResult* out) {
   }
   Touch(src.node->parent, r.unix_ms());
   std::unique_ptr<Inode> moving = Detach(src.node);
-  moving->name = std::string(target_name);
+  moving->name.assign(target_name);  // may view its own name: assign copes
   moving->ctime_ms = r.unix_ms();
   Touch(target_dir, r.unix_ms());
   out->inode = AddChild(target_dir, std::move(moving));
@@ -313,7 +319,7 @@ Status Namespace::ApplyCopy(const msg::JournalRecord& r, ApplyResult* out) {
   std::string target_path = op.destination();
   if (dst.node != nullptr && dst.node->is_dir) {
     target_dir = dst.node;
-    target_name = src.node->name;
+    target_name = std::string(src.node->name.view());
     target_path = PathOf(dst.node);
     target_path += (target_path == "/" ? "" : "/") + target_name;
     if (dst.node->children->contains(target_name)) return Exists(target_path);
@@ -321,9 +327,9 @@ Status Namespace::ApplyCopy(const msg::JournalRecord& r, ApplyResult* out) {
     return Exists(target_path);
   }
   if (target_dir == nullptr) return Exists("/");
-  auto copy = std::make_unique<Inode>();
+  auto copy = std::make_unique<Inode>(false);
   copy->id = op.inode();
-  copy->name = target_name;
+  copy->name.assign(target_name);
   copy->mode = src.node->mode;
   copy->owner = InternOwner(r.user());
   copy->mtime_ms = copy->ctime_ms = r.unix_ms();
@@ -352,9 +358,9 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
   const auto& op = r.install_file();
   DFS_RETURN_IF_ERROR(CheckCreate(op.path(), op.overwrite()));
   DFS_ASSIGN_OR_RETURN(Resolved res, Resolve(op.path()));
-  auto file = std::make_unique<Inode>();
+  auto file = std::make_unique<Inode>(false);
   file->id = op.inode();
-  file->name = std::string(res.name);
+  file->name.assign(res.name);
   file->mode = op.mode() ? op.mode() : kDefaultFileMode;
   file->owner = InternOwner(r.user());
   file->mtime_ms = file->ctime_ms = r.unix_ms();
@@ -376,7 +382,11 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
 }
 
 void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::FileInfo* out) const {
-  out->set_path(name_only ? n->name : PathOf(n));
+  if (name_only) {
+    out->mutable_path()->assign(n->name.view());
+  } else {
+    out->set_path(PathOf(n));
+  }
   out->set_type(n->is_dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
   out->set_inode(n->id);
   out->set_size(n->is_dir ? n->children->size() : FileSize(n));
@@ -386,7 +396,7 @@ void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::
   out->set_ctime_ms(n->ctime_ms);
   out->set_replication(n->replication);
   out->set_checksum(n->checksum);
-  if (with_chunks) {
+  if (with_chunks && !n->is_dir) {
     for (uint64_t id : n->chunks) {
       auto* ci = out->add_chunks();
       ci->set_id(id);
@@ -407,7 +417,7 @@ UsageTotals Namespace::Usage(const Inode* node) const {
     stack.pop_back();
     if (n->is_dir) {
       ++t.directories;
-      for (const auto& [name, child] : *n->children) stack.push_back(child.get());
+      for (const Inode* child : *n->children) stack.push_back(child);
     } else {
       ++t.files;
       const uint64_t size = FileSize(n);
@@ -421,7 +431,7 @@ UsageTotals Namespace::Usage(const Inode* node) const {
 Status Namespace::Export(const std::function<Status(const msg::CheckpointEntry&)>& sink) const {
   msg::CheckpointEntry e;
   std::vector<const Inode*> stack;
-  for (auto it = root_->children->rbegin(); it != root_->children->rend(); ++it) stack.push_back(it->second.get());
+  for (auto it = root_->children->rbegin(); it != root_->children->rend(); ++it) stack.push_back(*it);
   while (!stack.empty()) {
     const Inode* n = stack.back();
     stack.pop_back();
@@ -437,10 +447,12 @@ Status Namespace::Export(const std::function<Status(const msg::CheckpointEntry&)
     ci->set_replication(n->replication);
     ci->set_size(FileSize(n));
     ci->set_checksum(n->checksum);
-    for (uint64_t id : n->chunks) {
+    const uint64_t* ids = n->is_dir ? nullptr : n->chunks.begin();  // a directory has none
+    const uint64_t* ids_end = n->is_dir ? nullptr : n->chunks.end();
+    for (; ids != ids_end; ++ids) {
       auto* ch = ci->add_chunks();
-      ch->set_id(id);
-      if (const ChunkRecord* c = FindChunk(id)) {
+      ch->set_id(*ids);
+      if (const ChunkRecord* c = FindChunk(*ids)) {
         ch->set_version(c->version);
         ch->set_size(c->size);
         ch->set_checksum(c->checksum);
@@ -448,7 +460,7 @@ Status Namespace::Export(const std::function<Status(const msg::CheckpointEntry&)
     }
     DFS_RETURN_IF_ERROR(sink(e));
     if (n->is_dir) {
-      for (auto it = n->children->rbegin(); it != n->children->rend(); ++it) stack.push_back(it->second.get());
+      for (auto it = n->children->rbegin(); it != n->children->rend(); ++it) stack.push_back(*it);
     }
   }
   e.Clear();
@@ -469,21 +481,16 @@ Status Namespace::Import(const msg::CheckpointEntry& e) {
   if (res.parent == nullptr || res.node != nullptr) {
     return Status::Corruption(fmt::format("checkpoint entry {} duplicates or replaces /", ci.path()));
   }
-  auto n = std::make_unique<Inode>();
+  auto n = std::make_unique<Inode>(ci.type() == msg::FileInfo::DIRECTORY);
   n->id = ci.inode();
-  n->name = std::string(res.name);
-  n->is_dir = ci.type() == msg::FileInfo::DIRECTORY;
+  n->name.assign(res.name);
   n->mode = ci.mode();
   n->owner = InternOwner(ci.owner());
   n->mtime_ms = ci.mtime_ms();
   n->ctime_ms = ci.ctime_ms();
   n->replication = static_cast<uint8_t>(ci.replication());
   n->checksum = ci.checksum();
-  if (n->is_dir) {
-    n->children = std::make_unique<Inode::Children>();
-  } else {
-    n->chunks = AddChunks(ci.chunks());
-  }
+  if (!n->is_dir) n->chunks = AddChunks(ci.chunks());
   next_inode_ = std::max(next_inode_, n->id + 1);
   AddChild(res.parent, std::move(n));
   return Status::OK();

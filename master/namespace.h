@@ -3,9 +3,8 @@
 // code. Records carry every id and time they need; Apply never reads a clock.
 //
 // Memory matters here (it bounds how many files one master holds): names are
-// stored once, in the inode, and directories index their children by a
-// string_view into it, in an Abseil B-tree (about a third of std::map's
-// per-entry overhead).
+// stored once, in the inode, and a directory indexes its children in an
+// Abseil B-tree of their pointers ordered by those names (Inode, below).
 //
 // Chunks are shared between files by `cp`; the namespace counts references
 // and reports chunks whose last reference went away, so the caller can delete
@@ -15,50 +14,128 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <absl/container/btree_map.h>
+#include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/types/compare.h>
 
 #include "common/status.h"
 #include "master/chunk_list.h"
+#include "master/chunk_table.h"
 #include "journal.pb.h"
 
 namespace dfs::master {
 
-// What the master knows of one chunk. A chunk id never changes meaning: a
-// rewrite makes new chunks, so these fields are fixed for the id's life.
-// 16 bytes (24 with its key in the table): chunks are under 4 GiB (the
-// master caps the chunk size at 2 GiB), so the size fits 32 bits.
-struct ChunkRecord {
-  uint32_t size = 0;
-  uint32_t version = 0;
-  uint32_t checksum = 0;
-  uint32_t refs = 0;  // files that hold it (cp shares chunks)
+// A name in 16 bytes: up to 15 bytes inline (most names), longer ones (at
+// most 255, path.h) in one heap allocation of their exact length. A
+// std::string takes 32.
+class InodeName {
+ public:
+  InodeName() = default;
+  InodeName(const InodeName&) = delete;
+  InodeName& operator=(const InodeName&) = delete;
+  ~InodeName() { Free(); }
+
+  std::string_view view() const {
+    if (bytes_[15] != kOnHeap) return {bytes_, static_cast<size_t>(bytes_[15])};
+    const char* p;
+    std::memcpy(&p, bytes_, sizeof(p));
+    return {p, static_cast<unsigned char>(bytes_[8])};
+  }
+  operator std::string_view() const { return view(); }  // NOLINT: a name is read as a view
+  // `name` may be a view of this name itself.
+  void assign(std::string_view name) {
+    if (name.size() < 16) {
+      char copy[15];
+      std::memcpy(copy, name.data(), name.size());
+      Free();
+      std::memcpy(bytes_, copy, name.size());
+      bytes_[15] = static_cast<char>(name.size());
+      return;
+    }
+    char* p = new char[name.size()];
+    std::memcpy(p, name.data(), name.size());
+    Free();
+    std::memcpy(bytes_, &p, sizeof(p));
+    bytes_[8] = static_cast<char>(static_cast<unsigned char>(name.size()));  // <= 255
+    bytes_[15] = kOnHeap;
+  }
+
+ private:
+  static constexpr char kOnHeap = static_cast<char>(0xFF);
+  void Free() {
+    if (bytes_[15] != kOnHeap) return;
+    char* p;
+    std::memcpy(&p, bytes_, sizeof(p));
+    delete[] p;
+    bytes_[15] = 0;
+  }
+  // Inline: the bytes, then their count in [15]. On the heap: the pointer in
+  // [0, 8), the length in [8], kOnHeap in [15].
+  alignas(8) char bytes_[16] = {};
 };
 
+struct Inode;
+
+// Orders a directory's children by name; looks them up by name
+// (heterogeneous: a child is found by a string_view without building an
+// Inode). Three-way, so the B-tree compares each key once.
+struct ByName {
+  using is_transparent = void;
+  static std::string_view Key(const Inode* inode);
+  static std::string_view Key(std::string_view name) { return name; }
+  template <typename A, typename B>
+  absl::weak_ordering operator()(const A& a, const B& b) const {
+    const int c = Key(a).compare(Key(b));
+    return c < 0 ? absl::weak_ordering::less : c == 0 ? absl::weak_ordering::equivalent : absl::weak_ordering::greater;
+  }
+};
+
+// 72 bytes (an 80-byte malloc chunk; a std::string name, separate children
+// and chunk fields and a name-keyed child map made it 104 + ~24 per entry):
+// the name is stored once, here, and a directory's B-tree holds only the
+// children's pointers (8 bytes a slot, ~30 slots a node) and orders them by
+// their names.
 struct Inode {
-  using Children = absl::btree_map<std::string_view, std::unique_ptr<Inode>>;
+  using Children = absl::btree_set<Inode*, ByName>;
+
+  explicit Inode(bool dir) : is_dir(dir) {
+    if (dir) {
+      children = new Children();
+    } else {
+      new (&chunks) ChunkList();
+    }
+  }
+  ~Inode();
+  Inode(const Inode&) = delete;
+  Inode& operator=(const Inode&) = delete;
 
   uint64_t id = 0;
   Inode* parent = nullptr;
-  std::string name;
   int64_t mtime_ms = 0;
   int64_t ctime_ms = 0;
   uint32_t mode = 0;
   uint32_t owner = 0;  // index into the owner table
   uint32_t checksum = 0;
   uint8_t replication = 0;
-  bool is_dir = false;
-  std::unique_ptr<Children> children;  // directories only
-  ChunkList chunks;                    // files only
+  const bool is_dir;
+  InodeName name;
+  union {
+    Children* children;  // directories only: owns the children
+    ChunkList chunks;    // files only
+  };
 
   bool IsAncestorOf(const Inode* other) const;
 };
+static_assert(sizeof(Inode) == 72, "an inode fits an 80-byte malloc chunk");
+
+inline std::string_view ByName::Key(const Inode* inode) { return inode->name.view(); }
 
 // What a mutation did, for the reply and the caller's bookkeeping.
 struct ApplyResult {
@@ -104,12 +181,9 @@ class Namespace {
   uint64_t directory_count() const { return directories_; }
   uint64_t chunk_count() const { return chunks_.size(); }
   // nullptr when no file holds chunk `id`.
-  const ChunkRecord* FindChunk(uint64_t id) const {
-    auto it = chunks_.find(id);
-    return it == chunks_.end() ? nullptr : &it->second;
-  }
+  const ChunkRecord* FindChunk(uint64_t id) const { return chunks_.Find(id); }
   // A file's length: the sum of its chunks' (derived, not stored, so an
-  // inode fits a 112-byte allocation).
+  // inode fits an 80-byte allocation).
   uint64_t FileSize(const Inode* file) const;
 
   // Checkpoint: a preorder walk (parents before children), then counters.
@@ -146,7 +220,7 @@ class Namespace {
   uint64_t files_ = 0;
   uint64_t directories_ = 1;
   // Every chunk some file holds.
-  absl::flat_hash_map<uint64_t, ChunkRecord> chunks_;
+  ChunkTable chunks_;
   std::vector<std::string> owners_;
   absl::flat_hash_map<std::string, uint32_t> owner_index_;
 };

@@ -107,7 +107,7 @@ void NamespaceRequests::List(const ClientMessage& m, bus::Outbox& out) const {
   const auto& children = *(*n)->children;
   auto it = req.start_after().empty() ? children.begin() : children.upper_bound(req.start_after());
   for (; it != children.end() && static_cast<uint32_t>(r->entries_size()) < limit; ++it) {
-    ns.Describe(it->second.get(), true, false, r->add_entries());
+    ns.Describe(*it, true, false, r->add_entries());
   }
   r->set_more(it != children.end());
   AnswerQuery(out, m, Status::OK(), std::move(reply));

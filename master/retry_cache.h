@@ -70,8 +70,9 @@ class RetryCache {
   // a create, a mkdir or a completion ~95, index bucket included), so 64 MiB
   // hold ~550,000 answers: 9 s at this master's peak of ~60,000 mutations/s
   // (master-scale: 20,000 one-chunk files/s, three mutations each), over 4x
-  // the clients' patience. It is ~3 % of what a master with 10 M files needs
-  // (~2 GiB), HDFS's default share of the NameNode heap for its retry cache
+  // the clients' patience. It is ~4 % of what a master with 10 M files needs
+  // (~1.5 GiB, docs/architecture.md), near HDFS's default share of the
+  // NameNode heap for its retry cache
   // (dfs.namenode.retrycache.heap.percent = 0.03). --retry-cache-size sets it.
   static constexpr size_t kDefaultByteBudget = size_t{64} << 20;
 

@@ -71,7 +71,7 @@ class NamespaceTest : public ::testing::Test {
     std::vector<std::string> out;
     auto n = ns_.Lookup(dir);
     EXPECT_TRUE(n);
-    for (const auto& [name, child] : *(*n)->children) out.emplace_back(name);
+    for (const Inode* child : *(*n)->children) out.emplace_back(child->name.view());
     return out;
   }
 
@@ -265,7 +265,77 @@ TEST(ChunkList, InlineOneThenHeap) {
   one.push_back(1);
   one = moved;
   EXPECT_EQ(one.size(), 93u);
-  static_assert(sizeof(ChunkList) == 16);
+  static_assert(sizeof(ChunkList) == 8);
+}
+
+// Ids the inline word cannot hold (0, and 2^63 and over) go to the heap, alone
+// or after an inline one; reserve keeps what is there.
+TEST(ChunkList, IdsTheWordCannotHold) {
+  for (uint64_t odd : {uint64_t{0}, uint64_t{1} << 63, ~uint64_t{0}}) {
+    ChunkList l;
+    l.push_back(odd);
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0], odd);
+    l.push_back(5);
+    ASSERT_EQ(l.size(), 2u);
+    EXPECT_EQ(l[0], odd);
+    EXPECT_EQ(l[1], 5u);
+    ChunkList m;
+    m.push_back(3);
+    m.push_back(odd);
+    EXPECT_EQ(m[0], 3u);
+    EXPECT_EQ(m[1], odd);
+    ChunkList copy = m;
+    EXPECT_EQ(copy[1], odd);
+  }
+  ChunkList r;
+  r.push_back(9);
+  r.reserve(10);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], 9u);
+  r.clear();
+  EXPECT_TRUE(r.empty());
+  EXPECT_EQ(r.begin(), r.end());
+}
+
+// Names up to 15 bytes inline, longer ones on the heap; assigning a view of
+// the name itself (rename keeps a name) works both ways.
+TEST(InodeName, InlineHeapAndSelfAssign) {
+  InodeName n;
+  EXPECT_EQ(n.view(), "");
+  n.assign("short");
+  EXPECT_EQ(n.view(), "short");
+  n.assign("exactly-15bytes");
+  EXPECT_EQ(n.view(), "exactly-15bytes");
+  const std::string long_name(255, 'x');
+  n.assign(long_name);
+  EXPECT_EQ(n.view(), long_name);
+  n.assign(n.view());
+  EXPECT_EQ(n.view(), long_name);
+  n.assign(n.view().substr(0, 200));
+  EXPECT_EQ(n.view(), std::string(200, 'x'));
+  n.assign(n.view().substr(190));
+  EXPECT_EQ(n.view(), std::string(10, 'x'));
+  n.assign(n.view());
+  EXPECT_EQ(n.view(), std::string(10, 'x'));
+  n.assign(std::string(16, 'y'));
+  EXPECT_EQ(n.view(), std::string(16, 'y'));
+  static_assert(sizeof(InodeName) == 16);
+}
+
+// A long name survives a rename to a short one and back, and lookups order
+// inline and heap names together.
+TEST_F(NamespaceTest, LongAndShortNamesRenameBothWays) {
+  const std::string long_name = "/" + std::string(100, 'L');
+  ASSERT_TRUE(Mkdir(long_name).ok());
+  ASSERT_TRUE(Put(long_name + "/f", {1}).ok());
+  ASSERT_TRUE(Mv(long_name, "/s").ok());
+  EXPECT_TRUE(ns_.Lookup("/s/f"));
+  ASSERT_TRUE(Mv("/s", long_name + "2").ok());
+  EXPECT_TRUE(ns_.Lookup(long_name + "2/f"));
+  ASSERT_TRUE(Put("/a", {2}).ok());
+  ASSERT_TRUE(Put("/z", {3}).ok());
+  EXPECT_EQ(Names("/"), (std::vector<std::string>{long_name.substr(1) + "2", "a", "z"}));  // 'L' < 'a'
 }
 
 }  // namespace
