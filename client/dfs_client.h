@@ -183,6 +183,21 @@ struct WrittenChunk {
   std::vector<std::string> replicas;  // node ids that stored it (their checksums matched)
 };
 
+// How far a transfer is, for a progress bar: `done` bytes of `total`
+// (`total_known` false: a put from a stream, whose length shows only at
+// its end). Put counts bytes sent to the first node of each pipeline (it
+// may step back when a chunk is resent); Read counts bytes verified and
+// handed to the sink.
+struct Progress {
+  uint64_t done = 0;
+  uint64_t total = 0;
+  bool total_known = true;
+};
+// Called on the transfer's own thread from its event loop, at most once per
+// `progress_interval` (never per frame), and once more at the end with
+// done == total. Must be quick: the transfer waits while it runs.
+using ProgressFn = std::function<void(const Progress&)>;
+
 // Put: a whole file from local bytes, chunk by chunk through the nodes.
 struct PutOptions {
   bool overwrite = false;     // put -f
@@ -206,6 +221,11 @@ struct PutOptions {
   // the pipeline, as larger chunks go, which sends the bytes out of the
   // client once instead of once per replica.
   bool fan_out = true;
+  // The parent directory is made (as mkdir -p) when it does not exist,
+  // as HDFS's create does; false: "no such file or directory".
+  bool make_parents = false;
+  ProgressFn progress;  // empty: none
+  std::chrono::milliseconds progress_interval{100};
 };
 
 inline constexpr uint64_t kToEnd = UINT64_MAX;
@@ -219,6 +239,8 @@ struct GetOptions {
   // A replica silent this long while owing an answer is abandoned for the
   // next (a node whose disk is saturated can pause for a second or two).
   std::chrono::milliseconds stall_timeout{3000};
+  ProgressFn progress;  // empty: none (see PutOptions::progress)
+  std::chrono::milliseconds progress_interval{100};
 };
 
 // Receives verified bytes of a read at their offset in the file. Returning

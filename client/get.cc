@@ -89,6 +89,9 @@ class ReadJob {
 
  private:
   Status Deliver(uint64_t file_offset, bus::Frame frame);
+  // Calls options_.progress when its interval has passed (once per turn of
+  // the loop at most, never per frame).
+  void MaybeReportProgress(Clock::time_point now);
   void Report(ChunkReader& r);
 
   Client::Impl& impl_;
@@ -106,20 +109,33 @@ class ReadJob {
   std::map<uint64_t, bus::Frame> early_;
   size_t budget_;
   size_t admitted_ = 0;  // asked for, not yet handed to the sink
+  uint64_t delivered_ = 0;  // bytes handed to the sink
+  Clock::time_point next_progress_{};
 };
+
+void ReadJob::MaybeReportProgress(Clock::time_point now) {
+  if (!options_.progress || now < next_progress_) return;
+  next_progress_ = now + options_.progress_interval;
+  options_.progress(Progress{delivered_, loc_.end - loc_.begin, true});
+}
 
 Status ReadJob::Deliver(uint64_t file_offset, bus::Frame frame) {
   auto bytes = [](const bus::Frame& f) { return std::span<const std::byte>(f.data(), f.size()); };
-  if (!in_order_) return sink_(file_offset, bytes(frame));
+  if (!in_order_) {
+    delivered_ += frame.size();
+    return sink_(file_offset, bytes(frame));
+  }
   if (file_offset != next_deliver_) {
     early_.emplace(file_offset, std::move(frame));
     return Status::OK();
   }
   DFS_RETURN_IF_ERROR(sink_(file_offset, bytes(frame)));
+  delivered_ += frame.size();
   next_deliver_ += frame.size();
   --admitted_;
   for (auto it = early_.begin(); it != early_.end() && it->first == next_deliver_; it = early_.erase(it)) {
     DFS_RETURN_IF_ERROR(sink_(it->first, bytes(it->second)));
+    delivered_ += it->second.size();
     next_deliver_ += it->second.size();
     --admitted_;
   }
@@ -184,6 +200,7 @@ Status ReadJob::Run() {
     DFS_RETURN_IF_ERROR(failed);
     now = Clock::now();
     for (auto& [idx, r] : active_) r->Tick(now);
+    MaybeReportProgress(now);
   }
   if (loc_.begin == 0 && loc_.end == loc_.info.size()) {
     uint32_t crc = 0;
@@ -204,9 +221,15 @@ Result<FileStatus> Client::Read(std::string_view remote, const GetOptions& optio
   DFS_ASSIGN_OR_RETURN(Located loc, Locate(*impl_, path, options));
   FileStatus status = FileStatusFromProto(loc.info);
   status.path = path;
+  const uint64_t range = loc.end - loc.begin;
   ReadJob job(*impl_, std::move(loc), options, in_order, sink);
   Status s = job.Run();
-  if (s.ok()) return status;
+  if (s.ok()) {
+    if (options.progress) {
+      options.progress(Progress{range, range, true});
+    }
+    return status;
+  }
   if (s.message().find(path) != std::string::npos) return s;
   return Status(s.code(), fmt::format("read {}: {}", path, s.message()));
 }

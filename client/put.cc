@@ -93,6 +93,9 @@ class PutJob {
   // A node failed: every stream through it fails now rather than at its
   // own stall timeout, and no later chunk is placed on it.
   void MarkBad(const std::string& node_id);
+  // Calls options_.progress when its interval has passed: once per turn of
+  // the loop at most, so the frames never pay for it.
+  void MaybeReportProgress(Clock::time_point now);
 
   Client& client_;
   NodeLinks& links_;
@@ -111,6 +114,8 @@ class PutJob {
   std::vector<std::unique_ptr<ChunkTask>> active_;
   std::vector<WrittenChunk> written_;
   std::set<std::string> bad_nodes_;  // failed during this put: never offered again
+  uint64_t stored_bytes_ = 0;        // of chunks stored on every replica
+  Clock::time_point next_progress_{};
 };
 
 bool PutJob::MoreChunks() const {
@@ -303,6 +308,20 @@ void PutJob::Dispatch(const DataMessage& reply, Clock::time_point now) {
   // Late answers to aborted attempts, abort acknowledgements: nothing waits.
 }
 
+void PutJob::MaybeReportProgress(Clock::time_point now) {
+  if (!options_.progress || now < next_progress_) return;
+  next_progress_ = now + options_.progress_interval;
+  Progress p;
+  p.done = stored_bytes_;
+  for (const auto& t : active_) {
+    if (t->writer && !t->probing && !t->backing_off) p.done += t->writer->bytes_sent();
+  }
+  p.total = sized_ ? total_ : next_offset_;
+  p.total_known = sized_;
+  p.done = std::min(p.done, p.total);
+  options_.progress(p);
+}
+
 Clock::time_point PutJob::NextWake() const {
   auto wake = Clock::time_point::max();
   for (const auto& t : active_) {
@@ -348,11 +367,13 @@ Result<FileStatus> PutJob::Run() {
         if (written_.size() <= t.index) written_.resize(t.index + 1);
         const ChunkPlacement& p = t.writer->placement();
         written_[t.index] = WrittenChunk{p.chunk_id, p.version, t.size, t.crc, t.writer->replicas()};
+        stored_bytes_ += t.size;
         active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
         continue;
       }
       ++i;
     }
+    MaybeReportProgress(now);
     if (active_.empty() && !MoreChunks()) break;
     if (now >= renew_at) {
       DFS_ASSIGN_OR_RETURN(std::vector<uint64_t> expired, client_.RenewLeases({lease_.id}));
@@ -382,7 +403,29 @@ Result<FileStatus> PutJob::Run() {
     crc = Crc32cCombine(crc, c.checksum, c.size);
     size += c.size;
   }
-  return client_.CompleteWrite(lease_, written_, size, crc);
+  DFS_ASSIGN_OR_RETURN(FileStatus done, client_.CompleteWrite(lease_, written_, size, crc));
+  if (options_.progress) options_.progress(Progress{size, size, true});
+  return done;
+}
+
+// The folder `path` (absolute, normalized) is in: "/" for "/a".
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+// BeginWrite; with make_parents, a missing parent folder is made (mkdir -p)
+// and the lease asked for again. Nothing is read from the source before
+// this, so a stream loses nothing.
+Result<WriteLease> BeginWriteMakingParents(Client& client, std::string_view remote, const WriteOptions& wo,
+                                           const PutOptions& options) {
+  Result<WriteLease> lease = client.BeginWrite(remote, wo);
+  if (lease || !options.make_parents || lease.error().code() != Code::kNotFound) return lease;
+  DFS_ASSIGN_OR_RETURN(std::string path, ResolvePath(remote, client.working_directory()));
+  const std::string parent = ParentOf(path);
+  if (parent == "/") return lease;
+  DFS_RETURN_IF_ERROR(client.Mkdir(parent, /*parents=*/true).status());
+  return client.BeginWrite(remote, wo);
 }
 
 }  // namespace
@@ -396,7 +439,7 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
   Result<FileStatus> r = Status::Internal("put: no attempt");
   WriteLease lease;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    DFS_ASSIGN_OR_RETURN(lease, client.BeginWrite(remote, wo));
+    DFS_ASSIGN_OR_RETURN(lease, BeginWriteMakingParents(client, remote, wo, options));
     if (lease.chunk_size == 0) {
       IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
       return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));
