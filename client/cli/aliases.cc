@@ -1,10 +1,12 @@
 // The seed (FAHAD-FS) spelled commands as options: `--stat PATH`. DESIGN.md
-// keeps those spellings as aliases of the subcommands. The seed's transfers
-// took the source first: `-u LOCAL SERVER_DIR` uploaded, `-d SERVER_FILE
-// LOCAL_DIR` downloaded (each into a directory under the file's own name,
-// which put and get also do), so -u is put and -d is get with their
-// arguments as given. `-v` opened the seed's viewer; here it shows a
-// file's bytes (cat).
+// keeps those spellings as aliases of the subcommands, with the path in
+// dfs first for both transfers (DESIGN.md's contract and issue 21; the
+// seed's own client.py took -u LOCAL SERVER_DIR, and `upload` hints at the
+// order when its LOCAL is missing but its REMOTE is a local file):
+// `-u REMOTE LOCAL` uploads (the hidden `upload`, put with its arguments
+// swapped), `-d REMOTE LOCAL` downloads (get), each into a directory under
+// the file's own name when the destination is one. `-v [PATH]` opened the
+// seed's viewer; here it is tree.
 #include <string_view>
 
 #include "client/cli/commands.h"
@@ -20,9 +22,9 @@ constexpr Alias kAliases[] = {
     {"--stat", "stat"},
     {"--mkdir", "mkdir"},
     {"--rm", "rm"},
-    {"-u", "put"},
+    {"-u", "upload"},
     {"-d", "get"},
-    {"-v", "cat"},
+    {"-v", "tree"},
 };
 
 // dfs-cli's global options that take a value in the next word.

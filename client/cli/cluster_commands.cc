@@ -47,7 +47,7 @@ void Nodes(Context& ctx) {
                     FormatSize(n.capacity), FormatSize(n.used),
                     FormatSize(n.available), std::to_string(n.chunks), Ago(n.last_heartbeat_ms_ago) + " ago"});
   }
-  std::fputs(FormatTable(rows).c_str(), stdout);
+  std::fputs(FormatTable(rows, {4, 5, 6, 7, 8}).c_str(), stdout);
   std::printf("%zu nodes, %zu alive\n", nodes->size(), alive);
   for (const auto& n : *nodes) {
     if (n.disk_failed) std::printf("node %s: disk failed: %s\n", n.id.c_str(), n.disk_error.c_str());
@@ -57,7 +57,9 @@ void Nodes(Context& ctx) {
 }  // namespace
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx) {
-  app.add_subcommand("nodes", "list file nodes: address, state, space, chunks")->callback([&ctx] { Nodes(ctx); });
+  Examples(app.add_subcommand("nodes", "list file nodes: address, state, space, chunks"),
+           {"dfs-cli nodes", "dfs-cli --json nodes | jq '.nodes[] | select(.state == \"dead\") | .id'"})
+      ->callback([&ctx] { Nodes(ctx); });
 }
 
 }  // namespace dfs::cli

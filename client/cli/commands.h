@@ -3,8 +3,10 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +20,7 @@ struct Context {
   std::string master_flag;
   double timeout_s = 1.5;
   Output out;
+  bool quiet = false;  // -q: no progress bars
   int exit_code = 0;
 
   // Connects on first use; prints the error and sets exit_code 1 on failure.
@@ -37,12 +40,19 @@ void RegisterListingCommands(CLI::App& app, Context& ctx);
 void RegisterTreeCommand(CLI::App& app, Context& ctx);
 // du, df.
 void RegisterUsageCommands(CLI::App& app, Context& ctx);
-// put, get, cat.
+// put, get, cat, and the seed's upload (-u REMOTE LOCAL).
 void RegisterDataCommands(CLI::App& app, Context& ctx);
 
+// Ends `cmd`'s --help with "Examples:" and `lines`, each a command line
+// a user can type.
+CLI::App* Examples(CLI::App* cmd, std::initializer_list<std::string_view> lines);
+
 // The seed's option-style commands ("--stat PATH") rewritten to their
-// subcommands ("stat PATH"), so CLI11 sees one grammar. Only the first word
-// after the global options is rewritten; argv[0] is kept.
+// subcommands ("stat PATH"), so CLI11 sees one grammar: --stat, --mkdir,
+// --rm as stat, mkdir, rm; -u REMOTE LOCAL as upload (put with the seed's
+// argument order), -d REMOTE LOCAL as get, -v [PATH] as tree (the seed's
+// viewer). Only the first word after the global options is rewritten;
+// argv[0] is kept.
 std::vector<std::string> RewriteSeedAliases(int argc, char** argv);
 
 }  // namespace dfs::cli

@@ -17,6 +17,13 @@ client::Client* Context::Connect() {
   return client_.get();
 }
 
+CLI::App* Examples(CLI::App* cmd, std::initializer_list<std::string_view> lines) {
+  std::string text = "Example" + std::string(lines.size() > 1 ? "s" : "") + ":";
+  for (std::string_view l : lines) text += "\n  " + std::string(l);
+  cmd->footer(text);
+  return cmd;
+}
+
 void Context::Fail(const Status& status) {
   PrintError(status.message());
   exit_code = 1;

@@ -1,7 +1,11 @@
-// Commands that move file contents: put, get, cat. Like cp(1), put and get
-// accept an existing directory as the destination and put the file into it
-// under its own name (the seed's -u LOCAL DIR and -d REMOTE DIR did that).
-// Silent on success; with --json put and get print the stored file.
+// Commands that move file contents: put, get, cat, and the seed's upload.
+// Like cp(1), put and get accept an existing directory as the destination
+// and put the file into it under its own name. put makes the remote folder
+// when it is missing (as HDFS's create does; --no-parents refuses instead).
+// On a terminal put and get draw a progress bar on stderr and end with a
+// one-line summary; otherwise (or with -q) they are silent on success. With
+// --json put and get print the stored file. cat into a pipe whose reader
+// left (`cat F | head`) stops quietly with status 0, as cat(1) does.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +19,8 @@
 
 #include "client/cli/commands.h"
 #include "client/cli/entry_format.h"
+#include "client/cli/progress.h"
+#include "common/env.h"
 #include "common/flags.h"
 #include "common/units.h"
 #include "common/limits.h"
@@ -29,6 +35,8 @@ struct PutArgs {
   std::string frame_size;
   int parallel = 4;
   bool chain = false;
+  bool no_parents = false;
+  bool seed_order = false;  // -u REMOTE LOCAL: only for the hint on a wrong order
   std::string local;
   std::string remote;
 };
@@ -72,7 +80,25 @@ Status PutHint(const Status& s) {
   return s;
 }
 
+// The seed's users may type -u in the seed's old order (LOCAL first).
+Status OpenHint(const PutArgs& a, int err) {
+  Status s = Status::FromErrno(err, "cannot open " + a.local);
+  struct stat st {};
+  if (a.seed_order && err == ENOENT && ::stat(a.remote.c_str(), &st) == 0) {
+    return Status(s.code(), s.message() + " (-u takes the path in dfs first: -u REMOTE LOCAL)");
+  }
+  return s;
+}
+
 void Put(Context& ctx, const PutArgs& a) {
+  int fd = STDIN_FILENO;
+  std::string name = "stdin";
+  if (a.local != "-") {
+    name = a.local;
+    fd = ::open(a.local.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ctx.Fail(OpenHint(a, errno));
+  }
+  UniqueFd owned(fd == STDIN_FILENO ? -1 : fd);
   client::Client* c = ctx.Connect();
   if (c == nullptr) return;
   auto target = PutTarget(*c, a);
@@ -82,17 +108,14 @@ void Put(Context& ctx, const PutArgs& a) {
   o.replication = a.replication;
   o.parallel = a.parallel;
   o.fan_out = !a.chain;
+  o.make_parents = !a.no_parents;
   if (!a.chunk_size.empty()) o.chunk_size = *ParseSize(a.chunk_size);  // validated by the flag
   if (!a.frame_size.empty()) o.frame_size = static_cast<uint32_t>(*ParseSize(a.frame_size));  // checked by the flag
-  int fd = STDIN_FILENO;
-  std::string name = "stdin";
-  if (a.local != "-") {
-    name = a.local;
-    fd = ::open(a.local.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ctx.Fail(Status::FromErrno(errno, "cannot open " + a.local));
-  }
+  ProgressBar bar(ProgressWanted(ctx.quiet), *target);
+  o.progress = bar.Hook();
+  o.progress_interval = ProgressBar::kInterval;
   auto r = c->Put(fd, name, *target, o);
-  if (fd != STDIN_FILENO) ::close(fd);
+  bar.Finish(r.has_value());
   if (!r) return ctx.Fail(PutHint(r.error()));
   if (ctx.out.json) PrintJson(StatJson(*r));
 }
@@ -109,11 +132,12 @@ Result<client::GetOptions> GetOptionsOf(const GetArgs& a) {
   return o;
 }
 
-// To standard output, in order; nothing else may write to it meanwhile.
+// To standard output, in order; nothing else may write to it meanwhile. A
+// reader that leaves early (head) is no failure: cat(1) is quiet there too.
 void ToStdout(Context& ctx, client::Client& c, const std::string& remote, const client::GetOptions& o) {
   std::fflush(stdout);
   auto r = c.Get(remote, STDOUT_FILENO, o);
-  if (!r) ctx.Fail(r.error());
+  if (!r && !StdoutReaderGone()) ctx.Fail(r.error());
 }
 
 void Get(Context& ctx, const GetArgs& a) {
@@ -121,7 +145,16 @@ void Get(Context& ctx, const GetArgs& a) {
   if (c == nullptr) return;
   auto o = GetOptionsOf(a);
   if (!o) return ctx.Fail(o.error());
-  if (a.local == "-") return ToStdout(ctx, *c, a.remote, *o);
+  // Bytes on a terminal's stdout would be torn by the bar's redraws.
+  const bool to_stdout = a.local == "-";
+  ProgressBar bar(ProgressWanted(ctx.quiet) && !(to_stdout && ::isatty(STDOUT_FILENO) == 1),
+                  to_stdout ? a.remote : a.local);
+  o->progress = bar.Hook();
+  o->progress_interval = ProgressBar::kInterval;
+  if (to_stdout) {
+    ToStdout(ctx, *c, a.remote, *o);
+    return bar.Finish(ctx.exit_code == 0);
+  }
   std::string local = a.local;
   if (IsLocalDirectory(local)) {
     auto remote = client::ResolvePath(a.remote, c->working_directory());
@@ -129,6 +162,7 @@ void Get(Context& ctx, const GetArgs& a) {
     local = JoinPath(local, BaseName(*remote));
   }
   auto r = c->Get(a.remote, local, *o);
+  bar.Finish(r.has_value());
   if (!r) return ctx.Fail(r.error());
   if (ctx.out.json) {
     PrintJson({{"path", r->path}, {"local", local}, {"size", r->size}, {"checksum", r->checksum}});
@@ -143,11 +177,8 @@ void Cat(Context& ctx, const GetArgs& a) {
   ToStdout(ctx, *c, a.remote, *o);
 }
 
-}  // namespace
-
-void RegisterDataCommands(CLI::App& app, Context& ctx) {
-  auto put = std::make_shared<PutArgs>();
-  auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
+// put's flags, shared with the seed's upload.
+void AddPutFlags(CLI::App* p, PutArgs* put) {
   p->add_flag("-f,--force", put->force, "replace REMOTE if it exists");
   p->add_option("-r,--replication", put->replication, "copies of each chunk (default: the cluster's)")
       ->check(CLI::Range(uint32_t{1}, limits::kMaxReplication));
@@ -164,10 +195,34 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   p->add_flag("--chain", put->chain,
               "send a chunk that fits one message node to node down its pipeline, not to every replica at "
               "once (the bytes leave this machine once instead of once per replica, at a hop's latency each)");
+  p->add_flag("--no-parents", put->no_parents,
+              "fail when REMOTE's folder does not exist (by default it is made, as mkdir -p would)");
+}
+
+}  // namespace
+
+void RegisterDataCommands(CLI::App& app, Context& ctx) {
+  auto put = std::make_shared<PutArgs>();
+  auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
+  AddPutFlags(p, put.get());
   p->add_option("LOCAL", put->local, "a local file, or - for stdin")->required();
-  p->add_option("REMOTE", put->remote, "the path in dfs, or an existing directory to put LOCAL into")
+  p->add_option("REMOTE", put->remote,
+                "the path in dfs (missing folders are made), or an existing directory to put LOCAL into")
       ->required();
   p->callback([&ctx, put] { Put(ctx, *put); });
+  Examples(p, {"dfs-cli put ./img.jpg /photos/2026/        # into the folder, as img.jpg",
+               "tar c src | dfs-cli put -f - /backup/src.tar"});
+
+  // The seed's -u REMOTE LOCAL (aliases.cc): put with the path in dfs first.
+  auto up = std::make_shared<PutArgs>();
+  up->seed_order = true;
+  auto* u = app.add_subcommand("upload", "-u REMOTE LOCAL: the seed's upload (put, the path in dfs first)");
+  u->group("");  // hidden: --help lists it as -u in the footer
+  AddPutFlags(u, up.get());
+  u->add_option("REMOTE", up->remote, "the path in dfs, or an existing directory to put LOCAL into")->required();
+  u->add_option("LOCAL", up->local, "a local file, or - for stdin")->required();
+  u->callback([&ctx, up] { Put(ctx, *up); });
+  Examples(u, {"dfs-cli -u /photos/2026/ ./img.jpg"});
 
   auto get = std::make_shared<GetArgs>();
   auto* g = app.add_subcommand("get", "copy a file out of dfs into a local file (or stdout, '-')");
@@ -178,6 +233,7 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   g->add_option("LOCAL", get->local, "a local file (written whole or not at all), a directory, or - for stdout")
       ->required();
   g->callback([&ctx, get] { Get(ctx, *get); });
+  Examples(g, {"dfs-cli get /photos/2026/img.jpg ./copy.jpg", "dfs-cli get /logs/today.log - | grep ERROR"});
 
   auto cat = std::make_shared<GetArgs>();
   auto* k = app.add_subcommand("cat", "write a file (or a byte range of it) to stdout");
@@ -185,6 +241,7 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   k->add_option("--length", cat->length, "bytes to write (default: to the end)")->check(SizeFlag());
   k->add_option("REMOTE", cat->remote, "the file in dfs")->required();
   k->callback([&ctx, cat] { Cat(ctx, *cat); });
+  Examples(k, {"dfs-cli cat /notes.txt | head", "dfs-cli cat --offset 1M --length 100 /big.bin"});
 }
 
 }  // namespace dfs::cli

@@ -37,14 +37,18 @@ void PrintEntries(const std::vector<client::FileStatus>& entries, const std::vec
     for (size_t i = 0; i < entries.size(); ++i) std::printf("%s\n", Shown(entries[i], names[i]).c_str());
     return;
   }
+  // Sizes in binary units (exact bytes: --json or stat); a directory's
+  // "size" is its number of entries, which is no size, so it shows "-".
+  std::vector<std::string> sizes;
   size_t owner_w = 0, size_w = 0;
   for (const auto& e : entries) {
+    sizes.push_back(e.is_dir() ? "-" : FormatSize(e.size));
     owner_w = std::max(owner_w, e.owner.size());
-    size_w = std::max(size_w, std::to_string(e.size).size());
+    size_w = std::max(size_w, sizes.back().size());
   }
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
-    std::printf("%s\n", fmt::format("{} {:<{}} {:>{}} {} {}", ModeString(e), e.owner, owner_w, e.size, size_w,
+    std::printf("%s\n", fmt::format("{} {:<{}} {:>{}} {} {}", ModeString(e), e.owner, owner_w, sizes[i], size_w,
                                      LocalTime(e.mtime_ms), Shown(e, names[i]))
                             .c_str());
   }
@@ -143,7 +147,7 @@ void Stat(Context& ctx, const std::string& path) {
                      fmt::format("{:08x}", ch.checksum),
                      ch.replicas.empty() ? "(none reported)" : fmt::format("{}", fmt::join(ch.replicas, ","))});
   }
-  std::string text = FormatTable(table);
+  std::string text = FormatTable(table, {0, 1, 2, 3});
   // Indented under the block above.
   size_t start = 0;
   while (start < text.size()) {
@@ -162,11 +166,13 @@ void RegisterListingCommands(CLI::App& app, Context& ctx) {
   cmd->add_flag("-l", ls->long_format, "long format: mode, owner, size, modification time, name");
   cmd->add_flag("-R,--recursive", ls->recursive, "list every directory below PATH too");
   cmd->callback([&ctx, ls] { Ls(ctx, *ls); });
+  Examples(cmd, {"dfs-cli ls -l /photos/2026", "dfs-cli --json ls -R / | jq -r '.entries[].path'"});
 
   auto stat_path = std::make_shared<std::string>();
   auto* st = app.add_subcommand("stat", "show one file or directory, with its chunks and their replicas");
   st->add_option("PATH", *stat_path, "a path in dfs")->required();
   st->callback([&ctx, stat_path] { Stat(ctx, *stat_path); });
+  Examples(st, {"dfs-cli stat /photos/2026/img.jpg", "dfs-cli --stat /photos/2026/img.jpg   # the seed's form"});
 }
 
 }  // namespace dfs::cli

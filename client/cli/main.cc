@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dfs-cli: use a dfs cluster"};
   app.add_option("--master", ctx.master_flag, "the master's HOST:PORT (default $DFS_MASTER, else 127.0.0.1:5550)");
   app.add_flag("--json", ctx.out.json, "print one JSON document on stdout");
+  app.add_flag("-q,--quiet", ctx.quiet, "no progress bars (they show only when stderr is a terminal)");
   app.add_option("--timeout", ctx.timeout_s, "seconds to wait for each answer from the master")
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
@@ -30,8 +31,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.require_subcommand(1);
   app.footer(
-      "Seed-style aliases: -u LOCAL REMOTE (= put), -d REMOTE LOCAL (= get), -v REMOTE (= cat),\n"
-      "  --stat PATH, --mkdir PATH, --rm PATH (= stat, mkdir, rm).");
+      "Transfers: put LOCAL REMOTE and get REMOTE LOCAL (cp's order); the seed's forms put the path\n"
+      "in dfs first for both: -u REMOTE LOCAL (upload), -d REMOTE LOCAL (download), -v [PATH] (the\n"
+      "viewer: tree), --stat PATH, --mkdir PATH, --rm PATH. Every command has --help with examples.\n"
+      "Examples:\n"
+      "  dfs-cli put ./img.jpg /photos/2026/     dfs-cli -u /photos/2026/ ./img.jpg\n"
+      "  dfs-cli get /photos/2026/img.jpg .      dfs-cli -d /photos/2026/img.jpg .\n"
+      "  dfs-cli ls -l /photos/2026              dfs-cli --json nodes");
   app.fallthrough();
   dfs::cli::RegisterClusterCommands(app, ctx);
   dfs::cli::RegisterNamespaceCommands(app, ctx);
@@ -49,7 +55,7 @@ int main(int argc, char** argv) {
   args_c.push_back(nullptr);
   if (auto rc = dfs::ParseFlags(app, static_cast<int>(args.size()), args_c.data(), "dfs-cli")) return *rc;
   std::fflush(stdout);
-  if (std::ferror(stdout)) {
+  if (std::ferror(stdout) && !dfs::cli::StdoutReaderGone()) {
     std::fprintf(stderr, "dfs-cli: cannot write to standard output\n");
     return 1;
   }

@@ -102,25 +102,29 @@ CLI::App* PairCommand(CLI::App& app, const char* name, const char* help, std::sh
 
 void RegisterNamespaceCommands(CLI::App& app, Context& ctx) {
   auto mkdir = std::make_shared<PathsArgs>();
-  PathsCommand(app, "mkdir", "make directories", mkdir)
+  Examples(PathsCommand(app, "mkdir", "make directories", mkdir),
+           {"dfs-cli mkdir -p /photos/2026", "dfs-cli --mkdir /photos      # the seed's form"})
       ->callback([&ctx, mkdir] { Mkdir(ctx, *mkdir); })
       ->add_flag("-p,--parents", mkdir->flag, "make missing parents too; an existing directory is no error");
 
   auto rmdir = std::make_shared<PathsArgs>();
-  PathsCommand(app, "rmdir", "remove empty directories", rmdir)->callback([&ctx, rmdir] {
-    Remove(ctx, *rmdir, true);
-  });
+  Examples(PathsCommand(app, "rmdir", "remove empty directories", rmdir), {"dfs-cli rmdir /photos/2026"})
+      ->callback([&ctx, rmdir] { Remove(ctx, *rmdir, true); });
 
   auto rm = std::make_shared<PathsArgs>();
-  PathsCommand(app, "rm", "remove files (and, with -r, directories and all below them)", rm)
+  Examples(PathsCommand(app, "rm", "remove files (and, with -r, directories and all below them)", rm),
+           {"dfs-cli rm -r /photos/2025", "dfs-cli --rm /notes.txt      # the seed's form"})
       ->callback([&ctx, rm] { Remove(ctx, *rm, false); })
       ->add_flag("-r,-R,--recursive", rm->flag, "remove directories and everything in them");
 
   auto mv = std::make_shared<PairArgs>();
-  PairCommand(app, "mv", "move or rename a file or directory", mv)->callback([&ctx, mv] { Move(ctx, *mv); });
+  Examples(PairCommand(app, "mv", "move or rename a file or directory", mv),
+           {"dfs-cli mv /photos/img.jpg /photos/2026/"})
+      ->callback([&ctx, mv] { Move(ctx, *mv); });
 
   auto cp = std::make_shared<PairArgs>();
-  PairCommand(app, "cp", "copy a file (its chunks are shared until either copy is rewritten)", cp)
+  Examples(PairCommand(app, "cp", "copy a file (its chunks are shared until either copy is rewritten)", cp),
+           {"dfs-cli cp /photos/2026/img.jpg /backup/img.jpg"})
       ->callback([&ctx, cp] { Copy(ctx, *cp); });
 }
 

@@ -102,6 +102,7 @@ void RegisterTreeCommand(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("tree", "draw the namespace below a path, as tree(1) does");
   cmd->add_option("PATH", *path, "a directory in dfs")->capture_default_str();
   cmd->callback([&ctx, path] { Tree(ctx, *path); });
+  Examples(cmd, {"dfs-cli tree /photos", "dfs-cli -v /photos      # the seed's viewer"});
 }
 
 }  // namespace dfs::cli

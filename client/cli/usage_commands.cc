@@ -31,7 +31,8 @@ void Du(Context& ctx, const std::string& path) {
   }
   std::fputs(FormatTable({{"SIZE", "STORED", "FILES", "DIRECTORIES", "PATH"},
                           {FormatSize(u->bytes), FormatSize(u->stored_bytes), std::to_string(u->files),
-                           std::to_string(u->directories), *resolved}})
+                           std::to_string(u->directories), *resolved}},
+                         {0, 1, 2, 3})
                  .c_str(),
              stdout);
 }
@@ -58,7 +59,8 @@ void Df(Context& ctx) {
   if (s->nodes_dead > 0) nodes += fmt::format(", {} dead", s->nodes_dead);
   std::fputs(FormatTable({{"CAPACITY", "USED", "AVAILABLE", "USE%", "NODES", "FILES", "DIRECTORIES", "CHUNKS"},
                           {FormatSize(s->capacity), FormatSize(s->used), FormatSize(s->available), use, nodes,
-                           std::to_string(s->files), std::to_string(s->directories), std::to_string(s->chunks)}})
+                           std::to_string(s->files), std::to_string(s->directories), std::to_string(s->chunks)}},
+                         {0, 1, 2, 3, 5, 6, 7})
                  .c_str(),
              stdout);
 }
@@ -70,10 +72,11 @@ void RegisterUsageCommands(CLI::App& app, Context& ctx) {
   auto* du = app.add_subcommand("du", "space used below a path: logical bytes, stored bytes, files, directories");
   du->add_option("PATH", *du_path, "a path in dfs")->capture_default_str();
   du->callback([&ctx, du_path] { Du(ctx, *du_path); });
+  Examples(du, {"dfs-cli du /photos", "dfs-cli --json du / | jq .stored_bytes"});
 
-  app.add_subcommand("df", "the cluster's space: capacity, used, available, nodes, files")->callback([&ctx] {
-    Df(ctx);
-  });
+  Examples(app.add_subcommand("df", "the cluster's space: capacity, used, available, nodes, files"),
+           {"dfs-cli df", "dfs-cli --json df"})
+      ->callback([&ctx] { Df(ctx); });
 }
 
 }  // namespace dfs::cli
