@@ -229,10 +229,10 @@ TEST_F(DataPutGetTest, StdinPutAndStdoutGet) {
 TEST_F(DataPutGetTest, PutAndGetIntoDirectoriesAndSeedAliases) {
   ASSERT_EQ(cluster_.Cli({"mkdir", "/docs"}).exit_code, 0);
   WriteLocal(Local("notes.txt"), "seed style");
-  // -u LOCAL SERVER_DIR: into the directory under the local name.
-  auto u = cluster_.Cli({"-u", Local("notes.txt"), "/docs"});
+  // -u SERVER_DIR LOCAL (the path in dfs first): into the directory under the local name.
+  auto u = cluster_.Cli({"-u", "/docs", Local("notes.txt")});
   ASSERT_EQ(u.exit_code, 0) << u.err;
-  EXPECT_EQ(cluster_.Cli({"-v", "/docs/notes.txt"}).out, "seed style");
+  EXPECT_EQ(cluster_.Cli({"cat", "/docs/notes.txt"}).out, "seed style");
   // -d SERVER_FILE LOCAL_DIR.
   std::filesystem::create_directory(Local("down"));
   auto d = cluster_.Cli({"-d", "/docs/notes.txt", Local("down")});
