@@ -13,3 +13,26 @@ if(DFS_UNITY)
   set(CMAKE_UNITY_BUILD ON)
   set(CMAKE_UNITY_BUILD_BATCH_SIZE ${DFS_UNITY_BATCH})
 endif()
+
+# A target of one source gains nothing from a unity build, and keeps the
+# diagnostics of a normal one (GCC's -Wmaybe-uninitialized false positives
+# in <regex> at -O1 show up once the file is included into a unity source).
+# Called at the end of the top-level CMakeLists.txt, over every directory.
+function(dfs_unity_skip_single_source dir)
+  get_property(targets DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)
+  foreach(t IN LISTS targets)
+    get_target_property(type ${t} TYPE)
+    if(type MATCHES "^(EXECUTABLE|STATIC_LIBRARY|SHARED_LIBRARY|OBJECT_LIBRARY)$")
+      get_target_property(srcs ${t} SOURCES)
+      list(FILTER srcs INCLUDE REGEX "\\.(cc|cpp|cxx)$")
+      list(LENGTH srcs n)
+      if(n LESS_EQUAL 1)
+        set_target_properties(${t} PROPERTIES UNITY_BUILD OFF)
+      endif()
+    endif()
+  endforeach()
+  get_property(subdirs DIRECTORY ${dir} PROPERTY SUBDIRECTORIES)
+  foreach(d IN LISTS subdirs)
+    dfs_unity_skip_single_source(${d})
+  endforeach()
+endfunction()
