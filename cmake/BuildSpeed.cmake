@@ -14,9 +14,9 @@ if(DFS_UNITY)
   set(CMAKE_UNITY_BUILD_BATCH_SIZE ${DFS_UNITY_BATCH})
 endif()
 
-# A target of one source gains nothing from a unity build, and keeps the
-# diagnostics of a normal one (GCC's -Wmaybe-uninitialized false positives
-# in <regex> at -O1 show up once the file is included into a unity source).
+# A target of one source gains nothing from a unity build: it compiles its
+# file as before, so its diagnostics and object file stay those of a normal
+# build.
 # Called at the end of the top-level CMakeLists.txt, over every directory.
 function(dfs_unity_skip_single_source dir)
   get_property(targets DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)
