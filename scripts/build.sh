@@ -9,6 +9,11 @@
 # sets it); sanitizer builds at -O1 meet GCC's false positives
 # (-Wmaybe-uninitialized and friends), so they keep warnings as warnings.
 # ccache is picked up by CMakeLists.txt when it is installed.
+# Build time (docs/architecture.md, "Build time"): dfs's own targets are unity
+# builds (cmake/BuildSpeed.cmake; -DDFS_UNITY=OFF builds file by file, e.g. to
+# find which two files of a target collide), so the heavy third-party headers
+# (CLI11, fmt/spdlog, protobuf, GoogleTest, nlohmann/json) are compiled once
+# per batch of 8 files instead of once per file.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
