@@ -18,6 +18,8 @@
 #include <zmq.hpp>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 
 namespace dfs::bus {
 namespace {
@@ -111,6 +113,25 @@ int HoldPort(uint16_t* port) {
   return fd;
 }
 
+// Fulfils a promise when BindRetrying logs that it is retrying.
+class RetryingSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit RetryingSink(std::shared_ptr<std::promise<void>> p) : promise_(std::move(p)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!fired_ && std::string_view(msg.payload.data(), msg.payload.size()).find("retrying") != std::string_view::npos) {
+      fired_ = true;
+      promise_->set_value();
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::shared_ptr<std::promise<void>> promise_;
+  bool fired_ = false;
+};
+
 TEST(Bus, BindRetryingWaitsForABusyPortAndGivesUpAfterItsPatience) {
   uint16_t port = 0;
   const int held = HoldPort(&port);
@@ -124,13 +145,18 @@ TEST(Bus, BindRetryingWaitsForABusyPortAndGivesUpAfterItsPatience) {
   Status busy = BindRetrying(*s, endpoint, std::chrono::milliseconds(300));
   EXPECT_EQ(busy.code(), Code::kBusy) << busy.ToString();
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
-  // Let go while it retries: the bind succeeds on that port.
-  std::thread release([held] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the "previous process" exits
+  // Let go once it has failed and is retrying (its warning says so): the
+  // bind then succeeds on that port.
+  auto retrying = std::make_shared<std::promise<void>>();
+  auto sink = std::make_shared<RetryingSink>(retrying);
+  spdlog::default_logger()->sinks().push_back(sink);
+  std::thread release([held, done = retrying->get_future()]() mutable {
+    done.wait();  // the "previous process" exits after the first refusal
     ::close(held);
   });
   Status bound = BindRetrying(*s, endpoint, std::chrono::seconds(10));
   release.join();
+  spdlog::default_logger()->sinks().pop_back();
   ASSERT_TRUE(bound.ok()) << bound.ToString();
   EXPECT_EQ(s->endpoint(), endpoint);
 }
