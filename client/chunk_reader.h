@@ -5,7 +5,7 @@
 // record when the range is the whole chunk. A replica that errs, stalls or
 // sends bad bytes is set aside (and listed for a report to the master); the
 // frames still missing are asked of the next replica. Driven by Get's event
-// loop, like ChunkWriter.
+// loop, like datapath::PipelineWriter.
 #pragma once
 
 #include <chrono>
@@ -18,10 +18,13 @@
 
 #include "bus/socket.h"
 #include "client/dfs_client.h"
-#include "client/node_links.h"
+#include "datapath/node_links.h"
 #include "common/limits.h"
 
 namespace dfs::client {
+
+using datapath::DataMessage;
+using datapath::NodeLinks;
 
 // One chunk of a located file and the part of it a read wants.
 struct ChunkSpan {

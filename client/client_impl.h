@@ -11,10 +11,14 @@
 #include "bus/request_client.h"
 #include "client_master.pb.h"
 #include "client/dfs_client.h"
-#include "client/node_links.h"
+#include "datapath/node_links.h"
 #include "common/net.h"
 
 namespace dfs::client {
+
+using datapath::DataMessage;
+using datapath::NodeLinks;
+using datapath::NodeSender;
 
 // What the master's client port carries (messages/client_master.proto).
 using MasterMessage = bus::Message<msg::ClientEnvelope>;

@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "common/limits.h"
+#include "datapath/placement.h"
 
 namespace dfs::client {
 
@@ -135,17 +136,9 @@ struct ClusterInfo {
 // A write in progress: the master's lease on the path. Nobody else can write
 // the path until CompleteWrite, AbandonWrite, or expiry (RenewLeases keeps
 // it); readers keep seeing the last completed version meanwhile.
-struct NodeRef {
-  std::string id;
-  std::string address;
-};
-
+using NodeRef = datapath::NodeRef;
 // Where one new chunk goes: write it to pipeline[0], which forwards on.
-struct ChunkPlacement {
-  uint64_t chunk_id = 0;
-  uint32_t version = 0;
-  std::vector<NodeRef> pipeline;
-};
+using ChunkPlacement = datapath::ChunkPlacement;
 
 struct WriteLease {
   uint64_t id = 0;

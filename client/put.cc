@@ -18,7 +18,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "client/chunk_writer.h"
+#include "datapath/pipeline_writer.h"
 #include "client/client_impl.h"
 #include "common/crc32c_combine.h"
 #include "client/put_source.h"
@@ -26,6 +26,8 @@
 #include "common/random_id.h"
 
 namespace dfs::client {
+
+using datapath::PipelineWriter;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -46,7 +48,7 @@ struct ChunkTask {
   std::vector<uint32_t> kept_crc;
   size_t next_kept = 0;  // next kept frame this attempt sends
   uint32_t crc = 0;      // of the bytes sent so far (sized) / read so far (stream)
-  std::unique_ptr<ChunkWriter> writer;
+  std::unique_ptr<PipelineWriter> writer;
   int attempts = 0;
   // A failed attempt waiting on pings: request id -> node not yet answered.
   bool probing = false;
@@ -102,7 +104,7 @@ class PutJob {
   WriteLease lease_;
   PutSource& source_;
   PutOptions options_;
-  ChunkWriter::Config writer_config_;
+  PipelineWriter::Config writer_config_;
   bool sized_ = false;
   uint64_t total_ = 0;    // sized: the file's size
   uint32_t chunks_ = 0;   // sized: how many chunks
@@ -178,7 +180,7 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   ChunkPlacement placement = std::move(*placed);
   if (sized_) t.crc = 0;  // re-read and re-summed on every attempt
   t.next_kept = 0;
-  t.writer = std::make_unique<ChunkWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
+  t.writer = std::make_unique<PipelineWriter>(links_, std::move(placement), t.sealed ? t.size : 0, writer_config_);
   if (sized_ && t.size > 0 && t.size <= writer_config_.frame_size) {
     // Fits one frame: one round trip stores it, to every replica at once
     // unless the caller asked for the chain.
@@ -192,7 +194,7 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
 }
 
 Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
-  ChunkWriter& w = *t.writer;
+  PipelineWriter& w = *t.writer;
   for (;;) {
     if (w.failed() || w.finishing()) return Status::OK();
     if (t.sealed && w.bytes_sent() == t.size) {
@@ -239,7 +241,7 @@ Status PutJob::Pump(ChunkTask& t, Clock::time_point now) {
 // A failed attempt: blame the nodes the failure names; if it names none (a
 // silent pipeline), ping every node of the pipeline and blame the silent.
 Status PutJob::Recover(ChunkTask& t, Clock::time_point now) {
-  ChunkWriter& w = *t.writer;
+  PipelineWriter& w = *t.writer;
   w.Abort();
   if (w.failure().code() == Code::kBusy) {
     // Every pool of the pipeline is lent out to other streams: back off
@@ -363,7 +365,7 @@ Result<FileStatus> PutJob::Run() {
         ++i;
         continue;
       }
-      if (t.writer->state() == ChunkWriter::State::kStored) {
+      if (t.writer->state() == PipelineWriter::State::kStored) {
         if (written_.size() <= t.index) written_.resize(t.index + 1);
         const ChunkPlacement& p = t.writer->placement();
         written_[t.index] = WrittenChunk{p.chunk_id, p.version, t.size, t.crc, t.writer->replicas()};

@@ -1,6 +1,6 @@
-// Private to libdfs_client: the data connections to file nodes. One DEALER
-// per node address, opened on first use and shared by every stream this
-// client runs to that node (a small file costs no TCP handshake after the
+// Data connections to file nodes, for a client or a node copying a replica.
+// One DEALER per node address, opened on first use and shared by every
+// stream its owner runs to that node (a small file costs no TCP handshake after the
 // first); replies are told apart by request id, which is unique per client.
 //
 // Not thread-safe: belongs to the Client's thread, as its sockets do.
@@ -17,13 +17,13 @@
 #include "bus/socket.h"
 #include "data.pb.h"
 
-namespace dfs::client {
+namespace dfs::datapath {
 
 // What nodes' data ports carry (messages/data.proto).
 using DataMessage = bus::Message<msg::DataEnvelope>;
 
 // Where a chunk writer's requests go: the client's node links, or a fake
-// that records them in unit tests (tests/unit/chunk_writer_test.cc), so the
+// that records them in unit tests (tests/unit/pipeline_writer_test.cc), so the
 // writer's protocol is tested without sockets or nodes.
 class NodeSender {
  public:
@@ -65,4 +65,4 @@ class NodeLinks final : public NodeSender {
 // "HOST:PORT" or "tcp://HOST:PORT" as a bus endpoint.
 Result<std::string> NodeEndpoint(const std::string& address);
 
-}  // namespace dfs::client
+}  // namespace dfs::datapath

@@ -1,11 +1,11 @@
-// Private to libdfs_client: one attempt at storing one chunk through its
+// One attempt at storing one chunk through its
 // pipeline (messages/data.proto): WriteOpen to the first node naming the
 // rest, payload frames never exceeding the granted credit, WriteClose once
 // every frame is acknowledged, and a check that every replica stored what
 // was sent. A chunk that fits one frame may instead go to every node at
-// once (StartWhole, fan_out). Driven by Put's event loop: it sends through
-// a NodeSender (the client's NodeLinks) and is fed the replies to its own
-// requests.
+// once (StartWhole, fan_out). Driven by its owner's event loop (the client's
+// put, a node copying a replica for the master's repair): it sends through a
+// NodeSender (NodeLinks) and is fed the replies to its own requests.
 #pragma once
 
 #include <chrono>
@@ -17,13 +17,14 @@
 #include <vector>
 
 #include "bus/socket.h"
-#include "client/dfs_client.h"
-#include "client/node_links.h"
+#include "datapath/node_links.h"
+#include "datapath/placement.h"
 #include "common/limits.h"
 
-namespace dfs::client {
+namespace dfs::datapath {
 
-class ChunkWriter {
+
+class PipelineWriter {
  public:
   using Clock = std::chrono::steady_clock;
   enum class State { kOpening, kStreaming, kClosing, kStored, kFailed };
@@ -35,7 +36,7 @@ class ChunkWriter {
     std::chrono::milliseconds stall_timeout{5000};
   };
 
-  ChunkWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config);
+  PipelineWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config);
 
   // Sends WriteOpen to pipeline[0].
   void Start(Clock::time_point now);
@@ -122,4 +123,4 @@ class ChunkWriter {
   Clock::time_point last_heard_;
 };
 
-}  // namespace dfs::client
+}  // namespace dfs::datapath

@@ -1,16 +1,16 @@
-#include "client/chunk_writer.h"
+#include "datapath/pipeline_writer.h"
 
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-namespace dfs::client {
+namespace dfs::datapath {
 
-ChunkWriter::ChunkWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config)
+PipelineWriter::PipelineWriter(NodeSender& links, ChunkPlacement placement, uint64_t expected_size, Config config)
     : links_(links), placement_(std::move(placement)), expected_size_(expected_size), config_(config) {}
 
-void ChunkWriter::Send(msg::DataEnvelope request, std::vector<bus::Frame> payload, Clock::time_point now,
+void PipelineWriter::Send(msg::DataEnvelope request, std::vector<bus::Frame> payload, Clock::time_point now,
                        size_t node) {
   const NodeRef& to = placement_.pipeline[node];
   auto id = links_.Send(to.address, std::move(request), std::move(payload));
@@ -20,7 +20,7 @@ void ChunkWriter::Send(msg::DataEnvelope request, std::vector<bus::Frame> payloa
   if (requests_.size() == 1) last_heard_ = now;
 }
 
-msg::DataEnvelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream) const {
+msg::DataEnvelope PipelineWriter::OpenRequest(uint64_t expected_size, uint32_t frame_size, bool with_downstream) const {
   msg::DataEnvelope req;
   auto* o = req.mutable_write_open_request();
   o->set_chunk_id(placement_.chunk_id);
@@ -35,13 +35,13 @@ msg::DataEnvelope ChunkWriter::OpenRequest(uint64_t expected_size, uint32_t fram
   return req;
 }
 
-void ChunkWriter::Start(Clock::time_point now) {
+void PipelineWriter::Start(Clock::time_point now) {
   last_heard_ = now;
   if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
   Send(OpenRequest(expected_size_, config_.frame_size), {}, now);
 }
 
-void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now, bool fan_out) {
+void PipelineWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point now, bool fan_out) {
   last_heard_ = now;
   if (placement_.pipeline.empty()) return Fail(Status::Internal("the master gave an empty pipeline"));
   const uint64_t size = chunk.size();
@@ -68,7 +68,7 @@ void ChunkWriter::StartWhole(bus::Frame chunk, uint32_t crc, Clock::time_point n
   }
 }
 
-void ChunkWriter::OnFanReply(const DataMessage& reply, size_t node) {
+void PipelineWriter::OnFanReply(const DataMessage& reply, size_t node) {
   const NodeRef& from = placement_.pipeline[node];
   const std::string who = fmt::format("node {} ({})", from.id, from.address);
   if (!reply.defect.ok()) {
@@ -100,11 +100,11 @@ void ChunkWriter::OnFanReply(const DataMessage& reply, size_t node) {
   state_ = State::kStored;
 }
 
-bool ChunkWriter::CanSend() const {
+bool PipelineWriter::CanSend() const {
   return state_ == State::kStreaming && !finishing_ && unacked_.size() < credit_;
 }
 
-void ChunkWriter::SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point now) {
+void PipelineWriter::SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point now) {
   if (!CanSend()) return Fail(Status::Internal("frame sent without credit"));
   msg::DataEnvelope req;
   auto* f = req.mutable_write_frame_request();
@@ -119,14 +119,14 @@ void ChunkWriter::SendFrame(bus::Frame frame, uint32_t crc, Clock::time_point no
   Send(std::move(req), std::move(payload), now);
 }
 
-void ChunkWriter::Finish(uint64_t size, uint32_t crc, Clock::time_point now) {
+void PipelineWriter::Finish(uint64_t size, uint32_t crc, Clock::time_point now) {
   finishing_ = true;
   final_size_ = size;
   final_crc_ = crc;
   MaybeClose(now);
 }
 
-void ChunkWriter::MaybeClose(Clock::time_point now) {
+void PipelineWriter::MaybeClose(Clock::time_point now) {
   if (state_ != State::kStreaming || !finishing_ || !unacked_.empty()) return;
   if (bytes_sent_ != final_size_) {
     return Fail(Status::Internal(fmt::format("chunk {}: sent {} bytes, closing at {}", placement_.chunk_id,
@@ -141,13 +141,13 @@ void ChunkWriter::MaybeClose(Clock::time_point now) {
   Send(std::move(req), {}, now);
 }
 
-void ChunkWriter::Fail(Status status) {
+void PipelineWriter::Fail(Status status) {
   if (state_ == State::kFailed || state_ == State::kStored) return;
   state_ = State::kFailed;
   failure_ = std::move(status);
 }
 
-void ChunkWriter::Blame(std::string_view node_message) {
+void PipelineWriter::Blame(std::string_view node_message) {
   // A node's own message names the node at fault ("node n2: disk full",
   // "node n3 (host:port) stopped answering"); blame the nodes it names.
   for (const auto& n : placement_.pipeline) {
@@ -158,7 +158,7 @@ void ChunkWriter::Blame(std::string_view node_message) {
   }
 }
 
-void ChunkWriter::OnReply(const DataMessage& reply, Clock::time_point now) {
+void PipelineWriter::OnReply(const DataMessage& reply, Clock::time_point now) {
   const uint64_t id = reply.envelope.request_id();
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
@@ -202,7 +202,7 @@ void ChunkWriter::OnReply(const DataMessage& reply, Clock::time_point now) {
   }
 }
 
-bool ChunkWriter::CheckReplica(const msg::ReplicaChecksum& rep) {
+bool PipelineWriter::CheckReplica(const msg::ReplicaChecksum& rep) {
   if (rep.crc32c() == final_crc_ && rep.size() == final_size_) return true;
   suspects_.push_back(rep.node_id());
   Fail(Status::Corruption(fmt::format(
@@ -211,7 +211,7 @@ bool ChunkWriter::CheckReplica(const msg::ReplicaChecksum& rep) {
   return false;
 }
 
-void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
+void PipelineWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
   std::vector<std::string> stored;
   for (const auto& rep : r.replicas()) {
     if (!CheckReplica(rep)) return;
@@ -228,7 +228,7 @@ void ChunkWriter::CheckReplicas(const msg::WriteCloseResponse& r) {
   state_ = State::kStored;
 }
 
-ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
+PipelineWriter::Clock::time_point PipelineWriter::deadline() const {
   if (state_ == State::kFailed || state_ == State::kStored || requests_.empty()) return Clock::time_point::max();
   // Closing waits for an fdatasync on every replica, one after another: a
   // 64 MiB chunk takes a fraction of a second here, give it a lot more. A
@@ -237,7 +237,7 @@ ChunkWriter::Clock::time_point ChunkWriter::deadline() const {
   return last_heard_ + limit;
 }
 
-void ChunkWriter::Tick(Clock::time_point now) {
+void PipelineWriter::Tick(Clock::time_point now) {
   if (now < deadline()) return;
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_);
   if (fan_out_) {
@@ -256,7 +256,7 @@ void ChunkWriter::Tick(Clock::time_point now) {
                                     placement_.pipeline.front().address, waited.count() / 1000.0, what)));
 }
 
-void ChunkWriter::FailThrough(const std::string& node_id) {
+void PipelineWriter::FailThrough(const std::string& node_id) {
   if (state_ == State::kFailed || state_ == State::kStored) return;
   for (const auto& n : placement_.pipeline) {
     if (n.id != node_id) continue;
@@ -266,7 +266,7 @@ void ChunkWriter::FailThrough(const std::string& node_id) {
   }
 }
 
-void ChunkWriter::Abort() {
+void PipelineWriter::Abort() {
   if (!opened_ || state_ == State::kStored) return;
   msg::DataEnvelope req;
   req.mutable_write_abort_request()->set_stream_id(stream_id_);
@@ -275,4 +275,4 @@ void ChunkWriter::Abort() {
   opened_ = false;
 }
 
-}  // namespace dfs::client
+}  // namespace dfs::datapath

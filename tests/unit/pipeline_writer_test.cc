@@ -1,9 +1,9 @@
-// The client's ChunkWriter driven through its NodeSender seam: a fake that
-// records each request and answers as nodes would, so the writer's side of
-// the chunk stream protocol (messages/data.proto, WRITE) is checked without
-// sockets: credit, cumulative acknowledgements, the close, the three-way
+// The PipelineWriter (the client's puts, the node's replica copies) driven
+// through its NodeSender seam: a fake that records each request and answers
+// as nodes would, so the writer's side of the chunk stream protocol
+// (messages/data.proto, WRITE) is checked without sockets: credit, cumulative acknowledgements, the close, the three-way
 // checksum, stalls, and the fanned-out whole-chunk write.
-#include "client/chunk_writer.h"
+#include "datapath/pipeline_writer.h"
 
 #include <deque>
 #include <string>
@@ -11,11 +11,11 @@
 
 #include <gtest/gtest.h>
 
-namespace dfs::client {
+namespace dfs::datapath {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = ChunkWriter::Clock;
+using Clock = PipelineWriter::Clock;
 
 // Records what the writer sends; request ids count up from 100.
 class FakeNodes final : public NodeSender {
@@ -95,15 +95,15 @@ ChunkPlacement ThreeNodes() {
   return ChunkPlacement{42, 1, {{"n1", "h1:1"}, {"n2", "h2:2"}, {"n3", "h3:3"}}};
 }
 
-class ChunkWriterTest : public ::testing::Test {
+class PipelineWriterTest : public ::testing::Test {
  protected:
-  ChunkWriter::Config config_{.frame_size = 4, .stall_timeout = 5s};
+  PipelineWriter::Config config_{.frame_size = 4, .stall_timeout = 5s};
   FakeNodes nodes_;
   Clock::time_point now_ = Clock::now();
 };
 
-TEST_F(ChunkWriterTest, StreamsWithinCreditClosesAndChecksEveryReplica) {
-  ChunkWriter w(nodes_, ThreeNodes(), 10, config_);
+TEST_F(PipelineWriterTest, StreamsWithinCreditClosesAndChecksEveryReplica) {
+  PipelineWriter w(nodes_, ThreeNodes(), 10, config_);
   w.Start(now_);
   auto open = nodes_.Take();
   EXPECT_EQ(open.address, "h1:1");
@@ -141,15 +141,15 @@ TEST_F(ChunkWriterTest, StreamsWithinCreditClosesAndChecksEveryReplica) {
   ASSERT_TRUE(close.envelope.has_write_close_request());
   EXPECT_EQ(close.envelope.write_close_request().size(), 10u);
   EXPECT_EQ(close.envelope.write_close_request().crc32c(), 0xFEEDu);
-  EXPECT_EQ(w.state(), ChunkWriter::State::kClosing);
+  EXPECT_EQ(w.state(), PipelineWriter::State::kClosing);
 
   w.OnReply(CloseAnswer(close.id, {"n1", "n2", "n3"}, 10, 0xFEED), now_);
-  EXPECT_EQ(w.state(), ChunkWriter::State::kStored) << w.failure().ToString();
+  EXPECT_EQ(w.state(), PipelineWriter::State::kStored) << w.failure().ToString();
   EXPECT_EQ(w.replicas(), (std::vector<std::string>{"n1", "n2", "n3"}));
 }
 
-TEST_F(ChunkWriterTest, AReplicaThatStoredOtherBytesFailsTheChunkAndIsSuspect) {
-  ChunkWriter w(nodes_, ThreeNodes(), 4, config_);
+TEST_F(PipelineWriterTest, AReplicaThatStoredOtherBytesFailsTheChunkAndIsSuspect) {
+  PipelineWriter w(nodes_, ThreeNodes(), 4, config_);
   w.Start(now_);
   w.OnReply(OpenAnswer(nodes_.Take().id, 1, 4), now_);
   w.SendFrame(bus::Frame::Copy(std::string_view("abcd")), 0x1, now_);
@@ -171,8 +171,8 @@ TEST_F(ChunkWriterTest, AReplicaThatStoredOtherBytesFailsTheChunkAndIsSuspect) {
   EXPECT_EQ(w.suspects(), (std::vector<std::string>{"n2"}));
 }
 
-TEST_F(ChunkWriterTest, ANodesErrorFailsTheChunkBlamingTheNodeItNames) {
-  ChunkWriter w(nodes_, ThreeNodes(), 4, config_);
+TEST_F(PipelineWriterTest, ANodesErrorFailsTheChunkBlamingTheNodeItNames) {
+  PipelineWriter w(nodes_, ThreeNodes(), 4, config_);
   w.Start(now_);
   w.OnReply(ErrorAnswer(nodes_.Take().id, Status::IOError("node n3 (h3:3) stopped answering")), now_);
   ASSERT_TRUE(w.failed());
@@ -180,15 +180,15 @@ TEST_F(ChunkWriterTest, ANodesErrorFailsTheChunkBlamingTheNodeItNames) {
   EXPECT_EQ(w.suspects(), (std::vector<std::string>{"n3"}));
 
   // Busy is a healthy node out of credit: nobody is blamed.
-  ChunkWriter busy(nodes_, ThreeNodes(), 4, config_);
+  PipelineWriter busy(nodes_, ThreeNodes(), 4, config_);
   busy.Start(now_);
   busy.OnReply(ErrorAnswer(nodes_.Take().id, Status::Busy("node n1: no credit left")), now_);
   ASSERT_TRUE(busy.failed());
   EXPECT_TRUE(busy.suspects().empty());
 }
 
-TEST_F(ChunkWriterTest, ASilentPipelineFailsAfterTheStallTimeout) {
-  ChunkWriter w(nodes_, ThreeNodes(), 4, config_);
+TEST_F(PipelineWriterTest, ASilentPipelineFailsAfterTheStallTimeout) {
+  PipelineWriter w(nodes_, ThreeNodes(), 4, config_);
   w.Start(now_);
   (void)nodes_.Take();
   EXPECT_EQ(w.deadline(), now_ + 5s);
@@ -205,8 +205,8 @@ TEST_F(ChunkWriterTest, ASilentPipelineFailsAfterTheStallTimeout) {
   EXPECT_TRUE(nodes_.sent.empty());
 }
 
-TEST_F(ChunkWriterTest, AnAbortAfterTheOpenTellsTheFirstNodeToDropTheStream) {
-  ChunkWriter w(nodes_, ThreeNodes(), 8, config_);
+TEST_F(PipelineWriterTest, AnAbortAfterTheOpenTellsTheFirstNodeToDropTheStream) {
+  PipelineWriter w(nodes_, ThreeNodes(), 8, config_);
   w.Start(now_);
   w.OnReply(OpenAnswer(nodes_.Take().id, 9, 4), now_);
   w.FailThrough("n2");
@@ -218,8 +218,8 @@ TEST_F(ChunkWriterTest, AnAbortAfterTheOpenTellsTheFirstNodeToDropTheStream) {
   EXPECT_EQ(abort.envelope.write_abort_request().stream_id(), 9u);
 }
 
-TEST_F(ChunkWriterTest, AFannedOutWholeChunkGoesToEveryNodeAndWaitsForEach) {
-  ChunkWriter w(nodes_, ThreeNodes(), 5, config_);
+TEST_F(PipelineWriterTest, AFannedOutWholeChunkGoesToEveryNodeAndWaitsForEach) {
+  PipelineWriter w(nodes_, ThreeNodes(), 5, config_);
   w.StartWhole(bus::Frame::Copy(std::string_view("hello")), 0x55, now_, /*fan_out=*/true);
   ASSERT_EQ(nodes_.sent.size(), 3u);
   std::vector<uint64_t> ids;
@@ -236,24 +236,24 @@ TEST_F(ChunkWriterTest, AFannedOutWholeChunkGoesToEveryNodeAndWaitsForEach) {
   }
   w.OnReply(CloseAnswer(ids[0], {"n1"}, 5, 0x55), now_);
   w.OnReply(CloseAnswer(ids[2], {"n3"}, 5, 0x55), now_);
-  EXPECT_EQ(w.state(), ChunkWriter::State::kClosing);
+  EXPECT_EQ(w.state(), PipelineWriter::State::kClosing);
   // The silent node is the one suspected when the wait runs out.
   w.Tick(now_ + 5s);
   ASSERT_TRUE(w.failed());
   EXPECT_EQ(w.suspects(), (std::vector<std::string>{"n2"}));
 
-  ChunkWriter ok(nodes_, ThreeNodes(), 5, config_);
+  PipelineWriter ok(nodes_, ThreeNodes(), 5, config_);
   ok.StartWhole(bus::Frame::Copy(std::string_view("hello")), 0x55, now_, /*fan_out=*/true);
   std::vector<uint64_t> ok_ids;
   for (int i = 0; i < 3; ++i) ok_ids.push_back(nodes_.Take().id);
   const char* names[] = {"n1", "n2", "n3"};
   for (int i = 0; i < 3; ++i) ok.OnReply(CloseAnswer(ok_ids[i], {names[i]}, 5, 0x55), now_);
-  EXPECT_EQ(ok.state(), ChunkWriter::State::kStored) << ok.failure().ToString();
+  EXPECT_EQ(ok.state(), PipelineWriter::State::kStored) << ok.failure().ToString();
 }
 
-TEST_F(ChunkWriterTest, ASendThatFailsFailsTheChunk) {
+TEST_F(PipelineWriterTest, ASendThatFailsFailsTheChunk) {
   nodes_.refuse = true;
-  ChunkWriter w(nodes_, ThreeNodes(), 4, config_);
+  PipelineWriter w(nodes_, ThreeNodes(), 4, config_);
   w.Start(now_);
   ASSERT_TRUE(w.failed());
   EXPECT_EQ(w.failure().code(), Code::kUnavailable);
@@ -261,4 +261,4 @@ TEST_F(ChunkWriterTest, ASendThatFailsFailsTheChunk) {
 }
 
 }  // namespace
-}  // namespace dfs::client
+}  // namespace dfs::datapath

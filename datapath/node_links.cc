@@ -1,9 +1,9 @@
-#include "client/node_links.h"
+#include "datapath/node_links.h"
 
 #include "common/net.h"
 #include "common/random_id.h"
 
-namespace dfs::client {
+namespace dfs::datapath {
 
 Result<std::string> NodeEndpoint(const std::string& address) {
   if (address.starts_with("tcp://")) return address;
@@ -80,4 +80,4 @@ Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandle
 
 void NodeLinks::Drop(const std::string& address) { links_.erase(address); }
 
-}  // namespace dfs::client
+}  // namespace dfs::datapath
