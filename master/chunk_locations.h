@@ -35,6 +35,11 @@ class ChunkLocations {
   // Forgets every replica on `node` (before its full report replaces them).
   void ForgetNode(uint32_t node);
   const absl::InlinedVector<uint32_t, 3>* Replicas(uint64_t chunk) const;
+  // Every chunk with a replica: f(chunk, nodes). O(chunks).
+  template <typename F>
+  void ForEachReplica(F&& f) const {
+    for (const auto& [chunk, nodes] : replicas_) f(chunk, nodes);
+  }
   // Drops the chunk: returns the nodes that held it (they must delete it).
   absl::InlinedVector<uint32_t, 3> Drop(uint64_t chunk);
 

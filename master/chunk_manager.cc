@@ -1,13 +1,59 @@
 #include "master/chunk_manager.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace dfs::master {
 
-ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry) : ns_(ns), registry_(registry) {}
+ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry, Repairer::Options repair,
+                           Clock::time_point start)
+    : ns_(ns),
+      registry_(registry),
+      repairer_(repair, ns, registry, locations_,
+                {.alive = [this](uint32_t idx) { return Alive(idx); },
+                 .publish =
+                     [this](const std::string& topic, const msg::ChunkEvent& e) {
+                       if (publish_) publish_(topic, e);
+                     }},
+                start) {}
+
+void ChunkManager::Connect(Publish publish, bus::Outbox* nodes) {
+  publish_ = std::move(publish);
+  repairer_.set_node_outbox(nodes);
+}
+
+void ChunkManager::NodeUp(const std::string& node_id) {
+  const uint32_t idx = locations_.NodeIndex(node_id);
+  if (alive_.size() <= idx) alive_.resize(idx + 1, 0);
+  alive_[idx] = 1;
+}
+
+void ChunkManager::NodeDown(const std::string& node_id) {
+  const uint32_t idx = locations_.NodeIndex(node_id);
+  if (alive_.size() <= idx) alive_.resize(idx + 1, 0);
+  alive_[idx] = 0;
+  full_reports_.erase(idx);
+  repairer_.NodeDown(idx);
+}
+
+void ChunkManager::HandleReplicated(const NodeMessage& m) {
+  const auto& r = m.envelope.replicate_chunk_response();
+  const Status failure = r.has_failure() ? bus::FromProto(r.failure()) : Status::OK();
+  const auto done = repairer_.Done(m.envelope.request_id(), r.chunk_id(), failure);
+  // What the targets stored counts now, known copy or not (a late answer):
+  // each is checked against the file's record like any report.
+  for (const auto& stored : r.stored()) {
+    if (stored.chunk().chunk_id() != r.chunk_id()) continue;
+    const NodeRegistry::Node* holder = registry_.Find(stored.node_id());
+    if (holder == nullptr || !holder->alive) continue;
+    const uint32_t idx = locations_.NodeIndex(stored.node_id());
+    if (!AcceptStored(idx, stored.node_id(), stored.chunk())) locations_.QueueDelete(idx, stored.chunk());
+  }
+  if (done.known) repairer_.AfterCopy(r.chunk_id());
+}
 
 void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
   const auto& req = m.envelope.chunk_report_request();
@@ -38,10 +84,14 @@ void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
       locations_.QueueDelete(holder_idx, relayed.chunk());  // rides on its next heartbeat answer
     }
   }
-  for (const auto& s : req.deleted()) locations_.RemoveReplica(s.chunk_id(), idx);
+  for (const auto& s : req.deleted()) {
+    locations_.RemoveReplica(s.chunk_id(), idx);
+    repairer_.Check(s.chunk_id());  // freed chunks are gone from the namespace: nothing to do
+  }
   for (const auto& s : req.corrupt()) {
     spdlog::warn("node={} found chunk={} corrupt", req.node_id(), s.chunk_id());
     locations_.RemoveReplica(s.chunk_id(), idx);
+    repairer_.Check(s.chunk_id());
   }
   // An incremental report is answered only when the master has something to
   // say: at several reports per file written, answers that say nothing cost
@@ -56,11 +106,18 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
   if (const ChunkRecord* rec = ns_.FindChunk(s.chunk_id())) {
     if (rec->version == s.version() && rec->size == s.size() && rec->checksum == s.crc32c()) {
       locations_.AddReplica(s.chunk_id(), idx);
+      const uint32_t live = repairer_.Live(s.chunk_id());
+      if (live > Repairer::Wanted(*rec)) {
+        TrimSurplus(s.chunk_id(), *rec);
+      } else if (live < Repairer::Wanted(*rec)) {
+        repairer_.Check(s.chunk_id());
+      }
       return true;
     }
     spdlog::warn("node={} holds chunk={} v{} ({} bytes, crc {:08x}) but the file has v{} ({} bytes, crc {:08x}): "
                  "deleting that replica",
-                 node_id, s.chunk_id(), s.version(), s.size(), s.crc32c(), rec->version, rec->size, rec->checksum);
+                 node_id, s.chunk_id(), s.version(), s.size(), s.crc32c(), uint32_t{rec->version}, rec->size,
+                 rec->checksum);
     return false;
   }
   if (writing_.contains(s.chunk_id())) {
@@ -68,6 +125,40 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
     return true;
   }
   return false;  // no file owns it and no write is in progress
+}
+
+void ChunkManager::TrimSurplus(uint64_t chunk, const ChunkRecord& rec) {
+  // Not while the picture is incomplete (nodes still reporting after a
+  // master start) nor while a copy of the chunk is under way.
+  if (repairer_.in_holdoff(Clock::now()) || repairer_.repairing(chunk)) return;
+  const auto* reps = locations_.Replicas(chunk);
+  if (reps == nullptr) return;
+  uint32_t live = 0;
+  std::optional<uint32_t> fullest;
+  double fullest_used = -1;
+  for (uint32_t idx : *reps) {
+    if (!Alive(idx)) continue;
+    ++live;
+    const NodeRegistry::Node* n = registry_.Find(locations_.NodeId(idx));
+    if (n == nullptr) continue;
+    const double used = n->stats.capacity() == 0 ? 1.0
+                                                 : 1.0 - static_cast<double>(n->stats.available()) /
+                                                             static_cast<double>(n->stats.capacity());
+    if (used > fullest_used) {
+      fullest_used = used;
+      fullest = idx;
+    }
+  }
+  if (live <= Repairer::Wanted(rec) || !fullest) return;
+  spdlog::info("chunk={} has {} live replicas, {} wanted: deleting the one on node={} (the fullest)", chunk, live,
+               Repairer::Wanted(rec), locations_.NodeId(*fullest));
+  msg::StoredChunk gone;
+  gone.set_chunk_id(chunk);
+  gone.set_version(rec.version);
+  gone.set_size(rec.size);
+  gone.set_crc32c(rec.checksum);
+  locations_.RemoveReplica(chunk, *fullest);
+  locations_.QueueDelete(*fullest, gone);
 }
 
 void ChunkManager::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {
@@ -173,6 +264,7 @@ void ChunkManager::ReportBadReplica(const ClientMessage& m, bus::Outbox& out) {
   // Stop offering it; the node's next full report brings it back if it
   // was a passing fault. Repair from a good copy is the health work's.
   locations_.RemoveReplica(bad.chunk_id(), locations_.NodeIndex(bad.node_id()));
+  repairer_.Check(bad.chunk_id());
   msg::ClientEnvelope reply;
   reply.mutable_report_bad_replica_response();
   IgnoreError(bus::Reply(out, m, std::move(reply)));  // the requester retries a lost answer
@@ -193,6 +285,70 @@ void ChunkManager::Release(const std::vector<uint64_t>& chunks) {
     gone.set_version(kChunkVersion);
     for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
   }
+}
+
+void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) const {
+  const auto& req = m.envelope.fsck_request();
+  auto root = ns_.Lookup(req.path().empty() ? "/" : req.path());
+  if (!root) {
+    IgnoreError(bus::ReplyError(out, m, root.error()));
+    return;
+  }
+  const uint32_t limit = req.limit() == 0 ? 1000 : req.limit();
+  msg::ClientEnvelope reply;
+  auto* r = reply.mutable_fsck_response();
+  uint64_t files = 0, chunks = 0, bytes = 0, under = 0, missing = 0, repairing = 0;
+  std::vector<const Inode*> stack{*root};
+  while (!stack.empty()) {
+    const Inode* n = stack.back();
+    stack.pop_back();
+    if (n->is_dir) {
+      for (const Inode* child : *n->children) stack.push_back(child);
+      continue;
+    }
+    ++files;
+    msg::FsckFile* bad = nullptr;
+    uint32_t index = 0;
+    for (uint64_t id : n->chunks) {
+      const ChunkRecord* rec = ns_.FindChunk(id);
+      ++chunks;
+      bytes += rec == nullptr ? 0 : rec->size;
+      const uint32_t live = repairer_.Live(id);
+      const uint32_t wanted = rec == nullptr ? std::max<uint32_t>(1, n->replication) : Repairer::Wanted(*rec);
+      if (live < wanted) {
+        ++(live == 0 ? missing : under);
+        const bool copying = repairer_.repairing(id);
+        repairing += copying ? 1 : 0;
+        if (bad == nullptr && static_cast<uint32_t>(r->unhealthy_size()) < limit) {
+          bad = r->add_unhealthy();
+          bad->set_path(ns_.PathOf(n));
+        } else if (bad == nullptr) {
+          r->set_truncated(true);
+        }
+        if (bad != nullptr) {
+          auto* c = bad->add_chunks();
+          c->set_chunk_id(id);
+          c->set_index(index);
+          c->set_live(live);
+          c->set_wanted(wanted);
+          c->set_repairing(copying);
+        }
+      }
+      ++index;
+    }
+  }
+  std::sort(r->mutable_unhealthy()->begin(), r->mutable_unhealthy()->end(),
+            [](const msg::FsckFile& a, const msg::FsckFile& b) { return a.path() < b.path(); });
+  r->set_files(files);
+  r->set_chunks(chunks);
+  r->set_bytes(bytes);
+  r->set_under_replicated(under);
+  r->set_missing(missing);
+  r->set_repairing(repairing);
+  r->set_repair_queue(repairer_.queued() + repairer_.copies());
+  r->set_repaired(repairer_.repaired());
+  r->set_holdoff(repairer_.in_holdoff(now));
+  IgnoreError(bus::Reply(out, m, std::move(reply)));  // the requester retries a lost answer
 }
 
 }  // namespace dfs::master

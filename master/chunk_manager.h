@@ -2,12 +2,15 @@
 // the nodes' reports, never persisted: GFS), the reports of chunks still
 // being written that the three-way check at completion reads, readers'
 // locations, and the garbage: replicas no file owns, deleted by riding on
-// each node's heartbeat answer. The repair queue and the balancer belong here.
+// each node's heartbeat answer; re-replication (master/repairer.h) and the
+// trimming of surplus replicas. The balancer belongs here.
 //
 // Not thread-safe: driven by the master's metadata thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "master/chunk_locations.h"
 #include "master/namespace.h"
 #include "master/node_registry.h"
+#include "master/repairer.h"
 
 namespace dfs::master {
 
@@ -28,8 +32,29 @@ inline constexpr uint32_t kChunkVersion = 1;
 
 class ChunkManager {
  public:
+  using Clock = std::chrono::steady_clock;
+  // Where cluster events go ("chunk.lost", "chunk.repaired").
+  using Publish = std::function<void(const std::string& topic, const msg::ChunkEvent& e)>;
+
   // `ns` says which chunks files own; `registry` which nodes are alive.
-  ChunkManager(const Namespace& ns, const NodeRegistry& registry);
+  ChunkManager(const Namespace& ns, const NodeRegistry& registry, Repairer::Options repair = {},
+               Clock::time_point start = Clock::now());
+
+  // Cluster events go to `publish`; repair commands to `nodes` (the node port).
+  void Connect(Publish publish, bus::Outbox* nodes);
+  // Membership, as the registry decided it: a node came up (or back), or died.
+  void NodeUp(const std::string& node_id);
+  void NodeDown(const std::string& node_id);
+  // Repair: starts copies, gives up late ones.
+  void Tick(Clock::time_point now) { repairer_.Tick(now); }
+  // Node port: a source's answer to a repair command.
+  void HandleReplicated(const NodeMessage& m);
+  // A write completed: a chunk stored on fewer live nodes than wanted (one
+  // died during the write) is queued for repair.
+  void CheckReplication(uint64_t chunk) { repairer_.Check(chunk); }
+  // Client port: the health of the chunks under a path.
+  void Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) const;
+  const Repairer& repairer() const { return repairer_; }
 
   // Node port: a (full or incremental) chunk report. Answered on `out` when
   // the node must delete something, and always for a full report's pages.
@@ -61,6 +86,10 @@ class ChunkManager {
   // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy
   // no file owns at that version, which the node must delete.
   bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
+  bool Alive(uint32_t idx) const { return idx < alive_.size() && alive_[idx] != 0; }
+  // More live replicas than wanted (a node came back after its chunks were
+  // copied elsewhere): the one on the fullest node goes.
+  void TrimSurplus(uint64_t chunk, const ChunkRecord& rec);
 
   const Namespace& ns_;
   const NodeRegistry& registry_;
@@ -69,6 +98,10 @@ class ChunkManager {
   absl::flat_hash_map<uint64_t, uint64_t> writing_;
   // Nodes in the middle of a paged full report.
   absl::flat_hash_set<uint32_t> full_reports_;
+  // By location index: whether the node is alive (NodeUp / NodeDown).
+  std::vector<char> alive_;
+  Publish publish_;
+  Repairer repairer_;
 };
 
 }  // namespace dfs::master

@@ -25,13 +25,19 @@ namespace dfs::master {
 // What the master knows of one chunk. A chunk id never changes meaning: a
 // rewrite makes new chunks, so these fields are fixed for the id's life.
 // 16 bytes (24 with its key in the table): chunks are under 4 GiB (the
-// master caps the chunk size at 2 GiB), so the size fits 32 bits.
+// master caps the chunk size at 2 GiB), so the size fits 32 bits, and a
+// version fits 24.
 struct ChunkRecord {
   uint32_t size = 0;
-  uint32_t version = 0;
+  uint32_t version : 24 = 0;
+  // Replicas wanted: the highest replication of the files that hold it
+  // (what repair restores). Set when a file takes the chunk, so recovery
+  // derives it from the files as the live master did.
+  uint32_t replication : 8 = 0;
   uint32_t checksum = 0;
   uint32_t refs = 0;  // files that hold it (cp shares chunks)
 };
+static_assert(sizeof(ChunkRecord) == 16);
 
 class ChunkTable {
  public:
@@ -53,6 +59,13 @@ class ChunkTable {
   }
   void Erase(uint64_t id) { size_ -= shards_[Pick(id)].erase(id); }
   size_t size() const { return size_; }
+  // Every chunk, in no particular order: f(id, record).
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const Map& m : shards_) {
+      for (const auto& [id, rec] : m) f(id, rec);
+    }
+  }
 
  private:
   using Map = absl::flat_hash_map<uint64_t, ChunkRecord>;

@@ -34,6 +34,22 @@ int main(int argc, char** argv) {
   app.add_option("--lease-time", lease_time, "a writer silent this long loses its lease")
       ->check(dfs::DurationFlag())
       ->capture_default_str();
+  app.add_option("--repair-writes-per-node", o.repair_writes_per_node,
+                 "re-replication: copies one node may receive at once (each a credit-paced stream)")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{64}))
+      ->capture_default_str();
+  app.add_option("--repair-reads-per-node", o.repair_reads_per_node,
+                 "re-replication: copies one node may send at once")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{64}))
+      ->capture_default_str();
+  app.add_option("--repair-max-copies", o.repair_max_copies, "re-replication: copies under way in the cluster")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{100000}))
+      ->capture_default_str();
+  std::string repair_holdoff = "10s";
+  app.add_option("--repair-holdoff", repair_holdoff,
+                 "after a start, repair nothing this long: the nodes first report what they hold")
+      ->check(dfs::DurationFlag())
+      ->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
@@ -69,6 +85,7 @@ int main(int argc, char** argv) {
   o.chunk_size = *dfs::ParseSize(chunk_size);
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
+  o.repair_holdoff = *dfs::ParseDuration(repair_holdoff);
   if (!retry_cache_size.empty()) o.retry_cache_bytes = *dfs::ParseSize(retry_cache_size);
   if (o.dead_after < std::chrono::milliseconds(500)) {
     std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");

@@ -46,6 +46,13 @@ Status MasterServer::Start() {
   service_ = std::make_unique<MasterService>(options_, registry_, *client_socket_,
                                              fault_env_ ? fault_env_.get() : Env::Default());
   DFS_RETURN_IF_ERROR(service_->Open());
+  service_->chunks().Connect(
+      [this](const std::string& topic, const msg::ChunkEvent& e) {
+        msg::EventEnvelope env;
+        *env.mutable_event()->mutable_chunk() = e;
+        Publish(topic, std::move(env));
+      },
+      node_socket_.get());
   AddHandlers();
 
   auto bind = [&](bus::Socket& socket, uint16_t port) -> Result<uint16_t> {
@@ -183,6 +190,7 @@ void MasterServer::RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::t
   }
   auto change = registry_.Register(req, m.route, now);
   const auto* node = registry_.Find(req.node_id());
+  if (change != NodeRegistry::Change::kNone) service_->chunks().NodeUp(req.node_id());
   if (change == NodeRegistry::Change::kUp) {
     spdlog::info("node={} up address={} capacity={}", req.node_id(), req.address(),
                  FormatSize(req.stats().capacity()));
@@ -202,16 +210,21 @@ void MasterServer::SweepNodes(Clock::time_point now) {
     spdlog::warn("node={} dead: no heartbeat for {} ms (address={})", id, options_.dead_after.count(),
                  node->address);
     PublishNodeEvent("node.down", *node);
+    service_->chunks().NodeDown(id);
   }
 }
 
 void MasterServer::PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node) {
   msg::EventEnvelope env;
+  *env.mutable_event()->mutable_node() = registry_.Info(node, Clock::now());
+  Publish(topic, std::move(env));
+}
+
+void MasterServer::Publish(const std::string& topic, msg::EventEnvelope env) {
   auto* e = env.mutable_event();
   e->set_topic(topic);
   e->set_sequence(++event_sequence_);
   e->set_unix_ms(UnixMillis());
-  *e->mutable_node() = registry_.Info(node, Clock::now());
   Status s = event_socket_->Publish(topic, std::move(env));
   if (!s.ok()) spdlog::warn("event {} not published: {}", topic, s.ToString());
 }

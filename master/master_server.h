@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bus/socket.h"
+#include "events.pb.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "master/master_service.h"
@@ -39,6 +40,8 @@ class MasterServer {
   void RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::time_point now);
   void SweepNodes(Clock::time_point now);
   void PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node);
+  // Stamps topic, sequence and time, and publishes on the event socket.
+  void Publish(const std::string& topic, msg::EventEnvelope env);
   // Hands what waits on a port (a bounded batch) to the dispatcher.
   template <class E>
   void Serve(bus::Socket& socket, std::string_view port);

@@ -25,6 +25,15 @@ WriteCoordinator::Options WriteOptions(const MasterOptions& o) {
   return w;
 }
 
+Repairer::Options RepairOptions(const MasterOptions& o) {
+  Repairer::Options r;
+  r.writes_per_node = o.repair_writes_per_node;
+  r.reads_per_node = o.repair_reads_per_node;
+  r.max_copies = o.repair_max_copies;
+  r.holdoff = o.repair_holdoff;
+  return r;
+}
+
 }  // namespace
 
 MasterService::MasterService(const MasterOptions& options, const NodeRegistry& registry, bus::Outbox& clients,
@@ -32,7 +41,7 @@ MasterService::MasterService(const MasterOptions& options, const NodeRegistry& r
     : options_(options),
       registry_(registry),
       catalog_(CatalogOptions(options, env), clients),
-      chunks_(catalog_.ns(), registry),
+      chunks_(catalog_.ns(), registry, RepairOptions(options)),
       dispatcher_(catalog_) {}
 
 MasterService::~MasterService() = default;
@@ -49,6 +58,7 @@ Status MasterService::Open() {
 void MasterService::Tick(Clock::time_point now) {
   catalog_.Tick(now);
   if (writes_) writes_->Tick(now);
+  chunks_.Tick(now);
 }
 
 void MasterService::AddHandlers() {
@@ -80,11 +90,13 @@ void MasterService::AddHandlers() {
   d.Add(E::kLocateRequest, K::kQuery, [&c](auto& m, auto& out, auto) { c.Locate(m, out); });
   d.Add(E::kReportBadReplicaRequest, K::kQuery,
         [&c](auto& m, auto& out, auto) { c.ReportBadReplica(m, out); });
+  d.Add(E::kFsckRequest, K::kQuery, [&c](auto& m, auto& out, auto now) { c.Fsck(m, out, now); });
   // Node port: what the nodes hold.
   d.Add(msg::NodeEnvelope::kChunkReportRequest, [&c, &w](auto& m, auto& out, auto now) {
     c.HandleReport(m, out);
     w.OnReport(now);
   });
+  d.Add(msg::NodeEnvelope::kReplicateChunkResponse, [&c](auto& m, auto&, auto) { c.HandleReplicated(m); });
 }
 
 }  // namespace dfs::master

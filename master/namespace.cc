@@ -121,20 +121,26 @@ void Namespace::Touch(Inode* dir, int64_t ms) {
   }
 }
 
-ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in) {
+ChunkList Namespace::AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& in,
+                               uint32_t replication) {
   ChunkList out;
   out.reserve(static_cast<uint32_t>(in.size()));
   for (const auto& c : in) {
-    ChunkRecord& rec =
-        chunks_.Insert(c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version(), c.checksum(), 0});
+    ChunkRecord& rec = chunks_.Insert(
+        c.id(), ChunkRecord{static_cast<uint32_t>(c.size()), c.version() & 0xFFFFFF, 0, c.checksum(), 0});
     ++rec.refs;  // a checkpoint lists a shared chunk once per file
+    rec.replication = std::max<uint32_t>(rec.replication, std::min<uint32_t>(replication, 255));
     out.push_back(c.id());
   }
   return out;
 }
 
-void Namespace::RefChunks(const ChunkList& chunks) {
-  for (uint64_t id : chunks) ++chunks_.Insert(id, ChunkRecord{}).refs;
+void Namespace::RefChunks(const ChunkList& chunks, uint32_t replication) {
+  for (uint64_t id : chunks) {
+    ChunkRecord& rec = chunks_.Insert(id, ChunkRecord{});
+    ++rec.refs;
+    rec.replication = std::max<uint32_t>(rec.replication, std::min<uint32_t>(replication, 255));
+  }
 }
 
 uint64_t Namespace::FileSize(const Inode* file) const {
@@ -336,7 +342,7 @@ Status Namespace::ApplyCopy(const msg::JournalRecord& r, ApplyResult* out) {
   copy->checksum = src.node->checksum;
   copy->replication = src.node->replication;
   copy->chunks = src.node->chunks;
-  RefChunks(copy->chunks);  // shared, not copied: instant, no bytes move
+  RefChunks(copy->chunks, copy->replication);  // shared, not copied: instant, no bytes move
   next_inode_ = std::max(next_inode_, op.inode() + 1);
   Touch(target_dir, r.unix_ms());
   out->inode = AddChild(target_dir, std::move(copy));
@@ -373,7 +379,7 @@ Status Namespace::ApplyInstall(const msg::JournalRecord& r, ApplyResult* out) {
     Release(old.get(), &dropped);
     out->freed_chunks = std::move(dropped.freed_chunks);
   }
-  file->chunks = AddChunks(op.chunks());
+  file->chunks = AddChunks(op.chunks(), file->replication);
   next_inode_ = std::max(next_inode_, op.inode() + 1);
   Touch(res.parent, r.unix_ms());
   out->inode = AddChild(res.parent, std::move(file));
@@ -490,7 +496,7 @@ Status Namespace::Import(const msg::CheckpointEntry& e) {
   n->ctime_ms = ci.ctime_ms();
   n->replication = static_cast<uint8_t>(ci.replication());
   n->checksum = ci.checksum();
-  if (!n->is_dir) n->chunks = AddChunks(ci.chunks());
+  if (!n->is_dir) n->chunks = AddChunks(ci.chunks(), n->replication);
   next_inode_ = std::max(next_inode_, n->id + 1);
   AddChild(res.parent, std::move(n));
   return Status::OK();

@@ -182,6 +182,11 @@ class Namespace {
   uint64_t chunk_count() const { return chunks_.size(); }
   // nullptr when no file holds chunk `id`.
   const ChunkRecord* FindChunk(uint64_t id) const { return chunks_.Find(id); }
+  // Every chunk some file holds: f(id, record). O(chunks).
+  template <typename F>
+  void ForEachChunk(F&& f) const {
+    chunks_.ForEach(f);
+  }
   // A file's length: the sum of its chunks' (derived, not stored, so an
   // inode fits an 80-byte allocation).
   uint64_t FileSize(const Inode* file) const;
@@ -207,9 +212,9 @@ class Namespace {
   Inode* AddChild(Inode* dir, std::unique_ptr<Inode> child);
   std::unique_ptr<Inode> Detach(Inode* node);
   void Release(Inode* node, ApplyResult* out);  // counts and frees chunks of a subtree
-  void RefChunks(const ChunkList& chunks);
+  void RefChunks(const ChunkList& chunks, uint32_t replication);
   // Adds a file's chunks from their descriptions (install, import).
-  ChunkList AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& chunks);
+  ChunkList AddChunks(const google::protobuf::RepeatedPtrField<msg::ChunkInfo>& chunks, uint32_t replication);
   void UnrefChunks(const ChunkList& chunks, std::vector<uint64_t>* freed);
   uint32_t InternOwner(const std::string& user);
   void Touch(Inode* dir, int64_t ms);

@@ -27,6 +27,13 @@ struct MasterOptions {
   std::chrono::milliseconds dead_after{5000};
   // Told to nodes in the register reply.
   std::chrono::milliseconds heartbeat_interval{1000};
+  // Re-replication (master/repairer.h): copies one node may receive and
+  // send at once, copies under way in the cluster, and how long after a
+  // start nothing is repaired (the nodes report what they hold first).
+  uint32_t repair_writes_per_node = 2;
+  uint32_t repair_reads_per_node = 4;
+  uint32_t repair_max_copies = 256;
+  std::chrono::milliseconds repair_holdoff{10000};
   // A writer that stops renewing for this long loses its lease: the path is
   // free again and the chunks it allocated are released.
   std::chrono::milliseconds lease_time{30000};

@@ -233,6 +233,8 @@ void WriteCoordinator::Install(const ClientMessage& m, Lease lease, Clock::time_
                                     ns.Describe(a.inode, false, true, done->mutable_info());
                                     if (spare) *done->mutable_spare() = std::move(*spare);
                                   }));
+  // A replica that died during the write left its chunk short: repair's work.
+  for (const auto& c : req.chunks()) chunks_.CheckReplication(c.id());
 }
 
 std::optional<msg::CreateFileResponse> WriteCoordinator::NewSpare(const Lease& like, Clock::time_point now) {

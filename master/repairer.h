@@ -1,0 +1,134 @@
+// Re-replication: every chunk with fewer live replicas than its files want
+// is queued, fewest live replicas first, and copied node to node. The master
+// only decides: it tells a node holding a good replica (the source) to
+// stream the chunk to one or more targets with the write protocol clients
+// use (messages/node_master.proto, REPAIR); no byte passes through it.
+//
+// Copies run in parallel within limits the master keeps per node and for the
+// cluster (MooseFS's CHUNKS_WRITE_REP_LIMIT / CHUNKS_READ_REP_LIMIT, HDFS's
+// max-streams), so that users' own traffic keeps most of the bandwidth. A
+// copy whose source or target dies, or that fails or times out, is queued
+// again and placed anew.
+//
+// After the master starts, nothing is queued for a hold-off: locations come
+// from the nodes' full reports, and a chunk whose replicas have not been
+// reported yet is not lost. When the hold-off ends one scan of every chunk
+// queues what is short.
+//
+// Not thread-safe: driven by the master's metadata thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <absl/container/btree_set.h>
+#include <absl/container/flat_hash_map.h>
+
+#include "bus/outbox.h"
+#include "events.pb.h"
+#include "master/chunk_locations.h"
+#include "master/namespace.h"
+#include "master/node_registry.h"
+
+namespace dfs::master {
+
+class Repairer {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Options {
+    // Copies one node may receive at once (MooseFS's CHUNKS_WRITE_REP_LIMIT
+    // is 2; HDFS's max-streams 2). Each copy is one credit-paced stream.
+    uint32_t writes_per_node = 2;
+    // Copies one node may send at once (MooseFS's CHUNKS_READ_REP_LIMIT is 10).
+    uint32_t reads_per_node = 4;
+    // Copies under way in the whole cluster.
+    uint32_t max_copies = 256;
+    // Nothing is queued this long after the master starts (see above).
+    Clock::duration holdoff = std::chrono::seconds(10);
+    // A copy not answered this long is given up and placed again (the
+    // source gives up first on a stalled pipeline: 5 s of silence).
+    Clock::duration copy_timeout = std::chrono::seconds(120);
+  };
+
+  // What the repairer needs of the chunk manager: whether the node at a
+  // location index is alive, and where events go.
+  struct Hooks {
+    std::function<bool(uint32_t node)> alive;
+    std::function<void(const std::string& topic, const msg::ChunkEvent& e)> publish;
+  };
+
+  Repairer(Options options, const Namespace& ns, const NodeRegistry& registry, ChunkLocations& locations,
+           Hooks hooks, Clock::time_point start);
+
+  // Where commands to nodes go (the master's node port); set before Tick.
+  void set_node_outbox(bus::Outbox* out) { nodes_ = out; }
+
+  // Replicas on live nodes, and how many the chunk's files want (at least 1).
+  uint32_t Live(uint64_t chunk) const;
+  static uint32_t Wanted(const ChunkRecord& rec) { return rec.replication == 0 ? 1 : rec.replication; }
+
+  // Queues `chunk` if it is short of live replicas (not during the hold-off:
+  // the scan at its end covers it).
+  void Check(uint64_t chunk);
+  // Node `node` died: its copies are given up and their chunks queued again,
+  // and every chunk it held is checked.
+  void NodeDown(uint32_t node);
+  // Starts what the limits allow; gives up copies past their deadline.
+  void Tick(Clock::time_point now);
+  // A source's answer. Returns the copy's targets when it belongs to a copy
+  // under way (the caller accepts what they stored), else nothing.
+  struct Finished {
+    uint64_t chunk = 0;
+    bool known = false;
+  };
+  Finished Done(uint64_t request_id, uint64_t chunk, const Status& failure);
+  // After a copy's replicas were accepted: re-checks the chunk, and says
+  // so on the event socket when it is whole again.
+  void AfterCopy(uint64_t chunk);
+
+  bool in_holdoff(Clock::time_point now) const { return !holdoff_over_ && now < holdoff_end_; }
+  bool repairing(uint64_t chunk) const { return copies_.contains(chunk); }
+  size_t queued() const { return queue_.size(); }
+  size_t copies() const { return copies_.size(); }
+  uint64_t repaired() const { return repaired_; }
+
+ private:
+  struct Copy {
+    uint64_t request_id = 0;
+    uint32_t source = 0;
+    std::vector<uint32_t> targets;
+    Clock::time_point deadline;
+  };
+
+  void Queue(uint64_t chunk, uint32_t live);
+  void Unqueue(uint64_t chunk);
+  // Whether a copy of `chunk` could start (true: started or hopeless, so it
+  // leaves the queue).
+  bool TryStart(uint64_t chunk, Clock::time_point now);
+  void Release(const Copy& c);
+  void ScanAll();
+
+  Options options_;
+  const Namespace& ns_;
+  const NodeRegistry& registry_;
+  ChunkLocations& locations_;
+  Hooks hooks_;
+  bus::Outbox* nodes_ = nullptr;
+  Clock::time_point holdoff_end_;
+  bool holdoff_over_ = false;
+  // (live replicas, chunk): fewest first.
+  absl::btree_set<std::pair<uint32_t, uint64_t>> queue_;
+  absl::flat_hash_map<uint64_t, uint32_t> queued_;
+  absl::flat_hash_map<uint64_t, Copy> copies_;
+  absl::flat_hash_map<uint32_t, uint32_t> reading_, writing_;  // copies per node
+  uint64_t next_request_id_ = 1;
+  uint64_t repaired_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace dfs::master
