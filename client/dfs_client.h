@@ -128,6 +128,33 @@ struct FsStats {
   uint64_t chunks = 0;
 };
 
+// fsck: the health of the chunks under a path, as the master sees it.
+struct FsckChunk {
+  uint64_t id = 0;
+  uint32_t index = 0;   // its place in the file
+  uint32_t live = 0;    // replicas on live nodes
+  uint32_t wanted = 0;  // the file's replication
+  bool repairing = false;
+};
+struct FsckFile {
+  std::string path;
+  std::vector<FsckChunk> chunks;  // the unhealthy ones
+};
+struct FsckReport {
+  uint64_t files = 0;
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+  uint64_t under_replicated = 0;  // fewer live replicas than wanted, at least one
+  uint64_t missing = 0;           // no live replica
+  uint64_t repairing = 0;         // of those, copies under way
+  uint64_t repair_queue = 0;      // the whole cluster's
+  uint64_t repaired = 0;          // copies done since the master started
+  bool holdoff = false;           // the master waits for nodes' reports before repairing
+  bool truncated = false;         // more unhealthy files than listed
+  std::vector<FsckFile> unhealthy;
+  bool healthy() const { return under_replicated == 0 && missing == 0; }
+};
+
 struct ClusterInfo {
   uint64_t chunk_size = 0;
   uint32_t replication = 0;
@@ -275,6 +302,8 @@ class Client {
   Result<std::vector<FileStatus>> List(std::string_view path);
   Result<SpaceUsage> DiskUsage(std::string_view path);
   Result<FsStats> StatFs();
+  // fsck: chunk health below `path`, listing up to `limit` unhealthy files.
+  Result<FsckReport> Fsck(std::string_view path, uint32_t limit = 1000);
 
   // Writes, metadata side (the data path streams the chunks in between).
   // BeginWrite fails with "file exists" unless overwrite, and with Busy,

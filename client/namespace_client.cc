@@ -177,6 +177,36 @@ Result<FsStats> Client::StatFs() {
                  .chunks = r.chunks()};
 }
 
+Result<FsckReport> Client::Fsck(std::string_view path, uint32_t limit) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::ClientEnvelope req;
+  auto* f = req.mutable_fsck_request();
+  f->set_path(p);
+  f->set_limit(limit);
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_fsck_response,
+                                    &msg::ClientEnvelope::mutable_fsck_response, "fsck"));
+  FsckReport out{.files = r.files(),
+                 .chunks = r.chunks(),
+                 .bytes = r.bytes(),
+                 .under_replicated = r.under_replicated(),
+                 .missing = r.missing(),
+                 .repairing = r.repairing(),
+                 .repair_queue = r.repair_queue(),
+                 .repaired = r.repaired(),
+                 .holdoff = r.holdoff(),
+                 .truncated = r.truncated(),
+                 .unhealthy = {}};
+  for (const auto& file : r.unhealthy()) {
+    FsckFile ff{.path = file.path(), .chunks = {}};
+    for (const auto& c : file.chunks()) {
+      ff.chunks.push_back(
+          {.id = c.chunk_id(), .index = c.index(), .live = c.live(), .wanted = c.wanted(), .repairing = c.repairing()});
+    }
+    out.unhealthy.push_back(std::move(ff));
+  }
+  return out;
+}
+
 const std::string& Client::working_directory() const { return impl_->cwd; }
 
 Status Client::set_working_directory(std::string_view dir) {

@@ -78,6 +78,13 @@ Result<int> NodeLinks::Poll(std::chrono::milliseconds timeout, const ReplyHandle
   return handled;
 }
 
+std::vector<bus::Socket*> NodeLinks::sockets() {
+  std::vector<bus::Socket*> out;
+  out.reserve(links_.size());
+  for (auto& [address, socket] : links_) out.push_back(socket.get());
+  return out;
+}
+
 void NodeLinks::Drop(const std::string& address) { links_.erase(address); }
 
 }  // namespace dfs::datapath

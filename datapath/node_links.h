@@ -48,6 +48,10 @@ class NodeLinks final : public NodeSender {
   using ReplyHandler = std::function<void(const std::string& address, DataMessage& reply)>;
   Result<int> Poll(std::chrono::milliseconds timeout, const ReplyHandler& on_reply, int also_fd = -1);
 
+  // Every open link, for an owner that polls them in its own loop (then
+  // Poll(0ms, ...) hands over what arrived).
+  std::vector<bus::Socket*> sockets();
+
   // Closes the connection to `address`, discarding what is queued for it: a
   // node found dead or stalled must not receive stale frames when it wakes.
   void Drop(const std::string& address);

@@ -191,6 +191,11 @@ void MasterLink::OnControlMessage(const bus::Message<msg::NodeEnvelope>& m, Cloc
     case msg::NodeEnvelope::kChunkReportResponse:
       HandleDeletes(m.envelope.chunk_report_response().delete_());
       break;
+    case msg::NodeEnvelope::kReplicateChunkRequest:
+      if (state_ == State::kRegistered && hooks_.replicate) {
+        hooks_.replicate(m.envelope.request_id(), m.envelope.replicate_chunk_request());
+      }
+      break;
     default:
       SPDLOG_DEBUG("ignoring message type {} from master", static_cast<int>(m.envelope.body_case()));
   }
@@ -223,6 +228,18 @@ void MasterLink::HandleDeletes(const google::protobuf::RepeatedPtrField<msg::Sto
   if (chunks.empty()) return;
   spdlog::info("master asks node={} to delete {} chunks", config_.node_id, chunks.size());
   hooks_.delete_chunks(std::vector<msg::StoredChunk>(chunks.begin(), chunks.end()));
+}
+
+void MasterLink::Replicated(uint64_t request_id, msg::ReplicateChunkResponse response) {
+  if (state_ != State::kRegistered || !control_socket_) return;
+  // Stored replicas are in our next report too (the targets report their
+  // own): the answer only makes them count sooner, and frees the slot.
+  bus::Message<msg::NodeEnvelope> m;
+  m.envelope.set_request_id(request_id);
+  *m.envelope.mutable_replicate_chunk_response() = std::move(response);
+  if (Status s = control_socket_->Send(std::move(m)); !s.ok()) {
+    SPDLOG_DEBUG("copy answer not sent: {}", s.ToString());
+  }
 }
 
 Status MasterLink::SendReport(msg::ChunkReportRequest report) {

@@ -64,6 +64,9 @@ class MasterLink {
     std::function<Inventory()> inventory;
     // The master wants these gone; the hook reports them deleted.
     std::function<void(const std::vector<msg::StoredChunk>&)> delete_chunks;
+    // The master asks for a copy of a chunk (REPAIR); answered with
+    // Replicated() under the same request id.
+    std::function<void(uint64_t request_id, const msg::ReplicateChunkRequest&)> replicate;
   };
 
   MasterLink(bus::Context& ctx, Config config, Hooks hooks);
@@ -81,6 +84,10 @@ class MasterLink {
   void ReportStoredLater(const msg::StoredChunk& chunk);
   void ReportDeleted(const msg::StoredChunk& chunk);
   void ReportCorrupt(const msg::StoredChunk& chunk);
+
+  // A copy the master asked for ended (node_master.proto, REPAIR). Dropped
+  // when unregistered: the master gives the copy up on its own.
+  void Replicated(uint64_t request_id, msg::ReplicateChunkResponse response);
 
   // Receives whatever arrived and sends what is due. Never blocks.
   void Service(Clock::time_point now);

@@ -65,6 +65,9 @@ Status NodeServer::Start() {
   hooks.stats = [this] { return Stats(); };
   hooks.inventory = [this] { return Inventory(); };
   hooks.delete_chunks = [this](const std::vector<msg::StoredChunk>& c) { DeleteChunks(c); };
+  hooks.replicate = [this](uint64_t request_id, const msg::ReplicateChunkRequest& r) {
+    replicator_->Start(request_id, r, std::chrono::steady_clock::now());
+  };
   link_ = std::make_unique<MasterLink>(*context_, lc, std::move(hooks));
 
   PipelineOptions po;
@@ -87,6 +90,8 @@ Status NodeServer::Start() {
   events.corrupt = [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); };
   data_ = std::make_unique<DataService>(*context_, *data_socket_, *store_, node_id_, po, std::move(events));
   DFS_RETURN_IF_ERROR(data_->Start());
+  replicator_ = std::make_unique<Replicator>(*context_, *store_, node_id_, Replicator::Config{},
+                                             [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); });
   spdlog::info("node={} up data={} master={} dir={}", node_id_, data_address_, options_.master, options_.dir);
   return Status::OK();
 }
@@ -140,6 +145,8 @@ Status NodeServer::Run(int stop_fd) {
     // which sends the chunk reports this turn produced.
     auto now = Clock::now();
     data_->Service(now);
+    replicator_->Service(now);
+    for (auto& done : replicator_->Take()) link_->Replicated(done.request_id, std::move(done.response));
     link_->Service(now);
     if (pin_) {
       // Spread at once when a large stream shows up; back on one CPU after
@@ -161,7 +168,8 @@ Status NodeServer::Run(int stop_fd) {
     const size_t data_idx = poller.Add(*data_socket_);
     for (bus::Socket* s : link_->sockets()) poller.Add(*s);
     data_->AddTo(poller);
-    auto wake = std::min(link_->NextWake(), data_->NextWake(now));
+    replicator_->AddTo(poller);
+    auto wake = std::min({link_->NextWake(), data_->NextWake(now), replicator_->NextWake(now)});
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
     timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
     DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));

@@ -15,6 +15,7 @@
 #include "daemon/cpu_affinity.h"
 #include "filenode/data_service.h"
 #include "filenode/master_link.h"
+#include "filenode/replicator.h"
 #include "filenode/options.h"
 
 namespace dfs::filenode {
@@ -48,6 +49,7 @@ class NodeServer {
   std::unique_ptr<MasterLink> link_;
   // After the socket and store it uses: destroyed first.
   std::unique_ptr<DataService> data_;
+  std::unique_ptr<Replicator> replicator_;  // copies the master asks for
   std::string data_address_;
   LogRateLimiter defect_log_;
   // --cpu adaptive: on one CPU while only small messages flow, spread while

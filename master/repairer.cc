@@ -140,12 +140,14 @@ void Repairer::Tick(Clock::time_point now) {
     Check(chunk);
   }
   if (nodes_ == nullptr) return;
-  size_t examined = 0;
-  for (auto it = queue_.begin(); it != queue_.end() && examined < kExaminePerTick;) {
+  // A slice of the queue, copied out first: starting a copy unqueues its
+  // chunk, and a B-tree's erase invalidates every iterator.
+  std::vector<uint64_t> slice;
+  for (auto it = queue_.begin(); it != queue_.end() && slice.size() < kExaminePerTick; ++it) {
+    slice.push_back(it->second);
+  }
+  for (uint64_t chunk : slice) {
     if (copies_.size() >= options_.max_copies) break;
-    ++examined;
-    const uint64_t chunk = it->second;
-    ++it;  // TryStart may unqueue this entry
     if (TryStart(chunk, now)) Unqueue(chunk);
   }
 }

@@ -1,5 +1,12 @@
-// Commands about the cluster itself: nodes (fsck arrives with issues 3-5;
-// df, which mixes node space and namespace totals, is in usage_commands.cc).
+// Commands about the cluster itself: nodes, fsck (df, which mixes node
+// space and namespace totals, is in usage_commands.cc).
+//
+// fsck --json: {"path","healthy","files","chunks","bytes","under_replicated",
+//   "missing","repairing","repair_queue","repaired","holdoff","truncated",
+//   "unhealthy":[{"path","chunks":[{"id","index","live","wanted","repairing"}]}]}
+#include <memory>
+#include <string>
+
 #include <fmt/format.h>
 
 #include "client/cli/commands.h"
@@ -54,9 +61,80 @@ void Nodes(Context& ctx) {
   }
 }
 
+void Fsck(Context& ctx, const std::string& path, bool verbose) {
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
+  auto resolved = client::ResolvePath(path, c->working_directory());
+  if (!resolved) return ctx.Fail(resolved.error());
+  auto r = c->Fsck(*resolved);
+  if (!r) return ctx.Fail(r.error());
+  if (!r->healthy()) ctx.exit_code = 1;
+  if (ctx.out.json) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : r->unhealthy) {
+      nlohmann::json chunks = nlohmann::json::array();
+      for (const auto& ch : f.chunks) {
+        chunks.push_back({{"id", ch.id},
+                          {"index", ch.index},
+                          {"live", ch.live},
+                          {"wanted", ch.wanted},
+                          {"repairing", ch.repairing}});
+      }
+      files.push_back({{"path", f.path}, {"chunks", chunks}});
+    }
+    PrintJson({{"path", *resolved},
+               {"healthy", r->healthy()},
+               {"files", r->files},
+               {"chunks", r->chunks},
+               {"bytes", r->bytes},
+               {"under_replicated", r->under_replicated},
+               {"missing", r->missing},
+               {"repairing", r->repairing},
+               {"repair_queue", r->repair_queue},
+               {"repaired", r->repaired},
+               {"holdoff", r->holdoff},
+               {"truncated", r->truncated},
+               {"unhealthy", files}});
+    return;
+  }
+  std::printf("%s: %llu files, %llu chunks, %s\n", resolved->c_str(), static_cast<unsigned long long>(r->files),
+              static_cast<unsigned long long>(r->chunks), FormatSize(r->bytes).c_str());
+  for (const auto& f : r->unhealthy) {
+    if (!verbose) {
+      std::printf("  %s: %zu chunks short of replicas\n", f.path.c_str(), f.chunks.size());
+      continue;
+    }
+    for (const auto& ch : f.chunks) {
+      std::printf("  %s: chunk %u (id %llu): %s, %u of %u replicas live%s\n", f.path.c_str(), ch.index,
+                  static_cast<unsigned long long>(ch.id), ch.live == 0 ? "MISSING" : "under-replicated", ch.live,
+                  ch.wanted, ch.repairing ? ", copy under way" : "");
+    }
+  }
+  if (r->truncated) std::printf("  (more files are unhealthy than listed)\n");
+  if (r->healthy()) {
+    std::printf("HEALTHY\n");
+  } else {
+    std::printf("UNHEALTHY: %llu chunks under-replicated, %llu missing (no live replica); %llu being copied\n",
+                static_cast<unsigned long long>(r->under_replicated), static_cast<unsigned long long>(r->missing),
+                static_cast<unsigned long long>(r->repairing));
+  }
+  if (r->holdoff) std::printf("repair waits for the nodes' reports (the master started moments ago)\n");
+  std::printf("repair: %llu chunks queued or copying in the cluster, %llu copies done since the master started\n",
+              static_cast<unsigned long long>(r->repair_queue), static_cast<unsigned long long>(r->repaired));
+}
+
 }  // namespace
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx) {
+  auto fsck_path = std::make_shared<std::string>("/");
+  auto fsck_verbose = std::make_shared<bool>(false);
+  auto* fsck = app.add_subcommand(
+      "fsck", "chunk health below a path: under-replicated and missing chunks; exit status 1 when unhealthy");
+  fsck->add_option("PATH", *fsck_path, "a file or folder in dfs")->capture_default_str();
+  fsck->add_flag("-v,--verbose", *fsck_verbose, "list every unhealthy chunk, not only the files");
+  fsck->callback([&ctx, fsck_path, fsck_verbose] { Fsck(ctx, *fsck_path, *fsck_verbose); });
+  Examples(fsck, {"dfs-cli fsck", "dfs-cli fsck -v /photos", "dfs-cli --json fsck / | jq .under_replicated"});
+
   Examples(app.add_subcommand("nodes", "list file nodes: address, state, space, chunks"),
            {"dfs-cli nodes", "dfs-cli --json nodes | jq '.nodes[] | select(.state == \"dead\") | .id'"})
       ->callback([&ctx] { Nodes(ctx); });
