@@ -1,4 +1,5 @@
 #include "bus/socket.h"
+#include "bus/context_impl.h"
 
 #include <poll.h>
 
@@ -39,10 +40,6 @@ zmq::socket_type ToZmq(SocketType t) {
 }  // namespace
 
 // ---- Context ---------------------------------------------------------------
-
-struct Context::Impl {
-  zmq::context_t ctx;
-};
 
 Context::Context(int io_threads) : impl_(std::make_unique<Impl>()) {
   impl_->ctx.set(zmq::ctxopt::io_threads, io_threads);

@@ -37,6 +37,7 @@ class Context {
 
  private:
   friend class Socket;
+  friend class PeerWatch;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

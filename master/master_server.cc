@@ -38,6 +38,7 @@ Status MasterServer::Start() {
   node_router.zmtp_heartbeat_timeout_ms = 15000;
   DFS_ASSIGN_OR_RETURN(bus::Socket nodes, bus::Socket::Create(*context_, bus::SocketType::kRouter, node_router));
   node_socket_ = std::make_unique<bus::Socket>(std::move(nodes));
+  DFS_ASSIGN_OR_RETURN(peers_, bus::PeerWatch::Create(*context_));
 
   // State before any port is bound: no client is served before the
   // namespace is recovered.
@@ -86,6 +87,7 @@ Status MasterServer::Run(int stop_fd) {
   const size_t node_idx = poller.Add(*node_socket_);
   const size_t stop_idx = poller.AddFd(stop_fd);
   const size_t journal_idx = poller.AddFd(service_->completion_fd());
+  const size_t peers_idx = poller.AddFd(peers_->fd());
 
   // Housekeeping (dead nodes, expired leases, retry cache, checkpoints) runs
   // on a 100 ms tick, not per message: with thousands of nodes a sweep per
@@ -111,10 +113,12 @@ Status MasterServer::Run(int stop_fd) {
         return s.Prepend("journal");
       }
     }
+    if (poller.Readable(peers_idx)) ReapClosed();
     if (poller.Readable(node_idx)) Serve<msg::NodeEnvelope>(*node_socket_, "node");
     if (poller.Readable(client_idx)) Serve<msg::ClientEnvelope>(*client_socket_, "client");
     now = Clock::now();
     if (now >= next_tick) {
+      ReapClosed();  // its descriptor signals edges only: look on every tick too
       SweepNodes(now);
       service_->Tick(now);
       next_tick = now + kTick;
@@ -190,7 +194,19 @@ void MasterServer::RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::t
   }
   auto change = registry_.Register(req, m.route, now);
   const auto* node = registry_.Find(req.node_id());
-  if (change != NodeRegistry::Change::kNone) service_->chunks().NodeUp(req.node_id());
+  if (change != NodeRegistry::Change::kNone) {
+    service_->chunks().NodeUp(req.node_id());
+    // Watch its data port: when the process dies, the connection closes.
+    if (auto hp = ParseHostPort(req.address(), 0); hp && hp->port != 0) {
+      const std::string endpoint = TcpEndpoint(hp->host, hp->port);
+      if (Status s = peers_->Watch(endpoint); s.ok()) {
+        watched_[endpoint] = req.node_id();
+      } else {
+        spdlog::warn("node={}: cannot watch its connection ({}); its death is seen by heartbeats only",
+                     req.node_id(), s.ToString());
+      }
+    }
+  }
   if (change == NodeRegistry::Change::kUp) {
     spdlog::info("node={} up address={} capacity={}", req.node_id(), req.address(),
                  FormatSize(req.stats().capacity()));
@@ -206,12 +222,27 @@ void MasterServer::RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::t
 
 void MasterServer::SweepNodes(Clock::time_point now) {
   for (const auto& id : registry_.Sweep(now)) {
-    const auto* node = registry_.Find(id);
-    spdlog::warn("node={} dead: no heartbeat for {} ms (address={})", id, options_.dead_after.count(),
-                 node->address);
-    PublishNodeEvent("node.down", *node);
-    service_->chunks().NodeDown(id);
+    NodeDied(id, fmt::format("no heartbeat for {} ms", options_.dead_after.count()));
   }
+}
+
+void MasterServer::ReapClosed() {
+  for (const auto& endpoint : peers_->Closed()) {
+    auto it = watched_.find(endpoint);
+    if (it == watched_.end()) continue;
+    const std::string id = it->second;
+    watched_.erase(it);
+    // A node that is in fact alive (a passing network fault) is told to
+    // register again by its next heartbeat, and comes back up.
+    if (registry_.MarkDead(id)) NodeDied(id, "its connection closed (the process is gone)");
+  }
+}
+
+void MasterServer::NodeDied(const std::string& id, const std::string& why) {
+  const auto* node = registry_.Find(id);
+  spdlog::warn("node={} dead: {} (address={})", id, why, node->address);
+  PublishNodeEvent("node.down", *node);
+  service_->chunks().NodeDown(id);
 }
 
 void MasterServer::PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node) {

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "bus/peer_watch.h"
 #include "bus/socket.h"
 #include "events.pb.h"
 #include "common/files.h"
@@ -39,6 +41,9 @@ class MasterServer {
   void Hello(const ClientMessage& m, bus::Outbox& out);
   void RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::time_point now);
   void SweepNodes(Clock::time_point now);
+  // Nodes whose data connection closed (bus::PeerWatch) are dead at once.
+  void ReapClosed();
+  void NodeDied(const std::string& id, const std::string& why);
   void PublishNodeEvent(const std::string& topic, const NodeRegistry::Node& node);
   // Stamps topic, sequence and time, and publishes on the event socket.
   void Publish(const std::string& topic, msg::EventEnvelope env);
@@ -61,6 +66,8 @@ class MasterServer {
   uint64_t incarnation_ = 0;
   uint64_t event_sequence_ = 0;
   NodeRegistry registry_;
+  std::unique_ptr<bus::PeerWatch> peers_;
+  std::map<std::string, std::string> watched_;  // endpoint -> node id
   std::unique_ptr<MasterService> service_;
   LogRateLimiter send_fail_log_;
 };

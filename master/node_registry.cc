@@ -59,6 +59,14 @@ std::vector<std::string> NodeRegistry::Sweep(Clock::time_point now) {
   return died;
 }
 
+bool NodeRegistry::MarkDead(const std::string& id) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || !it->second.alive) return false;
+  it->second.alive = false;
+  ++membership_version_;
+  return true;
+}
+
 std::optional<NodeRegistry::Clock::time_point> NodeRegistry::NextDeadline() const {
   std::optional<Clock::time_point> next;
   for (const auto& [id, n] : nodes_) {

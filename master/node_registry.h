@@ -47,6 +47,9 @@ class NodeRegistry {
   Change Register(const msg::RegisterNodeRequest& req, const std::string& route, Clock::time_point now);
   // False when the node must register again (unknown, dead, or another incarnation).
   bool Heartbeat(const msg::HeartbeatRequest& req, const std::string& route, Clock::time_point now);
+  // Marks `id` dead now (its connection closed: the process is gone).
+  // False when it was not alive.
+  bool MarkDead(const std::string& id);
   // Marks silent nodes dead; returns the ids that just died.
   std::vector<std::string> Sweep(Clock::time_point now);
   // When the next live node would die if it stays silent.
