@@ -441,7 +441,15 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
   Result<FileStatus> r = Status::Internal("put: no attempt");
   WriteLease lease;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    DFS_ASSIGN_OR_RETURN(lease, BeginWriteMakingParents(client, remote, wo, options));
+    auto begun = BeginWriteMakingParents(client, remote, wo, options);
+    if (!begun) {
+      // Every error names the path (the first chunk is placed with the lease,
+      // so "no node can take it" comes from here).
+      const std::string& m = begun.error().message();
+      if (m.find(remote) != std::string::npos) return begun.error();
+      return Status(begun.error().code(), fmt::format("put {}: {}", remote, m));
+    }
+    lease = std::move(*begun);
     if (lease.chunk_size == 0) {
       IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
       return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));

@@ -124,6 +124,7 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
     locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
     return true;
   }
+  if (in_grace_.contains(s.chunk_id())) return true;  // freed, but a reader may still need it
   return false;  // no file owns it and no write is in progress
 }
 
@@ -278,13 +279,34 @@ void ChunkManager::CommitWrite(uint64_t chunk) {
 }
 
 void ChunkManager::Release(const std::vector<uint64_t>& chunks) {
+  const auto due = Clock::now() + free_grace_;
   for (uint64_t id : chunks) {
-    writing_.erase(id);
-    msg::StoredChunk gone;
-    gone.set_chunk_id(id);
-    gone.set_version(kChunkVersion);
-    for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
+    if (writing_.erase(id) == 0 && free_grace_ > Clock::duration::zero()) {
+      // A file held it: readers may still be reading it.
+      if (in_grace_.insert(id).second) grace_queue_.emplace_back(due, id);
+      continue;
+    }
+    Free(id);
   }
+}
+
+void ChunkManager::Free(uint64_t id) {
+  msg::StoredChunk gone;
+  gone.set_chunk_id(id);
+  gone.set_version(kChunkVersion);
+  for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
+}
+
+void ChunkManager::Tick(Clock::time_point now) {
+  while (!grace_queue_.empty() && grace_queue_.front().first <= now) {
+    const uint64_t id = grace_queue_.front().second;
+    grace_queue_.pop_front();
+    in_grace_.erase(id);
+    // Chunk ids are never reused, so no file can hold it again; checked
+    // all the same, as freeing a live chunk would lose data.
+    if (ns_.FindChunk(id) == nullptr) Free(id);
+  }
+  repairer_.Tick(now);
 }
 
 void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) const {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,7 +47,7 @@ class ChunkManager {
   void NodeUp(const std::string& node_id);
   void NodeDown(const std::string& node_id);
   // Repair: starts copies, gives up late ones.
-  void Tick(Clock::time_point now) { repairer_.Tick(now); }
+  void Tick(Clock::time_point now);
   // Node port: a source's answer to a repair command.
   void HandleReplicated(const NodeMessage& m);
   // A write completed: a chunk stored on fewer live nodes than wanted (one
@@ -79,13 +80,19 @@ class ChunkManager {
   // not arrived yet).
   Status VerifyReplicas(const msg::CompleteFileRequest& req) const;
   // Chunks no file or write references any more: each node holding one is
-  // told to delete it.
+  // told to delete it. A chunk some file held (deleted, or replaced by a
+  // new version) waits `free_grace` first, so a reader that located it
+  // before reads it to the end (GFS reclaims lazily too); a chunk no file
+  // ever held (an abandoned write's) goes at once.
   void Release(const std::vector<uint64_t>& chunks);
+  void set_free_grace(Clock::duration grace) { free_grace_ = grace; }
 
  private:
   // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy
   // no file owns at that version, which the node must delete.
   bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
+  // Tells every node holding `id` to delete it.
+  void Free(uint64_t id);
   bool Alive(uint32_t idx) const { return idx < alive_.size() && alive_[idx] != 0; }
   // More live replicas than wanted (a node came back after its chunks were
   // copied elsewhere): the one on the fullest node goes.
@@ -98,6 +105,11 @@ class ChunkManager {
   absl::flat_hash_map<uint64_t, uint64_t> writing_;
   // Nodes in the middle of a paged full report.
   absl::flat_hash_set<uint32_t> full_reports_;
+  // Freed chunks waiting out the grace period, oldest first, and their set
+  // (a report of one is neither a replica nor an orphan meanwhile).
+  std::deque<std::pair<Clock::time_point, uint64_t>> grace_queue_;
+  absl::flat_hash_set<uint64_t> in_grace_;
+  Clock::duration free_grace_ = std::chrono::seconds(30);
   // By location index: whether the node is alive (NodeUp / NodeDown).
   std::vector<char> alive_;
   Publish publish_;

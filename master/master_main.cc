@@ -34,6 +34,17 @@ int main(int argc, char** argv) {
   app.add_option("--lease-time", lease_time, "a writer silent this long loses its lease")
       ->check(dfs::DurationFlag())
       ->capture_default_str();
+  std::string free_grace = "30s";
+  app.add_option("--free-grace", free_grace,
+                 "a deleted or overwritten file's chunks stay on the nodes this long, for readers that started "
+                 "before")
+      ->check(dfs::DurationFlag())
+      ->capture_default_str();
+  app.add_option("--min-replicas", o.min_replicas,
+                 "a chunk is written to fewer nodes than its replication when no more can take it, if at least this "
+                 "many (repair restores the rest)")
+      ->check(CLI::Range(uint32_t{1}, dfs::limits::kMaxReplication))
+      ->capture_default_str();
   app.add_option("--repair-writes-per-node", o.repair_writes_per_node,
                  "re-replication: copies one node may receive at once (each a credit-paced stream)")
       ->check(CLI::Range(uint32_t{1}, uint32_t{64}))
@@ -86,6 +97,7 @@ int main(int argc, char** argv) {
   o.dead_after = *dfs::ParseDuration(dead_after);
   o.lease_time = *dfs::ParseDuration(lease_time);
   o.repair_holdoff = *dfs::ParseDuration(repair_holdoff);
+  o.free_grace = *dfs::ParseDuration(free_grace);
   if (!retry_cache_size.empty()) o.retry_cache_bytes = *dfs::ParseSize(retry_cache_size);
   if (o.dead_after < std::chrono::milliseconds(500)) {
     std::fprintf(stderr, "dfs-master: --dead-after must be at least 500ms\n");

@@ -22,6 +22,7 @@ WriteCoordinator::Options WriteOptions(const MasterOptions& o) {
   w.chunk_size = o.chunk_size;
   w.lease_time = o.lease_time;
   w.verify_replicas = !o.unverified_writes;
+  w.min_replicas = o.min_replicas;
   return w;
 }
 
@@ -42,7 +43,9 @@ MasterService::MasterService(const MasterOptions& options, const NodeRegistry& r
       registry_(registry),
       catalog_(CatalogOptions(options, env), clients),
       chunks_(catalog_.ns(), registry, RepairOptions(options)),
-      dispatcher_(catalog_) {}
+      dispatcher_(catalog_) {
+  chunks_.set_free_grace(options.free_grace);
+}
 
 MasterService::~MasterService() = default;
 

@@ -60,6 +60,8 @@ class NodeRegistry {
   // Every node, alive and dead, sorted by id.
   std::vector<msg::NodeInfo> List(Clock::time_point now) const;
   size_t alive_count() const;
+  // Every node registered since the master started, alive or dead.
+  size_t size() const { return nodes_.size(); }
   // Changes whenever a node joins, returns, restarts or dies.
   uint64_t membership_version() const { return membership_version_; }
   // Live nodes, for placement.

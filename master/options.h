@@ -27,6 +27,12 @@ struct MasterOptions {
   std::chrono::milliseconds dead_after{5000};
   // Told to nodes in the register reply.
   std::chrono::milliseconds heartbeat_interval{1000};
+  // A deleted or overwritten file's chunks are deleted from the nodes this
+  // long after, so readers that started before finish (ChunkManager::Release).
+  std::chrono::milliseconds free_grace{30000};
+  // A chunk goes to fewer nodes than its replication when no more can take
+  // it, if at least this many (WriteCoordinator::Options::min_replicas).
+  uint32_t min_replicas = 2;
   // Re-replication (master/repairer.h): copies one node may receive and
   // send at once, copies under way in the cluster, and how long after a
   // start nothing is repaired (the nodes report what they hold first).

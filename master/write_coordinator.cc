@@ -77,7 +77,23 @@ void WriteCoordinator::CreateFile(const ClientMessage& m, Clock::time_point now)
 
 Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& exclude, Clock::time_point now,
                                     msg::AllocateChunkResponse* out) {
-  auto pipeline = ChoosePipeline(Candidates(now), l.replication, l.chunk_size, exclude, rng_);
+  const auto& candidates = Candidates(now);
+  auto pipeline = ChoosePipeline(candidates, l.replication, l.chunk_size, exclude, rng_);
+  // Too few nodes for every replica (one died, stalled or is full): as many
+  // as can take it, if enough. Not when the cluster never had enough nodes:
+  // that replication is a mistake to be told of, not a repair to wait for.
+  if (!pipeline && l.replication > options_.min_replicas && registry_.size() >= l.replication) {
+    const auto eligible = static_cast<uint32_t>(std::count_if(candidates.begin(), candidates.end(), [&](const auto& c) {
+      return c.available >= l.chunk_size && std::find(exclude.begin(), exclude.end(), c.id) == exclude.end();
+    }));
+    if (eligible >= options_.min_replicas) {
+      pipeline = ChoosePipeline(candidates, eligible, l.chunk_size, exclude, rng_);
+      if (pipeline) {
+        SPDLOG_DEBUG("lease={} chunk placed on {} of {} replicas: no more nodes can take it", l.id, eligible,
+                     l.replication);
+      }
+    }
+  }
   if (!pipeline) return pipeline.error();
   const uint64_t chunk_id = next_chunk_id_++;
   l.chunks.push_back(chunk_id);

@@ -43,6 +43,12 @@ class WriteCoordinator {
     // How long a completion waits for live replicas' reports: under the
     // client's patience (2 attempts of 1.5 s), so it hears why, not a timeout.
     std::chrono::milliseconds report_wait{2500};
+    // When fewer nodes can take a chunk than its file's replication (one
+    // died or stalled in the write, and no other is free), the chunk is
+    // still placed on as many as can, if that is at least this many; the
+    // write completes under-replicated and repair restores the rest (HDFS's
+    // minimum replication). A replication below it is placed in full or not.
+    uint32_t min_replicas = 2;
   };
 
   // Construct after `catalog` is open: chunk ids continue from its limit.

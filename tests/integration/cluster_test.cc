@@ -141,20 +141,18 @@ TEST(Cluster, CapacityFlagIsReported) {
   EXPECT_LE(doc["nodes"][0]["available"].get<uint64_t>(), 10ull << 30);
 }
 
-TEST(Cluster, KilledNodeIsDeadThenAliveAgainUnderTheSameId) {
-  MiniCluster c({.nodes = 3, .dead_after = "2s"});
+TEST(Cluster, KilledNodeIsDeadAtOnceThenAliveAgainUnderTheSameId) {
+  // --dead-after far longer than the wait: only the closed connection can
+  // tell the master so soon (a stopped node, below, waits for dead_after).
+  MiniCluster c({.nodes = 3, .dead_after = "30s"});
   ASSERT_TRUE(c.Start());
   const std::string id = c.node_id(0);
   auto killed_at = Clock::now();
   c.KillNode(0);
-  // dead_after (2 s) plus one heartbeat interval, plus slack for a loaded machine.
-  ASSERT_TRUE(c.WaitForNodeState(id, "dead", 6s));
+  ASSERT_TRUE(c.WaitForNodeState(id, "dead", 10s));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at);
-  std::fprintf(stderr, "SIGKILL to dead: %lld ms (dead_after 2000 ms)\n", static_cast<long long>(took.count()));
-  // Death counts from the last heartbeat the master received, up to one
-  // interval (1 s) before the kill: never sooner than dead_after - interval.
-  EXPECT_GE(took, 2000ms - 1000ms - 100ms) << "declared dead before dead_after of silence";
-  EXPECT_LE(took, 3000ms + 1000ms + 1000ms);
+  std::fprintf(stderr, "SIGKILL to dead: %lld ms (dead_after 30 s)\n", static_cast<long long>(took.count()));
+  EXPECT_LE(took, 5000ms);
   EXPECT_EQ(c.AliveNodes(), 2);
 
   ASSERT_TRUE(c.StartNode(0));
@@ -168,8 +166,14 @@ TEST(Cluster, PausedNodeIsDeadAndReturnsWhenResumed) {
   MiniCluster c({.nodes = 2, .dead_after = "1500ms"});
   ASSERT_TRUE(c.Start());
   const std::string id = c.node_id(1);
+  auto stopped_at = Clock::now();
   c.node(1).Signal(SIGSTOP);
   ASSERT_TRUE(c.WaitForNodeState(id, "dead", 6s));
+  // A stopped process closes nothing: death comes from dead_after without a
+  // heartbeat, counted from the last one the master received (up to one
+  // 1 s interval before the stop): never sooner than dead_after - interval.
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stopped_at);
+  EXPECT_GE(took, 1500ms - 1000ms - 100ms) << "declared dead before dead_after of silence";
   c.node(1).Signal(SIGCONT);
   ASSERT_TRUE(c.WaitForNodeState(id, "alive", 6s));
 }

@@ -159,7 +159,8 @@ class MasterIntegrity : public ::testing::Test {
     return client_->Call(e);
   }
 
-  MiniCluster cluster_{{.nodes = 0, .dead_after = "30s"}};
+  // Freed chunks are deleted at once (no grace period for readers).
+  MiniCluster cluster_{{.nodes = 0, .dead_after = "30s", .master_args = {"--free-grace", "0s"}}};
   bus::Context ctx_;
   std::unique_ptr<FakeNode> node_;
   std::unique_ptr<bus::RequestClient<msg::ClientEnvelope>> client_;

@@ -63,7 +63,8 @@ class NodeReportTest : public ::testing::Test {
   }
 
   // Chunks in files of their own: the tests look at them on disk.
-  MiniCluster cluster_{{.node_args = {"--volume-max-chunk", "0"}}};
+  // Freed chunks are deleted at once (no grace period for readers).
+  MiniCluster cluster_{{.master_args = {"--free-grace", "0s"}, .node_args = {"--volume-max-chunk", "0"}}};
   bus::Context ctx_;
   std::vector<std::unique_ptr<NodeClient>> nodes_;
   std::unique_ptr<client::Client> client_;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Time to healthy after a node dies (issue 20's first figure): a fresh
+# cluster of 1 master and 4 nodes per run, SIZE written at replication 3 with
+# the default chunk size, the node holding the most chunks SIGKILLed, then
+# `dfs-cli --json fsck /` polled every 20 ms. Prints, per run, when fsck first
+# said unhealthy and when it said healthy again (seconds after the kill),
+# then the medians. MooseFS 3.0 on the same work: 1.69 s (1.67-2.15 s).
+#   bench/repair.sh [--runs N] [--size SIZE] [--dir DIR] [BUILD]
+# BUILD defaults to build/release. Extra master flags: DFS_MASTER_ARGS.
+set -euo pipefail
+
+RUNS=3
+SIZE=1G
+BASE=/tmp
+die() { echo "repair.sh: $*" >&2; exit 1; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --size) SIZE="$2"; shift 2 ;;
+    --dir) BASE="$2"; shift 2 ;;
+    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) break ;;
+  esac
+done
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+B="$(cd "${1:-$ROOT/build/release}" && pwd)"
+for bin in master/dfs-master filenode/dfs-node client/dfs-cli; do
+  [ -x "$B/$bin" ] || die "no $bin under $B"
+done
+command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
+
+WORK="$(mktemp -d "$BASE/dfs-repair.XXXXXX")"
+PIDS=()
+stop() { [ ${#PIDS[@]} -eq 0 ] || { kill -9 "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; }; PIDS=(); }
+trap 'stop; rm -rf "$WORK"' EXIT
+now() { date +%s.%N; }
+cli() { "$B/client/dfs-cli" --master "$ADDR" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+head -c "$(numfmt --from=iec "$SIZE")" /dev/urandom > "$WORK/data"
+: > "$WORK/results"
+for run in $(seq "$RUNS"); do
+  d="$WORK/cluster"
+  rm -rf "$d"; mkdir -p "$d/master"
+  # shellcheck disable=SC2086
+  "$B/master/dfs-master" --dir "$d/master" --port 0 --log-level warn --repair-holdoff 1s ${DFS_MASTER_ARGS:-} \
+    > "$d/master.log" 2>&1 & PIDS+=("$!")
+  for _ in $(seq 100); do [ -s "$d/master/master.addr" ] && break; sleep 0.1; done
+  [ -s "$d/master/master.addr" ] || die "dfs-master wrote no master.addr (see $d/master.log)"
+  ADDR="$(tr -d '[:space:]' < "$d/master/master.addr")"
+  declare -A NODE_PID=()
+  for i in 1 2 3 4; do
+    "$B/filenode/dfs-node" --dir "$d/node$i" --master "$ADDR" --port 0 --log-level warn > "$d/node$i.log" 2>&1 &
+    PIDS+=("$!"); NODE_PID[$i]=$!
+  done
+  for _ in $(seq 100); do
+    [ "$(cli --json nodes 2>/dev/null | grep -o '"alive"' | wc -l)" -ge 4 ] && break
+    sleep 0.1
+  done
+  cli -q put -r 3 "$WORK/data" /big || die "put failed"
+  # Past the hold-off, and every replica reported.
+  for _ in $(seq 100); do
+    cli --json fsck / 2>/dev/null | json 'd["healthy"] and not d["holdoff"]' | grep -q True && break
+    sleep 0.1
+  done
+  # The node with the most chunks, by the chunk counts of its heartbeats.
+  for _ in $(seq 50); do
+    total=$(cli --json nodes | json 'sum(n["chunks"] for n in d["nodes"])')
+    want=$(( $(cli --json fsck / | json 'd["chunks"]') * 3 ))
+    [ "$total" -ge "$want" ] && break
+    sleep 0.1
+  done
+  victim_addr=$(cli --json nodes | json 'max(d["nodes"], key=lambda n: n["chunks"])["address"]')
+  victim_chunks=$(cli --json nodes | json 'max(d["nodes"], key=lambda n: n["chunks"])["chunks"]')
+  victim=""
+  for i in 1 2 3 4; do [ "$(cat "$d/node$i/node.addr")" = "$victim_addr" ] && victim=$i; done
+  [ -n "$victim" ] || die "no node has address $victim_addr"
+  t0=$(now)
+  kill -9 "${NODE_PID[$victim]}"
+  unhealthy=""
+  while :; do
+    t=$(now)
+    if cli --json fsck / > "$d/fsck.json" 2>/dev/null; then
+      [ -n "$unhealthy" ] && break
+    else
+      [ -z "$unhealthy" ] && unhealthy=$(echo "$t - $t0" | bc)
+    fi
+    if [ "$(echo "$t - $t0 > 120" | bc)" = 1 ]; then die "not healthy 120 s after the kill (see $d)"; fi
+    sleep 0.02
+  done
+  healthy=$(echo "$(now) - $t0" | bc)
+  printf 'run %d: killed node%d (%d chunks); unhealthy seen at %.3f s, healthy at %.3f s\n' \
+    "$run" "$victim" "$victim_chunks" "${unhealthy:-0}" "$healthy"
+  echo "${unhealthy:-0} $healthy" >> "$WORK/results"
+  stop
+done
+python3 - "$WORK/results" <<'EOF'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+print("median over %d runs: unhealthy seen at %.3f s, healthy at %.3f s after the kill"
+      % (len(rows), statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)))
+EOF

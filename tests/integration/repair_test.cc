@@ -1,0 +1,266 @@
+// Cluster health against real processes (issue 20): a node whose process
+// dies is seen dead at once (its connection closes; --dead-after is set far
+// longer here, so only that can explain a quick death), its chunks are
+// copied node to node back to full replication, a copy whose source dies is
+// placed again, a node that returns has its surplus replicas trimmed and
+// the replicas of files deleted or rewritten meanwhile deleted, and after a
+// master restart repair waits for the hold-off, then repairs what no node
+// reported. Every test ends by reading the bytes back.
+#include <cstring>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/data_test_util.h"
+#include "tests/support/cluster.h"
+
+namespace dfs::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr size_t kChunk = 1 << 20;
+
+class RepairTest : public ::testing::Test {
+ protected:
+  std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
+
+  // Writes `bytes` to `remote` at replication `r`, 1 MiB chunks.
+  void Put(const std::string& bytes, const std::string& remote, int r = 3) {
+    WriteLocal(Local("in"), bytes);
+    auto p = cluster_.Cli({"-q", "put", "-f", "-r", std::to_string(r), "--chunk-size", "1M", Local("in"), remote});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+  }
+  void ExpectContent(const std::string& remote, const std::string& bytes) {
+    auto c = cluster_.Cli({"cat", remote});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_TRUE(c.out == bytes) << "read " << c.out.size() << " bytes of " << bytes.size();
+  }
+  nlohmann::json Fsck(const std::string& path = "/") const {
+    auto f = cluster_.Cli({"--json", "fsck", path});
+    if (f.out.empty()) return {};
+    auto j = nlohmann::json::parse(f.out, nullptr, false);
+    // The exit status says the same as "healthy".
+    if (!j.is_discarded()) {
+      EXPECT_EQ(f.exit_code, j.value("healthy", false) ? 0 : 1) << f.out;
+    }
+    return j;
+  }
+  bool WaitHealthy(std::chrono::milliseconds timeout) const {
+    return WaitFor([&] { return Fsck().value("healthy", false); }, timeout);
+  }
+  // Index of the live node holding the most chunk files (the worst to lose).
+  int Fullest() {
+    int best = -1;
+    size_t most = 0;
+    for (int i = 0; i < cluster_.node_count(); ++i) {
+      if (!cluster_.node(i).running()) continue;
+      const size_t n = ChunkFiles(cluster_.node_dir(i)).size();
+      if (best < 0 || n > most) {
+        best = i;
+        most = n;
+      }
+    }
+    return best;
+  }
+  // Chunk replicas on live nodes, by their chunk files.
+  size_t LiveReplicaFiles() {
+    size_t n = 0;
+    for (int i = 0; i < cluster_.node_count(); ++i) {
+      if (cluster_.node(i).running()) n += ChunkFiles(cluster_.node_dir(i)).size();
+    }
+    return n;
+  }
+
+  // Chunks in files of their own (so a test can count them on disk); the
+  // hold-off short, --dead-after long: a death seen within seconds was seen
+  // through the closed connection.
+  MiniCluster cluster_{{.nodes = 4,
+                        .dead_after = "60s",
+                        .master_args = {"--repair-holdoff", "500ms"},
+                        .node_args = {"--volume-max-chunk", "0"}}};
+};
+
+TEST_F(RepairTest, AKilledNodeIsDeadAtOnceAndItsChunksAreCopiedBackToFullReplication) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(12 * kChunk + 5, 1);
+  Put(data, "/f");
+  auto before = Fsck();
+  ASSERT_TRUE(before.value("healthy", false)) << before.dump();
+  EXPECT_EQ(before["chunks"], 13);
+  ASSERT_EQ(LiveReplicaFiles(), 13u * 3);
+
+  const int victim = Fullest();
+  const std::string id = cluster_.node_id(victim);
+  cluster_.KillNode(victim);
+  // Far sooner than --dead-after (60 s): the closed connection said so.
+  EXPECT_TRUE(cluster_.WaitForNodeState(id, "dead", 10s)) << "the master did not notice the process died";
+  ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
+  auto after = Fsck();
+  EXPECT_EQ(after["under_replicated"], 0);
+  EXPECT_EQ(after["missing"], 0);
+  EXPECT_GE(after["repaired"].get<int>(), 1);
+  // Every chunk is on three live nodes again, on disk.
+  EXPECT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 13u * 3; }, 10s)) << LiveReplicaFiles();
+  ExpectContent("/f", data);
+}
+
+TEST_F(RepairTest, FsckNamesTheShortFilesAndChunksAndExitsOneUntilRepaired) {
+  // No repair at all (hold-off of an hour): what fsck says about a cluster
+  // one node short stays put while the test looks.
+  cluster_.SetMasterArgs({"--repair-holdoff", "1h"});
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(3 * kChunk, 2);
+  Put(data, "/dir/short");
+  Put(data, "/dir/single", 1);
+  const int victim = Fullest();
+  const std::string id = cluster_.node_id(victim);
+  cluster_.KillNode(victim);
+  ASSERT_TRUE(cluster_.WaitForNodeState(id, "dead", 10s));
+  auto f = cluster_.Cli({"fsck", "-v", "/dir"});
+  EXPECT_EQ(f.exit_code, 1) << f.out;
+  EXPECT_NE(f.out.find("UNHEALTHY"), std::string::npos) << f.out;
+  EXPECT_NE(f.out.find("/dir/short"), std::string::npos) << f.out;
+  EXPECT_NE(f.out.find("repair waits"), std::string::npos) << f.out;
+  auto j = Fsck("/dir");
+  EXPECT_EQ(j["files"], 2);
+  EXPECT_TRUE(j["holdoff"].get<bool>());
+  const int short_chunks = j["under_replicated"].get<int>() + j["missing"].get<int>();
+  EXPECT_GE(short_chunks, 1) << j.dump();
+  // A file of one replica on the dead node is missing, not under-replicated.
+  for (const auto& file : j["unhealthy"]) {
+    for (const auto& c : file["chunks"]) {
+      EXPECT_LT(c["live"].get<int>(), c["wanted"].get<int>());
+      if (file["path"] == "/dir/single") {
+        EXPECT_EQ(c["live"], 0);
+      }
+    }
+  }
+  // A healthy subtree exits 0.
+  Put(data, "/other/ok");
+  if (!WaitFor([&] { return cluster_.Cli({"fsck", "/other"}).exit_code == 0; }, 10s)) {
+    ADD_FAILURE() << cluster_.Cli({"fsck", "-v", "/other"}).out;
+  }
+  EXPECT_EQ(cluster_.Cli({"fsck", "/no/such"}).exit_code, 1);
+}
+
+TEST_F(RepairTest, ASecondNodeKilledWhileCopiesRunStillEndsHealthy) {
+  ASSERT_TRUE(cluster_.Start());
+  ASSERT_EQ(cluster_.AddNode(), 4);
+  ASSERT_TRUE(cluster_.WaitForAliveNodes(5, 20s));
+  const std::string data = RandomBytes(24 * kChunk, 3);
+  Put(data, "/f");
+  cluster_.KillNode(Fullest());
+  // Once copies are under way (or already done, on a fast machine), a
+  // second holder dies: copies it sent or received are placed again.
+  WaitFor([&] {
+    auto j = Fsck();
+    return j.value("repairing", 0) > 0 || j.value("healthy", false);
+  }, 30s);
+  cluster_.KillNode(Fullest());
+  ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
+  EXPECT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 24u * 3; }, 10s)) << LiveReplicaFiles();
+  ExpectContent("/f", data);
+}
+
+TEST_F(RepairTest, ANodeThatReturnsAfterRepairHasItsSurplusAndItsStaleReplicasDeleted) {
+  // Freed chunks go at once here (no grace for readers), so what is left
+  // on disk can be counted.
+  cluster_.SetMasterArgs({"--repair-holdoff", "500ms", "--free-grace", "0s"});
+  ASSERT_TRUE(cluster_.Start());
+  const std::string kept = RandomBytes(6 * kChunk, 4);
+  const std::string old_version = RandomBytes(4 * kChunk, 5);
+  const std::string new_version = RandomBytes(4 * kChunk + 1, 6);
+  Put(kept, "/kept");
+  Put(old_version, "/rewritten");
+  Put(RandomBytes(2 * kChunk, 7), "/deleted");
+  const int victim = Fullest();
+  ASSERT_GT(ChunkFiles(cluster_.node_dir(victim)).size(), 0u);
+  cluster_.KillNode(victim);
+  ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
+  // While it is down: one file rewritten, one deleted.
+  Put(new_version, "/rewritten");
+  ASSERT_EQ(cluster_.Cli({"rm", "/deleted"}).exit_code, 0);
+
+  ASSERT_TRUE(cluster_.StartNode(victim));
+  ASSERT_TRUE(cluster_.WaitForAliveNodes(4, 20s));
+  // It reports what it held: replicas of /kept are one too many now (the
+  // copies made while it was down) and one per chunk goes; the old
+  // version's and the deleted file's chunks belong to no file and go too.
+  const size_t want = (6 + 5) * 3;  // /kept and /rewritten's new version (4 MiB + 1 byte: 5 chunks)
+  size_t on_disk = 0;
+  EXPECT_TRUE(WaitFor([&] { return (on_disk = LiveReplicaFiles()) == want; }, 30s))
+      << on_disk << " chunk files on the nodes, " << want << " wanted";
+  EXPECT_TRUE(Fsck().value("healthy", false));
+  ExpectContent("/kept", kept);
+  ExpectContent("/rewritten", new_version);
+}
+
+// A reader that located a file's chunks before the file was deleted (or
+// overwritten) reads it whole: the chunks stay on the nodes for
+// --free-grace (30 s by default) after the delete.
+TEST_F(RepairTest, AReaderThatStartedBeforeADeleteReadsTheWholeOldVersion) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(8 * kChunk, 9);
+  Put(data, "/f");
+  const size_t files_before = LiveReplicaFiles();
+  auto reader = ConnectClient(cluster_.master_address());
+  auto remover = ConnectClient(cluster_.master_address());
+  ASSERT_TRUE(reader && remover);
+  std::string got(data.size(), '\0');
+  bool removed = false;
+  client::GetOptions o;
+  o.parallel = 1;
+  o.window = 1;  // a chunk at a time: most of the file is read after the delete
+  auto r = reader->Read("/f", o, true, [&](uint64_t offset, std::span<const std::byte> bytes) {
+    if (!removed) {
+      removed = true;
+      const auto at = std::chrono::steady_clock::now();
+      auto gone = remover->Remove("/f");
+      if (!gone) return gone.error();
+      // Every node heartbeats (and would get its deletes) after the delete.
+      WaitFor([&] {
+        auto j = nlohmann::json::parse(cluster_.Cli({"--json", "nodes"}).out, nullptr, false);
+        if (j.is_discarded()) return false;
+        const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - at).count();
+        for (const auto& n : j["nodes"]) {
+          if (n["last_heartbeat_ms_ago"].get<int64_t>() >= since) return false;
+        }
+        return true;
+      }, 10s);
+    }
+    std::memcpy(got.data() + offset, bytes.data(), bytes.size());
+    return Status::OK();
+  });
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(removed);
+  EXPECT_TRUE(got == data);
+  EXPECT_EQ(cluster_.Cli({"stat", "/f"}).exit_code, 1);
+  EXPECT_EQ(LiveReplicaFiles(), files_before) << "freed before the grace period ended";
+}
+
+TEST_F(RepairTest, AfterAMasterRestartRepairWaitsForTheHoldOffThenCopiesWhatNoNodeReported) {
+  cluster_.SetMasterArgs({"--repair-holdoff", "3s"});
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(8 * kChunk, 8);
+  Put(data, "/f");
+  ASSERT_EQ(cluster_.StopMaster(), 0);
+  const int victim = Fullest();
+  cluster_.KillNode(victim);  // while the master is down: nobody tells it
+  ASSERT_TRUE(cluster_.StartMaster());
+  ASSERT_TRUE(cluster_.WaitForAliveNodes(3, 20s));
+  // The nodes have reported; the one that never came back leaves chunks
+  // short, and nothing is copied before the hold-off ends.
+  auto early = Fsck();
+  if (early.value("holdoff", false)) {
+    EXPECT_EQ(early["repairing"], 0) << early.dump();
+    EXPECT_EQ(early["repaired"], 0) << early.dump();
+  }
+  ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
+  EXPECT_FALSE(Fsck()["holdoff"].get<bool>());
+  ExpectContent("/f", data);
+}
+
+}  // namespace
+}  // namespace dfs::test
