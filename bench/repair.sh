@@ -5,18 +5,21 @@
 # `dfs-cli --json fsck /` polled every 20 ms. Prints, per run, when fsck first
 # said unhealthy and when it said healthy again (seconds after the kill),
 # then the medians. MooseFS 3.0 on the same work: 1.69 s (1.67-2.15 s).
-#   bench/repair.sh [--runs N] [--size SIZE] [--dir DIR] [BUILD]
-# BUILD defaults to build/release. Extra master flags: DFS_MASTER_ARGS.
+#   bench/repair.sh [--runs N] [--size SIZE] [--poll SECONDS] [--dir DIR] [BUILD]
+# BUILD defaults to build/release. Extra master flags: DFS_MASTER_ARGS; its
+# log level: DFS_LOG_LEVEL (warn); DFS_KEEP=1 keeps the run's folder.
 set -euo pipefail
 
 RUNS=3
 SIZE=1G
+POLL=0.02
 BASE=/tmp
 die() { echo "repair.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --size) SIZE="$2"; shift 2 ;;
+    --poll) POLL="$2"; shift 2 ;;
     --dir) BASE="$2"; shift 2 ;;
     -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
@@ -32,7 +35,7 @@ command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
 WORK="$(mktemp -d "$BASE/dfs-repair.XXXXXX")"
 PIDS=()
 stop() { [ ${#PIDS[@]} -eq 0 ] || { kill -9 "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; }; PIDS=(); }
-trap 'stop; rm -rf "$WORK"' EXIT
+trap 'stop; [ -n "${DFS_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 now() { date +%s.%N; }
 cli() { "$B/client/dfs-cli" --master "$ADDR" "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -43,7 +46,7 @@ for run in $(seq "$RUNS"); do
   d="$WORK/cluster"
   rm -rf "$d"; mkdir -p "$d/master"
   # shellcheck disable=SC2086
-  "$B/master/dfs-master" --dir "$d/master" --port 0 --log-level warn --repair-holdoff 1s ${DFS_MASTER_ARGS:-} \
+  "$B/master/dfs-master" --dir "$d/master" --port 0 --log-level "${DFS_LOG_LEVEL:-warn}" --repair-holdoff 1s ${DFS_MASTER_ARGS:-} \
     > "$d/master.log" 2>&1 & PIDS+=("$!")
   for _ in $(seq 100); do [ -s "$d/master/master.addr" ] && break; sleep 0.1; done
   [ -s "$d/master/master.addr" ] || die "dfs-master wrote no master.addr (see $d/master.log)"
@@ -86,7 +89,7 @@ for run in $(seq "$RUNS"); do
       [ -z "$unhealthy" ] && unhealthy=$(echo "$t - $t0" | bc)
     fi
     if [ "$(echo "$t - $t0 > 120" | bc)" = 1 ]; then die "not healthy 120 s after the kill (see $d)"; fi
-    sleep 0.02
+    sleep "$POLL"
   done
   healthy=$(echo "$(now) - $t0" | bc)
   printf 'run %d: killed node%d (%d chunks); unhealthy seen at %.3f s, healthy at %.3f s\n' \

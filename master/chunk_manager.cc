@@ -37,6 +37,7 @@ void ChunkManager::NodeDown(const std::string& node_id) {
   alive_[idx] = 0;
   full_reports_.erase(idx);
   repairer_.NodeDown(idx);
+  repairer_.StartCopies(Clock::now());
 }
 
 void ChunkManager::HandleReplicated(const NodeMessage& m) {
@@ -53,6 +54,7 @@ void ChunkManager::HandleReplicated(const NodeMessage& m) {
     if (!AcceptStored(idx, stored.node_id(), stored.chunk())) locations_.QueueDelete(idx, stored.chunk());
   }
   if (done.known) repairer_.AfterCopy(r.chunk_id());
+  repairer_.StartCopies(Clock::now());  // its slots are free
 }
 
 void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {

@@ -139,7 +139,11 @@ void Repairer::Tick(Clock::time_point now) {
     copies_.erase(it++);
     Check(chunk);
   }
-  if (nodes_ == nullptr) return;
+  StartCopies(now);
+}
+
+void Repairer::StartCopies(Clock::time_point now) {
+  if (nodes_ == nullptr || !holdoff_over_) return;
   // A slice of the queue, copied out first: starting a copy unqueues its
   // chunk, and a B-tree's erase invalidates every iterator.
   std::vector<uint64_t> slice;
@@ -200,7 +204,7 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   c->set_version(rec->version);
   c->set_size(rec->size);
   c->set_crc32c(rec->checksum);
-  Copy copy{request_id, *source, {}, now + options_.copy_timeout};
+  Copy copy{request_id, *source, {}, now + options_.copy_timeout, now};
   for (const auto& t : *chosen) {
     auto* a = req->add_targets();
     a->set_id(t.id);
@@ -228,6 +232,10 @@ Repairer::Finished Repairer::Done(uint64_t request_id, uint64_t chunk, const Sta
   if (!failure.ok()) {
     spdlog::warn("repair: copy of chunk={} from node={} failed: {}", chunk, locations_.NodeId(it->second.source),
                  failure.ToString());
+  } else {
+    SPDLOG_DEBUG("repair: chunk={} copied from node={} to node={} in {} ms", chunk,
+                 locations_.NodeId(it->second.source), locations_.NodeId(it->second.targets.front()),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - it->second.started).count());
   }
   Release(it->second);
   copies_.erase(it);

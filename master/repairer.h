@@ -78,8 +78,11 @@ class Repairer {
   // Node `node` died: its copies are given up and their chunks queued again,
   // and every chunk it held is checked.
   void NodeDown(uint32_t node);
-  // Starts what the limits allow; gives up copies past their deadline.
+  // Gives up copies past their deadline, then StartCopies.
   void Tick(Clock::time_point now);
+  // Starts what the limits allow from the queue. Called on every tick, and
+  // at once when a node dies or a copy ends, so no copy waits for a tick.
+  void StartCopies(Clock::time_point now);
   // A source's answer. Returns the copy's targets when it belongs to a copy
   // under way (the caller accepts what they stored), else nothing.
   struct Finished {
@@ -103,6 +106,7 @@ class Repairer {
     uint32_t source = 0;
     std::vector<uint32_t> targets;
     Clock::time_point deadline;
+    Clock::time_point started;
   };
 
   void Queue(uint64_t chunk, uint32_t live);
