@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two builds side by side: rounds that alternate A and B, each on a fresh
+# Two builds side by side: rounds of A and B (in turn first), each on a fresh
 # 1 master + 3 node cluster, so that a noisy, shared machine moves both
 # alike. Prints every phase's runs and median per build, and B / A.
 #   bench/ab.sh [--rounds N] [--dir DIR] BUILD_A BUILD_B [-- DFS-BENCH ARGS...]
@@ -59,10 +59,12 @@ run() {
   stop
 }
 
+# The order flips every round: whichever build runs second was measured
+# 3-6 % slower than the first on this VM (the same build in both slots:
+# session 11), so a fixed order would bias every ratio.
 for r in $(seq "$ROUNDS"); do
   echo "ab.sh: round $r of $ROUNDS" >&2
-  run "$A"
-  run "$B"
+  if [ $((r % 2)) -eq 1 ]; then run "$A"; run "$B"; else run "$B"; run "$A"; fi
 done
 
 python3 - "$WORK/results" "$A" "$B" <<'PY'

@@ -193,6 +193,9 @@ struct WriteOptions {
   // lease, with chunk 0 placed), so that each after the first two costs no
   // CreateFile round trip.
   bool small = false;
+  // The file's size when known (0: unknown): its chunks reserve what they
+  // will hold on the nodes, not a whole chunk size each.
+  uint64_t size_hint = 0;
 };
 
 struct WrittenChunk {
@@ -311,8 +314,9 @@ class Client {
   Result<WriteLease> BeginWrite(std::string_view path, const WriteOptions& options = {});
   // A chunk id and the nodes to write it to; `exclude` lists nodes that
   // failed this write already.
+  // `size_hint`: the chunk's size when known (0: a whole chunk size).
   Result<ChunkPlacement> AllocateChunk(const WriteLease& lease, uint32_t index,
-                                       const std::vector<std::string>& exclude = {});
+                                       const std::vector<std::string>& exclude = {}, uint64_t size_hint = 0);
   // Makes the new version visible, replacing any old one in one step.
   Result<FileStatus> CompleteWrite(const WriteLease& lease, const std::vector<WrittenChunk>& chunks,
                                    uint64_t size, uint32_t checksum);

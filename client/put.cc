@@ -87,6 +87,12 @@ class PutJob {
   // Starts the next chunk; false when a stream has no bytes for it yet.
   Result<bool> Launch(Clock::time_point now);
   Status Allocate(ChunkTask& t, Clock::time_point now);
+  // Chunk `index`'s size when the file's is known (0: unknown), so the
+  // master reserves only that on its nodes.
+  uint64_t SizeHint(uint32_t index) const {
+    const uint64_t start = uint64_t{index} * lease_.chunk_size;
+    return sized_ && start < total_ ? std::min<uint64_t>(lease_.chunk_size, total_ - start) : 0;
+  }
   Status Pump(ChunkTask& t, Clock::time_point now);
   Status Recover(ChunkTask& t, Clock::time_point now);
   Status FinishProbe(ChunkTask& t, Clock::time_point now);
@@ -165,7 +171,7 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
   // Chunk 0's first attempt uses the placement that came with the lease.
   std::optional<ChunkPlacement> first = t.index == 0 ? std::exchange(lease_.first_chunk, std::nullopt) : std::nullopt;
   Result<ChunkPlacement> placed = first ? Result<ChunkPlacement>(std::move(*first))
-                                        : client_.AllocateChunk(lease_, t.index, exclude);
+                                        : client_.AllocateChunk(lease_, t.index, exclude, SizeHint(t.index));
   if (!placed && placed.error().code() == Code::kUnavailable && !exclude.empty()) {
     // Too few nodes once ours are excluded. Our verdicts are guesses (a
     // node slow to answer a ping under heavy writeback looks dead); the
@@ -174,7 +180,7 @@ Status PutJob::Allocate(ChunkTask& t, Clock::time_point now) {
     // declared it dead by the next.
     spdlog::warn("put {}: {}; placing chunk {} without excluding [{}]", lease_.path, placed.error().message(),
                  t.index, fmt::join(exclude, ","));
-    placed = client_.AllocateChunk(lease_, t.index, {});
+    placed = client_.AllocateChunk(lease_, t.index, {}, SizeHint(t.index));
   }
   if (!placed) return placed.error();
   ChunkPlacement placement = std::move(*placed);
@@ -438,6 +444,7 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
   // A file with bytes gets its first chunk placed with the lease.
   wo.allocate_first = source.size().has_value() && *source.size() > 0;
   wo.small = wo.allocate_first && *source.size() <= options.frame_size;
+  wo.size_hint = source.size().value_or(0);
   Result<FileStatus> r = Status::Internal("put: no attempt");
   WriteLease lease;
   for (int attempt = 0; attempt < 2; ++attempt) {

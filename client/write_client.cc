@@ -42,6 +42,7 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
   c->set_replication(options.replication);
   c->set_chunk_size(options.chunk_size);
   c->set_allocate_first(options.allocate_first);
+  c->set_size_hint(options.size_hint);
   DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_create_file_response()) return Status::ProtocolError("unexpected reply to create");
   WriteLease lease = LeaseFromProto(reply.envelope.create_file_response(), std::move(p));
@@ -51,11 +52,12 @@ Result<WriteLease> Client::BeginWrite(std::string_view path, const WriteOptions&
 }
 
 Result<ChunkPlacement> Client::AllocateChunk(const WriteLease& lease, uint32_t index,
-                                             const std::vector<std::string>& exclude) {
+                                             const std::vector<std::string>& exclude, uint64_t size_hint) {
   msg::ClientEnvelope req;
   auto* a = req.mutable_allocate_chunk_request();
   a->set_lease_id(lease.id);
   a->set_index(index);
+  a->set_size_hint(size_hint);
   for (const auto& e : exclude) a->add_exclude_nodes(e);
   DFS_ASSIGN_OR_RETURN(MasterMessage reply, impl_->Call(std::move(req)));
   if (!reply.envelope.has_allocate_chunk_response()) return Status::ProtocolError("unexpected reply to allocate");

@@ -17,6 +17,7 @@ namespace {
 // Flags that are parsed into text first: sizes and durations, and --cpu.
 struct FlagText {
   std::string capacity;
+  std::string reserve;
   std::string credit_pool;
   std::string upstream_silence;
   std::string downstream_timeout;
@@ -35,6 +36,8 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
   app.add_option("--port", o.port, "data port; 0 picks a free one")->capture_default_str();
   app.add_option("--advertise", o.advertise, "host others dial (default: --bind)");
   app.add_option("--capacity", t.capacity, "bytes to offer (default: the disk's size)")->check(dfs::SizeFlag());
+  app.add_option("--reserve", t.reserve, "space to keep free on the disk; no chunk is placed into it (e.g. 10G)")
+      ->check(dfs::SizeFlag());
   app.add_option("--credit-pool", t.credit_pool, "bytes of write frames buffered for all streams (default 256M)")
       ->check(dfs::SizeFlag());
   app.add_option("--stream-idle-timeout", t.upstream_silence, "abort a write whose sender is silent this long (30s)")
@@ -66,6 +69,7 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
 // The text flags into `o`; false (after one line on stderr) for a usage error.
 bool ApplyFlags(const FlagText& t, dfs::filenode::NodeOptions& o) {
   if (!t.capacity.empty()) o.capacity = *dfs::ParseSize(t.capacity);
+  if (!t.reserve.empty()) o.reserve = *dfs::ParseSize(t.reserve);
   if (!t.credit_pool.empty()) o.credit_pool = *dfs::ParseSize(t.credit_pool);
   if (!t.upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(t.upstream_silence);
   if (!t.downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(t.downstream_timeout);

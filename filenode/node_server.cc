@@ -122,6 +122,7 @@ msg::NodeStats NodeServer::Stats() {
   uint64_t used = store_->used_bytes();
   uint64_t fs_capacity = ec ? 0 : space.capacity;
   uint64_t fs_available = ec ? 0 : space.available;
+  fs_available = fs_available > options_.reserve ? fs_available - options_.reserve : 0;  // --reserve
   if (ec) spdlog::warn("cannot read free space of {}: {}", options_.dir, ec.message());
   uint64_t capacity = options_.capacity ? options_.capacity : fs_capacity;
   uint64_t left = capacity > used ? capacity - used : 0;

@@ -17,6 +17,10 @@ struct NodeOptions {
   uint16_t port = 0;                // data port; 0 picks a free one
   std::string advertise;            // host others dial; default: --bind
   uint64_t capacity = 0;            // 0: the file system's size
+  // Space left free on the node's file system (shared disks, room for the
+  // OS): the node says it has that much less available, and the master
+  // places no chunk that would eat into it.
+  uint64_t reserve = 0;
   std::string log_level = "info";
   bool insecure = false;
   // The master's register reply can change it; 1 s per DESIGN.md.

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "common/units.h"
+
 namespace dfs::master {
 
 double PlacementWeight(const PlacementCandidate& c) {
@@ -60,7 +62,7 @@ Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<Placeme
           alive, exclude.size()));
     }
     return Status(Code::kNoSpace, fmt::format("replication {} needs {} nodes with {} free, {} have it", count,
-                                              count, chunk_size, roomy));
+                                              count, FormatSize(chunk_size), roomy));
   }
   std::vector<PlacementCandidate> out;
   for (size_t i : chosen) out.push_back(candidates[i]);

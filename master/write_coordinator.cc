@@ -67,7 +67,7 @@ void WriteCoordinator::CreateFile(const ClientMessage& m, Clock::time_point now)
   r->set_replication(replication);
   r->set_chunk_size(chunk_size);
   if (req.allocate_first()) {
-    if (Status s = PlaceChunk(added, {}, now, r->mutable_first_chunk()); !s.ok()) {
+    if (Status s = PlaceChunk(added, {}, req.size_hint(), now, r->mutable_first_chunk()); !s.ok()) {
       leases_.Remove(added.id);  // no chunk was taken: nothing to release
       return catalog_.AnswerError(key, s);
     }
@@ -75,19 +75,20 @@ void WriteCoordinator::CreateFile(const ClientMessage& m, Clock::time_point now)
   AnswerAllocation(m, std::move(reply));
 }
 
-Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& exclude, Clock::time_point now,
-                                    msg::AllocateChunkResponse* out) {
+Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& exclude, uint64_t size_hint,
+                                    Clock::time_point now, msg::AllocateChunkResponse* out) {
   const auto& candidates = Candidates(now);
-  auto pipeline = ChoosePipeline(candidates, l.replication, l.chunk_size, exclude, rng_);
+  const uint64_t need = size_hint == 0 ? l.chunk_size : std::min(size_hint, l.chunk_size);
+  auto pipeline = ChoosePipeline(candidates, l.replication, need, exclude, rng_);
   // Too few nodes for every replica (one died, stalled or is full): as many
   // as can take it, if enough. Not when the cluster never had enough nodes:
   // that replication is a mistake to be told of, not a repair to wait for.
   if (!pipeline && l.replication > options_.min_replicas && registry_.size() >= l.replication) {
     const auto eligible = static_cast<uint32_t>(std::count_if(candidates.begin(), candidates.end(), [&](const auto& c) {
-      return c.available >= l.chunk_size && std::find(exclude.begin(), exclude.end(), c.id) == exclude.end();
+      return c.available >= need && std::find(exclude.begin(), exclude.end(), c.id) == exclude.end();
     }));
     if (eligible >= options_.min_replicas) {
-      pipeline = ChoosePipeline(candidates, eligible, l.chunk_size, exclude, rng_);
+      pipeline = ChoosePipeline(candidates, eligible, need, exclude, rng_);
       if (pipeline) {
         SPDLOG_DEBUG("lease={} chunk placed on {} of {} replicas: no more nodes can take it", l.id, eligible,
                      l.replication);
@@ -127,7 +128,7 @@ void WriteCoordinator::AllocateChunk(const ClientMessage& m, Clock::time_point n
   l->expires = now + options_.lease_time;
   std::vector<std::string> exclude(req.exclude_nodes().begin(), req.exclude_nodes().end());
   msg::ClientEnvelope reply;
-  if (Status s = PlaceChunk(*l, exclude, now, reply.mutable_allocate_chunk_response()); !s.ok()) {
+  if (Status s = PlaceChunk(*l, exclude, req.size_hint(), now, reply.mutable_allocate_chunk_response()); !s.ok()) {
     return catalog_.AnswerError(KeyOf(m), s);
   }
   AnswerAllocation(m, std::move(reply));
@@ -266,7 +267,8 @@ std::optional<msg::CreateFileResponse> WriteCoordinator::NewSpare(const Lease& l
   l.expires = now + options_.lease_time;
   Lease& added = leases_.Add(std::move(l));
   msg::CreateFileResponse r;
-  if (Status s = PlaceChunk(added, {}, now, r.mutable_first_chunk()); !s.ok()) {
+  // A spare is for a file of one frame at most.
+  if (Status s = PlaceChunk(added, {}, limits::kMaxFrameSize, now, r.mutable_first_chunk()); !s.ok()) {
     leases_.Remove(added.id);  // no chunk was taken
     return std::nullopt;
   }

@@ -75,7 +75,9 @@ class WriteCoordinator {
   using Key = Catalog::Key;
 
   // Places a new chunk of lease `l` into `out`.
-  Status PlaceChunk(Lease& l, const std::vector<std::string>& exclude, Clock::time_point now,
+  // `size_hint`: the chunk's size when the writer knows it (0: unknown), the
+  // space its nodes must have free.
+  Status PlaceChunk(Lease& l, const std::vector<std::string>& exclude, uint64_t size_hint, Clock::time_point now,
                     msg::AllocateChunkResponse* out);
   // Answers `reply`, after journaling the next block of chunk ids when the
   // allocation used up the reserved ones.

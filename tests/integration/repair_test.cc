@@ -7,10 +7,13 @@
 // master restart repair waits for the hold-off, then repairs what no node
 // reported. Every test ends by reading the bytes back.
 #include <cstring>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bus/socket.h"
+#include "events.pb.h"
 #include "tests/integration/data_test_util.h"
 #include "tests/support/cluster.h"
 
@@ -103,6 +106,45 @@ TEST_F(RepairTest, AKilledNodeIsDeadAtOnceAndItsChunksAreCopiedBackToFullReplica
   // Every chunk is on three live nodes again, on disk.
   EXPECT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 13u * 3; }, 10s)) << LiveReplicaFiles();
   ExpectContent("/f", data);
+}
+
+// The master's PUB socket says what happened: the node went down, and each
+// chunk was repaired (a subscriber such as the shell prints these).
+TEST_F(RepairTest, NodeDownAndChunkRepairedArePublished) {
+  ASSERT_TRUE(cluster_.Start());
+  bus::Context ctx;
+  auto sub = bus::Socket::Create(ctx, bus::SocketType::kSub, {});
+  ASSERT_TRUE(sub.has_value()) << sub.error().ToString();
+  ASSERT_TRUE(sub->Connect("tcp://127.0.0.1:" + std::to_string(cluster_.event_port())).ok());
+  ASSERT_TRUE(sub->Subscribe("").ok());
+  const std::string data = RandomBytes(4 * kChunk, 10);
+  Put(data, "/f");
+  const int victim = Fullest();
+  const std::string id = cluster_.node_id(victim);
+  // Subscribed before the put: the subscription reached the publisher long
+  // before the kill (a late one would miss the first events: ZeroMQ's slow
+  // joiner). Events wait in the socket until read.
+  cluster_.KillNode(victim);
+  std::set<std::string> topics;
+  size_t repaired = 0;
+  bool down_named = false;
+  ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
+  WaitFor([&] {
+    while (true) {
+      auto m = sub->Receive<msg::EventEnvelope>(std::chrono::milliseconds(100));
+      if (!m || !m->has_value()) break;
+      const auto& e = (*m)->envelope.event();
+      topics.insert(e.topic());
+      if (e.topic() == "node.down" && e.node().id() == id) down_named = true;
+      if (e.topic() == "chunk.repaired") {
+        ++repaired;
+        EXPECT_EQ(e.chunk().live(), e.chunk().wanted());
+      }
+    }
+    return down_named && repaired > 0;
+  }, 10s);
+  EXPECT_TRUE(down_named) << "no node.down naming " << id;
+  EXPECT_GT(repaired, 0u);
 }
 
 TEST_F(RepairTest, FsckNamesTheShortFilesAndChunksAndExitsOneUntilRepaired) {
