@@ -98,6 +98,7 @@ struct FileStatus {
   int64_t ctime_ms = 0;
   uint32_t replication = 0;
   uint32_t checksum = 0;  // files: CRC32C of the whole content
+  uint32_t chunk_count = 0;         // files: how many chunks
   std::vector<ChunkStatus> chunks;  // Stat with_chunks only
 
   bool is_dir() const { return type == FileType::kDirectory; }

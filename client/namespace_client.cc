@@ -18,6 +18,7 @@ FileStatus FileStatusFromProto(const msg::FileInfo& f) {
   s.ctime_ms = f.ctime_ms();
   s.replication = f.replication();
   s.checksum = f.checksum();
+  s.chunk_count = f.chunk_count();
   s.chunks.reserve(static_cast<size_t>(f.chunks_size()));
   for (const auto& c : f.chunks()) {
     ChunkStatus cs;

@@ -130,6 +130,10 @@ void Replicator::Finish(Job& job) {
     failure = job.writer->failure();
     for (const auto& s : job.writer->suspects()) r.add_suspects(s);
     job.writer->Abort();
+    // A target that stalled must not get this stream's late frames if it
+    // wakes: the next copy to it dials afresh (other copies to it have
+    // stalled too).
+    if (failure.code() == Code::kTimedOut) links_.Drop(job.writer->placement().pipeline.front().address);
   }
   if (!failure.ok()) {
     *r.mutable_failure() = bus::ToProto(failure);

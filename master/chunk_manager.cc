@@ -126,7 +126,13 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
     locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
     return true;
   }
-  if (in_grace_.contains(s.chunk_id())) return true;  // freed, but a reader may still need it
+  if (in_grace_.contains(s.chunk_id())) {
+    // Freed, but a reader may still need it: kept, and known here, so that
+    // the delete reaches this node too when the grace ends (a node that
+    // re-registered meanwhile reported it anew).
+    locations_.AddReplica(s.chunk_id(), idx);
+    return true;
+  }
   return false;  // no file owns it and no write is in progress
 }
 

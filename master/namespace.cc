@@ -402,6 +402,7 @@ void Namespace::Describe(const Inode* n, bool name_only, bool with_chunks, msg::
   out->set_ctime_ms(n->ctime_ms);
   out->set_replication(n->replication);
   out->set_checksum(n->checksum);
+  if (!n->is_dir) out->set_chunk_count(n->chunks.size());
   if (with_chunks && !n->is_dir) {
     for (uint64_t id : n->chunks) {
       auto* ci = out->add_chunks();

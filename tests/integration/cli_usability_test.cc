@@ -127,10 +127,14 @@ TEST_F(CliUsabilityTest, SeedFormsInTheSeedsOrder) {
   // -v [PATH]: the viewer, a tree; -v alone shows the whole namespace.
   auto v = cluster_.Cli({"-v", "/seed"});
   ASSERT_EQ(v.exit_code, 0) << v.err;
-  EXPECT_EQ(v.out, "/seed\n├── named.txt\n├── notes.txt\n└── put.txt\n\n0 directories, 3 files\n");
+  EXPECT_EQ(v.out,
+            "/seed\n├── named.txt  (10 B, r3, 1 chunk)\n├── notes.txt  (10 B, r3, 1 chunk)\n"
+            "└── put.txt  (10 B, r3, 1 chunk)\n\n0 directories, 3 files\n");
   auto all = cluster_.Cli({"-v"});
   ASSERT_EQ(all.exit_code, 0) << all.err;
-  EXPECT_EQ(all.out, "/\n└── seed\n    ├── named.txt\n    ├── notes.txt\n    └── put.txt\n\n1 directory, 3 files\n");
+  EXPECT_EQ(all.out,
+            "/\n└── seed\n    ├── named.txt  (10 B, r3, 1 chunk)\n    ├── notes.txt  (10 B, r3, 1 chunk)\n"
+            "    └── put.txt  (10 B, r3, 1 chunk)\n\n1 directory, 3 files\n");
 
   // --stat PATH, --rm PATH.
   auto st = cluster_.Cli({"--stat", "/seed/notes.txt"});

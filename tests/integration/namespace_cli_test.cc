@@ -441,8 +441,13 @@ TEST_F(NamespaceCli, StatLsTreeDuOfFiles) {
   EXPECT_EQ(Cli({"ls", "/same"}).out, "same\n");
   EXPECT_EQ(Cli({"ls", "-R", "/same"}).out, "/same:\nsame\n");
 
-  EXPECT_EQ(Cli({"tree", "/f"}).out, "/f\n├── big\n└── empty\n\n0 directories, 2 files\n");
-  EXPECT_EQ(Cli({"tree", "/f/big"}).out, "/f/big\n\n0 directories, 1 file\n");
+  // No node holds big's chunks here (metadata only): the viewer says so.
+  EXPECT_EQ(Cli({"tree", "/f"}).out,
+            "/f\n├── big  (1.5 KiB, r1, 2 chunks)  [2 chunks MISSING]\n└── empty  (0 B, r1, 0 chunks)\n\n"
+            "0 directories, 2 files, 1 file with chunks short of replicas (dfs-cli fsck -v)\n");
+  EXPECT_EQ(Cli({"tree", "/f/big"}).out,
+            "/f/big  (1.5 KiB, r1, 2 chunks)  [2 chunks MISSING]\n\n"
+            "0 directories, 1 file, 1 file with chunks short of replicas (dfs-cli fsck -v)\n");
   auto du = Json({"du", "/f"});
   EXPECT_EQ(du["bytes"], 1500);
   EXPECT_EQ(du["stored_bytes"], 1500);
