@@ -46,9 +46,9 @@ void Replicator::Start(uint64_t request_id, const msg::ReplicateChunkRequest& re
   auto meta = store_.Lookup(key);
   if (!meta) return fail(meta.error());
   if (meta->size != want.size() || meta->crc32c != want.crc32c()) {
-    return fail(Status::Corruption(fmt::format("{} here has {} bytes with crc {:08x}; the master expects {} with {:08x}",
-                                               ChunkName(key), meta->size, meta->crc32c, want.size(),
-                                               want.crc32c())));
+    return fail(Status::Corruption(
+        fmt::format("{} here has {} bytes with crc {:08x}; the master expects {} with {:08x}", ChunkName(key),
+                    meta->size, meta->crc32c, want.size(), want.crc32c())));
   }
   job->meta = *meta;
   datapath::ChunkPlacement placement;

@@ -1,8 +1,9 @@
 // The PipelineWriter (the client's puts, the node's replica copies) driven
 // through its NodeSender seam: a fake that records each request and answers
 // as nodes would, so the writer's side of the chunk stream protocol
-// (messages/data.proto, WRITE) is checked without sockets: credit, cumulative acknowledgements, the close, the three-way
-// checksum, stalls, and the fanned-out whole-chunk write.
+// (messages/data.proto, WRITE) is checked without sockets: credit,
+// cumulative acknowledgements, the close, the three-way checksum, stalls,
+// and the fanned-out whole-chunk write.
 #include "datapath/pipeline_writer.h"
 
 #include <deque>
