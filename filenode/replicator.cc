@@ -39,6 +39,9 @@ void Replicator::Start(uint64_t request_id, const msg::ReplicateChunkRequest& re
     job->done = true;
     Finish(*job);
   };
+  // The master keeps each node to a few copies at once; this bounds what a
+  // master gone wrong could pile up.
+  if (jobs_.size() >= kMaxCopies) return fail(Status::Busy(fmt::format("{} copies under way", jobs_.size())));
   if (req.targets().empty()) return fail(Status::InvalidArgument("a copy with no target"));
   if (req.targets_size() > static_cast<int>(limits::kMaxReplication)) {
     return fail(Status::InvalidArgument(fmt::format("a copy to {} targets", req.targets_size())));

@@ -29,6 +29,9 @@ class Replicator {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // Copies under way at once, at most; more are refused (Busy).
+  static constexpr size_t kMaxCopies = 64;
+
   struct Config {
     uint32_t frame_size = limits::kDefaultFrameSize;
     std::chrono::milliseconds stall_timeout{5000};
