@@ -43,17 +43,13 @@ void ChunkManager::NodeDown(const std::string& node_id) {
 void ChunkManager::HandleReplicated(const NodeMessage& m) {
   const auto& r = m.envelope.replicate_chunk_response();
   const Status failure = r.has_failure() ? bus::FromProto(r.failure()) : Status::OK();
-  const auto done = repairer_.Done(m.envelope.request_id(), r.chunk_id(), failure);
+  const bool known = repairer_.Done(m.envelope.request_id(), r.chunk_id(), failure);
   // What the targets stored counts now, known copy or not (a late answer):
   // each is checked against the file's record like any report.
   for (const auto& stored : r.stored()) {
-    if (stored.chunk().chunk_id() != r.chunk_id()) continue;
-    const NodeRegistry::Node* holder = registry_.Find(stored.node_id());
-    if (holder == nullptr || !holder->alive) continue;
-    const uint32_t idx = locations_.NodeIndex(stored.node_id());
-    if (!AcceptStored(idx, stored.node_id(), stored.chunk())) locations_.QueueDelete(idx, stored.chunk());
+    if (stored.chunk().chunk_id() == r.chunk_id()) AcceptRelayed(stored);
   }
-  if (done.known) repairer_.AfterCopy(r.chunk_id());
+  if (known) repairer_.AfterCopy(r.chunk_id());
   repairer_.StartCopies(Clock::now());  // its slots are free
 }
 
@@ -78,14 +74,7 @@ void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
   // Replicas the nodes after this one in its pipelines stored. A node not
   // known alive is skipped: its own report (it sends one with its next
   // heartbeat, and a full one when it registers) says what it holds.
-  for (const auto& relayed : req.relayed()) {
-    const NodeRegistry::Node* holder = registry_.Find(relayed.node_id());
-    if (holder == nullptr || !holder->alive) continue;
-    const uint32_t holder_idx = locations_.NodeIndex(relayed.node_id());
-    if (!AcceptStored(holder_idx, relayed.node_id(), relayed.chunk())) {
-      locations_.QueueDelete(holder_idx, relayed.chunk());  // rides on its next heartbeat answer
-    }
-  }
+  for (const auto& relayed : req.relayed()) AcceptRelayed(relayed);
   for (const auto& s : req.deleted()) {
     locations_.RemoveReplica(s.chunk_id(), idx);
     repairer_.Check(s.chunk_id());  // freed chunks are gone from the namespace: nothing to do
@@ -134,6 +123,15 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
     return true;
   }
   return false;  // no file owns it and no write is in progress
+}
+
+void ChunkManager::AcceptRelayed(const msg::RelayedChunk& r) {
+  const NodeRegistry::Node* holder = registry_.Find(r.node_id());
+  if (holder == nullptr || !holder->alive) return;
+  const uint32_t idx = locations_.NodeIndex(r.node_id());
+  if (!AcceptStored(idx, r.node_id(), r.chunk())) {
+    locations_.QueueDelete(idx, r.chunk());  // rides on its next heartbeat answer
+  }
 }
 
 void ChunkManager::TrimSurplus(uint64_t chunk, const ChunkRecord& rec) {

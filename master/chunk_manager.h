@@ -93,6 +93,10 @@ class ChunkManager {
   bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
   // Tells every node holding `id` to delete it.
   void Free(uint64_t id);
+  // A replica another node reported on `r.node_id()`'s behalf (a pipeline's
+  // head, a copy's source): accepted like its own report, or deleted there.
+  // A holder not known alive is skipped: its own report covers it.
+  void AcceptRelayed(const msg::RelayedChunk& r);
   bool Alive(uint32_t idx) const { return idx < alive_.size() && alive_[idx] != 0; }
   // More live replicas than wanted (a node came back after its chunks were
   // copied elsewhere): the one on the fullest node goes.

@@ -226,9 +226,9 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   return true;
 }
 
-Repairer::Finished Repairer::Done(uint64_t request_id, uint64_t chunk, const Status& failure) {
+bool Repairer::Done(uint64_t request_id, uint64_t chunk, const Status& failure) {
   auto it = copies_.find(chunk);
-  if (it == copies_.end() || it->second.request_id != request_id) return {chunk, false};
+  if (it == copies_.end() || it->second.request_id != request_id) return false;
   if (!failure.ok()) {
     spdlog::warn("repair: copy of chunk={} from node={} failed: {}", chunk, locations_.NodeId(it->second.source),
                  failure.ToString());
@@ -239,7 +239,7 @@ Repairer::Finished Repairer::Done(uint64_t request_id, uint64_t chunk, const Sta
   }
   Release(it->second);
   copies_.erase(it);
-  return {chunk, true};
+  return true;
 }
 
 void Repairer::AfterCopy(uint64_t chunk) {

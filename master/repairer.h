@@ -83,13 +83,9 @@ class Repairer {
   // Starts what the limits allow from the queue. Called on every tick, and
   // at once when a node dies or a copy ends, so no copy waits for a tick.
   void StartCopies(Clock::time_point now);
-  // A source's answer. Returns the copy's targets when it belongs to a copy
-  // under way (the caller accepts what they stored), else nothing.
-  struct Finished {
-    uint64_t chunk = 0;
-    bool known = false;
-  };
-  Finished Done(uint64_t request_id, uint64_t chunk, const Status& failure);
+  // A source's answer: ends the copy and frees its slots. False when no
+  // copy under way has that request id (given up already: a late answer).
+  bool Done(uint64_t request_id, uint64_t chunk, const Status& failure);
   // After a copy's replicas were accepted: re-checks the chunk, and says
   // so on the event socket when it is whole again.
   void AfterCopy(uint64_t chunk);

@@ -39,13 +39,14 @@ class MasterServiceTest : public ::testing::Test {
     }
   }
 
-  void AddNode(const std::string& id) {
+  // Registers node `id` (again, to change what it has free).
+  void AddNode(const std::string& id, uint64_t available = 100ull << 30) {
     msg::RegisterNodeRequest r;
     r.set_node_id(id);
     r.set_incarnation(1);
     r.set_address("tcp://127.0.0.1:1/" + id);
     r.mutable_stats()->set_capacity(100ull << 30);
-    r.mutable_stats()->set_available(100ull << 30);
+    r.mutable_stats()->set_available(available);
     r.mutable_stats()->set_credit_pool(256 << 20);
     registry_.Register(r, "route-" + id, now_);
   }

@@ -25,14 +25,7 @@ class RepairerTest : public MasterServiceTest {
   }
 
   void Up(const std::string& id, uint64_t available = 100ull << 30) {
-    msg::RegisterNodeRequest r;
-    r.set_node_id(id);
-    r.set_incarnation(1);
-    r.set_address("tcp://127.0.0.1:1/" + id);
-    r.mutable_stats()->set_capacity(100ull << 30);
-    r.mutable_stats()->set_available(available);
-    r.mutable_stats()->set_credit_pool(256 << 20);
-    registry_.Register(r, "route-" + id, now_);
+    AddNode(id, available);
     service_->chunks().NodeUp(id);
   }
   void Kill(const std::string& id) {
