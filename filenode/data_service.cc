@@ -15,6 +15,7 @@ DataService::DataService(bus::Context& ctx, bus::Socket& router, ChunkStore& sto
       events_(std::move(events)),
       read_buffer_(options.read_buffer),
       read_held_(std::make_shared<std::atomic<uint64_t>>(0)),
+      max_write_rate_(options.max_write_rate),
       pipeline_(ctx, router, store, std::move(node_id), options, events_.stored) {}
 
 Status DataService::Start() { return pipeline_.Start(); }
@@ -22,17 +23,47 @@ Status DataService::Start() { return pipeline_.Start(); }
 bool DataService::Handle(DataMessage& m, Clock::time_point now) {
   switch (m.envelope.body_case()) {
     case msg::DataEnvelope::kWriteOpenRequest:
+    case msg::DataEnvelope::kWriteFrameRequest:
+    case msg::DataEnvelope::kWriteCloseRequest:
+    case msg::DataEnvelope::kWriteAbortRequest:
+      if (max_write_rate_ == 0 || PaceWrite(m, now)) HandleWrite(m, now);
+      return true;
+    case msg::DataEnvelope::kReadRequest: Read(m, now); return true;
+    default: return false;
+  }
+}
+
+bool DataService::PaceWrite(DataMessage& m, Clock::time_point now) {
+  if (!waiting_writes_.empty() || now < write_free_at_) {
+    waiting_writes_.push_back(std::move(m));
+    return false;
+  }
+  Charge(m, now);
+  return true;
+}
+
+void DataService::Charge(const DataMessage& m, Clock::time_point now) {
+  uint64_t bytes = 0;
+  for (const auto& f : m.payload) bytes += f.size();
+  if (bytes == 0) return;
+  write_free_at_ = std::max(write_free_at_, now) +
+                   std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                       static_cast<double>(bytes) / static_cast<double>(max_write_rate_)));
+}
+
+void DataService::HandleWrite(DataMessage& m, Clock::time_point now) {
+  switch (m.envelope.body_case()) {
+    case msg::DataEnvelope::kWriteOpenRequest:
       if (!m.envelope.write_open_request().whole()) last_large_ = now;  // a chunk streamed in frames
       pipeline_.Open(m, now);
-      return true;
+      return;
     case msg::DataEnvelope::kWriteFrameRequest:
       last_large_ = now;
       pipeline_.Frame(m, now);
-      return true;
-    case msg::DataEnvelope::kWriteCloseRequest: pipeline_.Close(m, now); return true;
-    case msg::DataEnvelope::kWriteAbortRequest: pipeline_.Abort(m, now); return true;
-    case msg::DataEnvelope::kReadRequest: Read(m, now); return true;
-    default: return false;
+      return;
+    case msg::DataEnvelope::kWriteCloseRequest: pipeline_.Close(m, now); return;
+    case msg::DataEnvelope::kWriteAbortRequest: pipeline_.Abort(m, now); return;
+    default: return;
   }
 }
 
@@ -50,6 +81,12 @@ void DataService::Read(DataMessage& m, Clock::time_point now) {
 }
 
 void DataService::Service(Clock::time_point now) {
+  while (!waiting_writes_.empty() && now >= write_free_at_) {
+    DataMessage m = std::move(waiting_writes_.front());
+    waiting_writes_.pop_front();
+    Charge(m, now);
+    HandleWrite(m, now);
+  }
   pipeline_.Service(now);
   while (!waiting_reads_.empty()) {
     const uint64_t want = std::min<uint64_t>(waiting_reads_.front().envelope.read_request().length(), kMaxReadLength);
@@ -64,6 +101,7 @@ void DataService::Service(Clock::time_point now) {
 DataService::Clock::time_point DataService::NextWake(Clock::time_point now) const {
   // Sends finishing raise no event here: look again shortly.
   if (!waiting_reads_.empty()) return now + std::chrono::milliseconds(1);
+  if (!waiting_writes_.empty()) return std::min(std::max(now, write_free_at_), pipeline_.NextWake(now));
   return pipeline_.NextWake(now);
 }
 

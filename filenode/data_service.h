@@ -51,6 +51,13 @@ class DataService {
 
  private:
   void Read(DataMessage& m, Clock::time_point now);
+  // With a write rate cap: a write request taken now, or queued behind the
+  // ones before it (every write request, so a stream's open, frames and
+  // close keep their order).
+  bool PaceWrite(DataMessage& m, Clock::time_point now);
+  // The rate-cap time the bytes `m` carries cost.
+  void Charge(const DataMessage& m, Clock::time_point now);
+  void HandleWrite(DataMessage& m, Clock::time_point now);
   void Serve(const DataMessage& m, Clock::time_point now);
 
   bus::Socket& router_;
@@ -63,6 +70,12 @@ class DataService {
   // Reads waiting for read_held_ to fall, in arrival order.
   std::deque<DataMessage> waiting_reads_;
   Clock::time_point last_large_{};
+  // --max-write-rate: the bytes a request carries buy it rate-cap time; the
+  // next one waits until `write_free_at_`. The senders' credit bounds what
+  // waits here, and the slower acknowledgements carry the cap upstream.
+  uint64_t max_write_rate_;
+  std::deque<DataMessage> waiting_writes_;
+  Clock::time_point write_free_at_{};
   WritePipeline pipeline_;
 };
 

@@ -18,6 +18,7 @@ namespace {
 struct FlagText {
   std::string capacity;
   std::string reserve;
+  std::string max_write_rate;
   std::string credit_pool;
   std::string upstream_silence;
   std::string downstream_timeout;
@@ -37,6 +38,10 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
   app.add_option("--advertise", o.advertise, "host others dial (default: --bind)");
   app.add_option("--capacity", t.capacity, "bytes to offer (default: the disk's size)")->check(dfs::SizeFlag());
   app.add_option("--reserve", t.reserve, "space to keep free on the disk; no chunk is placed into it (e.g. 10G)")
+      ->check(dfs::SizeFlag());
+  app.add_option("--max-write-rate", t.max_write_rate,
+                 "bytes per second written into chunks at most, clients' and copies' alike (e.g. 100M); the "
+                 "slower acknowledgements steer new chunks to other nodes (default: no cap)")
       ->check(dfs::SizeFlag());
   app.add_option("--credit-pool", t.credit_pool, "bytes of write frames buffered for all streams (default 256M)")
       ->check(dfs::SizeFlag());
@@ -70,6 +75,7 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
 bool ApplyFlags(const FlagText& t, dfs::filenode::NodeOptions& o) {
   if (!t.capacity.empty()) o.capacity = *dfs::ParseSize(t.capacity);
   if (!t.reserve.empty()) o.reserve = *dfs::ParseSize(t.reserve);
+  if (!t.max_write_rate.empty()) o.max_write_rate = *dfs::ParseSize(t.max_write_rate);
   if (!t.credit_pool.empty()) o.credit_pool = *dfs::ParseSize(t.credit_pool);
   if (!t.upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(t.upstream_silence);
   if (!t.downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(t.downstream_timeout);

@@ -75,6 +75,7 @@ Status NodeServer::Start() {
   po.upstream_silence = options_.upstream_silence;
   po.downstream_timeout = options_.downstream_timeout;
   po.capacity = options_.capacity;
+  po.max_write_rate = options_.max_write_rate;
   DataService::Events events;
   events.stored = [this](StoredEvent e) {
     msg::StoredChunk mine = ToStoredChunk(e.local);

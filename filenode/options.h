@@ -21,6 +21,10 @@ struct NodeOptions {
   // OS): the node says it has that much less available, and the master
   // places no chunk that would eat into it.
   uint64_t reserve = 0;
+  // Bytes per second this node accepts into its chunks at most (writes of
+  // clients and copies alike); 0: as fast as the disk goes. For shared disks,
+  // and how tests make a slow node.
+  uint64_t max_write_rate = 0;
   std::string log_level = "info";
   bool insecure = false;
   // The master's register reply can change it; 1 s per DESIGN.md.

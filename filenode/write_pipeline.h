@@ -61,6 +61,8 @@ struct PipelineOptions {
   // sent); more reads wait their turn. Readers' windows are theirs to set,
   // so without this a crowd of readers could make the node buffer anything.
   uint64_t read_buffer = 64ull << 20;
+  // Bytes per second written at most (DataService paces the writes); 0: no cap.
+  uint64_t max_write_rate = 0;
 };
 
 // A chunk this node stored and acknowledged upstream, for the master.

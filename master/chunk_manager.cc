@@ -113,6 +113,7 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
   }
   if (writing_.contains(s.chunk_id())) {
     locations_.AddPending(s.chunk_id(), {idx, s.version(), s.crc32c(), s.size()});
+    load_.Stored(s.chunk_id(), idx, Clock::now());
     return true;
   }
   if (in_grace_.contains(s.chunk_id())) {
@@ -277,17 +278,24 @@ void ChunkManager::ReportBadReplica(const ClientMessage& m, bus::Outbox& out) {
   IgnoreError(bus::Reply(out, m, std::move(reply)));  // the requester retries a lost answer
 }
 
-void ChunkManager::TrackWrite(uint64_t chunk, uint64_t lease) { writing_[chunk] = lease; }
+void ChunkManager::TrackWrite(uint64_t chunk, uint64_t lease, const std::vector<std::string>& nodes, uint64_t bytes,
+                              Clock::time_point now) {
+  writing_[chunk] = lease;
+  for (const auto& id : nodes) load_.Placed(chunk, locations_.NodeIndex(id), bytes, now);
+}
 
 void ChunkManager::CommitWrite(uint64_t chunk) {
   writing_.erase(chunk);
+  load_.Dropped(chunk);
   locations_.TakePending(chunk);
 }
 
 void ChunkManager::Release(const std::vector<uint64_t>& chunks) {
   const auto due = Clock::now() + free_grace_;
   for (uint64_t id : chunks) {
-    if (writing_.erase(id) == 0 && free_grace_ > Clock::duration::zero()) {
+    const bool written = writing_.erase(id) != 0;
+    if (written) load_.Dropped(id);
+    if (!written && free_grace_ > Clock::duration::zero()) {
       // A file held it: readers may still be reading it.
       if (in_grace_.insert(id).second) grace_queue_.emplace_back(due, id);
       continue;

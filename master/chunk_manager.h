@@ -24,6 +24,7 @@
 #include "master/namespace.h"
 #include "master/node_registry.h"
 #include "master/repairer.h"
+#include "master/write_load.h"
 
 namespace dfs::master {
 
@@ -70,9 +71,15 @@ class ChunkManager {
   // The replicas of `chunk`, as node ids, into `out`.
   void AddReplicas(uint64_t chunk, msg::ChunkInfo* out) const;
 
-  // Writes: `chunk` was allocated to write lease `lease`; its replicas'
-  // reports are kept until the write completes or is dropped.
-  void TrackWrite(uint64_t chunk, uint64_t lease);
+  // Writes: `chunk` was allocated to write lease `lease`, `bytes` of it
+  // to each of `nodes`; its replicas' reports are kept until the write
+  // completes or is dropped.
+  void TrackWrite(uint64_t chunk, uint64_t lease, const std::vector<std::string>& nodes, uint64_t bytes,
+                  Clock::time_point now);
+  // The location index placement and WriteLoad know node `node_id` by.
+  uint32_t NodeIndex(const std::string& node_id) { return locations_.NodeIndex(node_id); }
+  // How fast each node has been taking the chunks placed on it.
+  WriteLoad& write_load() { return load_; }
   // The write of `chunk` completed: its confirmed reports become replicas.
   void CommitWrite(uint64_t chunk);
   // Checks every replica's report against a completion's chunk list: OK,
@@ -107,6 +114,7 @@ class ChunkManager {
   ChunkLocations locations_;
   // Chunks allocated to writes in progress (not yet any file's) -> lease.
   absl::flat_hash_map<uint64_t, uint64_t> writing_;
+  WriteLoad load_;
   // Nodes in the middle of a paged full report.
   absl::flat_hash_set<uint32_t> full_reports_;
   // Freed chunks waiting out the grace period, oldest first, and their set

@@ -19,7 +19,8 @@ double PlacementWeight(const PlacementCandidate& c) {
 Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<PlacementCandidate>& candidates,
                                                        uint32_t count, uint64_t chunk_size,
                                                        const std::vector<std::string>& exclude,
-                                                       std::mt19937_64& rng) {
+                                                       std::mt19937_64& rng, const LoadFactor& load) {
+  auto weight = [&](const PlacementCandidate& c) { return PlacementWeight(c) * (load ? load(c) : 1.0); };
   auto eligible = [&](const PlacementCandidate& c) {
     return c.available >= chunk_size && std::find(exclude.begin(), exclude.end(), c.id) == exclude.end();
   };
@@ -33,7 +34,7 @@ Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<Placeme
       size_t i = pick(rng);
       if (std::find(chosen.begin(), chosen.end(), i) != chosen.end()) continue;
       const auto& c = candidates[i];
-      if (!eligible(c) || coin(rng) > PlacementWeight(c)) continue;
+      if (!eligible(c) || coin(rng) > weight(c)) continue;
       chosen.push_back(i);
     }
     // Very skewed weights can exhaust the budget: finish with a weighted draw
@@ -42,7 +43,7 @@ Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<Placeme
       std::vector<double> w(candidates.size(), 0.0);
       for (size_t i = 0; i < candidates.size(); ++i) {
         bool taken = std::find(chosen.begin(), chosen.end(), i) != chosen.end();
-        if (!taken && eligible(candidates[i])) w[i] = PlacementWeight(candidates[i]);
+        if (!taken && eligible(candidates[i])) w[i] = weight(candidates[i]);
       }
       if (std::all_of(w.begin(), w.end(), [](double x) { return x == 0.0; })) break;
       std::discrete_distribution<size_t> d(w.begin(), w.end());

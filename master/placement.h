@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,10 +25,16 @@ struct PlacementCandidate {
   uint64_t available = 0;
   uint64_t credit_in_use = 0;
   uint64_t credit_pool = 0;
+  // For WriteLoad: the node's location index.
+  uint32_t node_index = 0;
 };
 
-// Selection weight in (0, 1].
+// Selection weight in (0, 1] from space and credit.
 double PlacementWeight(const PlacementCandidate& c);
+
+// How fast a candidate has been taking writes lately, in (0, 1]
+// (WriteLoad::Factor); multiplies PlacementWeight. Empty: 1 for all.
+using LoadFactor = std::function<double(const PlacementCandidate&)>;
 
 // Picks `count` distinct nodes with at least `chunk_size` available, none of
 // them in `exclude`. Unavailable, naming how many are needed and how many
@@ -35,6 +42,6 @@ double PlacementWeight(const PlacementCandidate& c);
 Result<std::vector<PlacementCandidate>> ChoosePipeline(const std::vector<PlacementCandidate>& candidates,
                                                        uint32_t count, uint64_t chunk_size,
                                                        const std::vector<std::string>& exclude,
-                                                       std::mt19937_64& rng);
+                                                       std::mt19937_64& rng, const LoadFactor& load = {});
 
 }  // namespace dfs::master

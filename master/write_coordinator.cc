@@ -79,7 +79,9 @@ Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& ex
                                     Clock::time_point now, msg::AllocateChunkResponse* out) {
   const auto& candidates = Candidates(now);
   const uint64_t need = size_hint == 0 ? l.chunk_size : std::min(size_hint, l.chunk_size);
-  auto pipeline = ChoosePipeline(candidates, l.replication, need, exclude, rng_);
+  const WriteLoad& load = chunks_.write_load();
+  const LoadFactor factor = [&](const PlacementCandidate& c) { return load.Factor(c.node_index, now); };
+  auto pipeline = ChoosePipeline(candidates, l.replication, need, exclude, rng_, factor);
   // Too few nodes for every replica (one died, stalled or is full): as many
   // as can take it, if enough. Not when the cluster never had enough nodes:
   // that replication is a mistake to be told of, not a repair to wait for.
@@ -88,7 +90,7 @@ Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& ex
       return c.available >= need && std::find(exclude.begin(), exclude.end(), c.id) == exclude.end();
     }));
     if (eligible >= options_.min_replicas) {
-      pipeline = ChoosePipeline(candidates, eligible, need, exclude, rng_);
+      pipeline = ChoosePipeline(candidates, eligible, need, exclude, rng_, factor);
       if (pipeline) {
         SPDLOG_DEBUG("lease={} chunk placed on {} of {} replicas: no more nodes can take it", l.id, eligible,
                      l.replication);
@@ -98,7 +100,15 @@ Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& ex
   if (!pipeline) return pipeline.error();
   const uint64_t chunk_id = next_chunk_id_++;
   l.chunks.push_back(chunk_id);
-  chunks_.TrackWrite(chunk_id, l.id);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    std::string f;
+    for (const auto& c : candidates) f += fmt::format(" {}={:.3f}", c.id, load.Factor(c.node_index, now));
+    spdlog::debug("chunk={} placed on {} (load:{})", next_chunk_id_, (*pipeline)[0].id, f);
+  }
+  std::vector<std::string> ids;
+  ids.reserve(pipeline->size());
+  for (const auto& p : *pipeline) ids.push_back(p.id);
+  chunks_.TrackWrite(chunk_id, l.id, ids, need, now);
   out->set_chunk_id(chunk_id);
   out->set_version(kChunkVersion);
   for (const auto& p : *pipeline) {
@@ -139,8 +149,9 @@ const std::vector<PlacementCandidate>& WriteCoordinator::Candidates(Clock::time_
     candidates_.clear();
     registry_.ForEachPlaceable([&](const NodeRegistry::Node& n) {
       candidates_.push_back({n.id, n.address, n.stats.capacity(), n.stats.available(), n.stats.credit_in_use(),
-                             n.stats.credit_pool()});
+                             n.stats.credit_pool(), chunks_.NodeIndex(n.id)});
     });
+    chunks_.write_load().Refresh();
     candidates_at_ = now;
     candidates_version_ = registry_.membership_version();
   }

@@ -1,4 +1,5 @@
 #include "master/placement.h"
+#include "master/write_load.h"
 
 #include <map>
 #include <set>
@@ -11,7 +12,8 @@ namespace {
 std::vector<PlacementCandidate> Nodes(int n, uint64_t available = 1000) {
   std::vector<PlacementCandidate> out;
   for (int i = 0; i < n; ++i) {
-    out.push_back({"n" + std::to_string(i), "h:" + std::to_string(i), 1000, available, 0, 100});
+    out.push_back({"n" + std::to_string(i), "h:" + std::to_string(i), 1000, available, 0, 100,
+                   static_cast<uint32_t>(i)});
   }
   return out;
 }
@@ -84,6 +86,56 @@ TEST(Placement, ThousandsOfNodesStayCheap) {
   std::mt19937_64 rng(9);
   auto nodes = Nodes(5000);
   for (int i = 0; i < 20000; ++i) ASSERT_TRUE(ChoosePipeline(nodes, 3, 10, {}, rng));
+}
+
+using std::chrono::milliseconds;
+
+// Node 3 writes at a fifth of the others' speed: it is seen as slower, and
+// gets few of the picks, even before its first write ends.
+TEST(WriteLoad, ASlowNodeGetsFewNewChunks) {
+  WriteLoad load;
+  auto t = WriteLoad::Clock::time_point{} + std::chrono::hours(1);
+  const uint64_t mib64 = 64ull << 20;
+  uint64_t chunk = 1;
+  // Round one: one write each; the fast ones end after 100 ms.
+  for (uint32_t n = 0; n < 4; ++n) load.Placed(chunk + n, n, mib64, t);
+  t += milliseconds(100);
+  for (uint32_t n = 0; n < 3; ++n) load.Stored(chunk + n, n, t);
+  load.Refresh();
+  EXPECT_EQ(load.in_flight(3), 1u);
+  EXPECT_EQ(load.in_flight(0), 0u);
+  EXPECT_DOUBLE_EQ(load.Factor(0, t), 1.0);
+  // Still under way after 100 ms, so expected to take about 200 ms: half
+  // their speed (a quarter, squared), and one write waits there (a half).
+  EXPECT_NEAR(load.Factor(3, t), 0.125, 0.01);
+  t += milliseconds(400);  // 500 ms and not done: a tenth of their speed
+  EXPECT_NEAR(load.Factor(3, t), 0.02, 0.001);
+  load.Stored(chunk + 3, 3, t);
+  load.Refresh();
+  EXPECT_NEAR(load.Factor(3, t), 0.04, 0.01);  // its measured speed (a fifth, squared), nothing waiting
+
+  auto nodes = Nodes(4);
+  std::mt19937_64 rng(3);
+  std::map<std::string, int> picks;
+  const LoadFactor factor = [&](const PlacementCandidate& c) { return load.Factor(c.node_index, t); };
+  for (int i = 0; i < 4000; ++i) picks[(*ChoosePipeline(nodes, 1, 10, {}, rng, factor))[0].id]++;
+  EXPECT_LT(picks["n3"], 4000 * 0.10) << picks["n3"];
+  EXPECT_GT(picks["n3"], 0);  // never shut out: it may be all there is
+}
+
+TEST(WriteLoad, DroppedWritesAreForgotten) {
+  WriteLoad load;
+  auto t = WriteLoad::Clock::time_point{} + std::chrono::hours(1);
+  load.Placed(7, 0, 1 << 20, t);
+  load.Placed(7, 1, 1 << 20, t);
+  load.Stored(7, 0, t + milliseconds(10));
+  EXPECT_EQ(load.in_flight(0), 0u);
+  EXPECT_EQ(load.in_flight(1), 1u);
+  load.Dropped(7);  // abandoned: node 1 owes nothing now
+  EXPECT_EQ(load.in_flight(1), 0u);
+  load.Stored(7, 1, t + milliseconds(20));  // a late report changes nothing
+  EXPECT_DOUBLE_EQ(load.speed(1, t), 0.0);
+  EXPECT_DOUBLE_EQ(load.Factor(9, t), 1.0);  // a node never seen
 }
 
 }  // namespace
