@@ -19,6 +19,8 @@ struct FlagText {
   std::string capacity;
   std::string reserve;
   std::string max_write_rate;
+  std::string scrub_rate;
+  std::string scrub_interval;
   std::string credit_pool;
   std::string upstream_silence;
   std::string downstream_timeout;
@@ -43,6 +45,12 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
                  "bytes per second written into chunks at most, clients' and copies' alike (e.g. 100M); the "
                  "slower acknowledgements steer new chunks to other nodes (default: no cap)")
       ->check(dfs::SizeFlag());
+  app.add_option("--scrub-rate", t.scrub_rate,
+                 "bytes per second the scrubber re-reads and verifies in the background; 0: off (default 4M)")
+      ->check(dfs::SizeFlag());
+  app.add_option("--scrub-interval", t.scrub_interval,
+                 "a scrub pass over every chunk starts this long after the one before began (default 1h)")
+      ->check(dfs::DurationFlag());
   app.add_option("--credit-pool", t.credit_pool, "bytes of write frames buffered for all streams (default 256M)")
       ->check(dfs::SizeFlag());
   app.add_option("--stream-idle-timeout", t.upstream_silence, "abort a write whose sender is silent this long (30s)")
@@ -76,6 +84,8 @@ bool ApplyFlags(const FlagText& t, dfs::filenode::NodeOptions& o) {
   if (!t.capacity.empty()) o.capacity = *dfs::ParseSize(t.capacity);
   if (!t.reserve.empty()) o.reserve = *dfs::ParseSize(t.reserve);
   if (!t.max_write_rate.empty()) o.max_write_rate = *dfs::ParseSize(t.max_write_rate);
+  if (!t.scrub_rate.empty()) o.scrub_rate = *dfs::ParseSize(t.scrub_rate);
+  if (!t.scrub_interval.empty()) o.scrub_interval = *dfs::ParseDuration(t.scrub_interval);
   if (!t.credit_pool.empty()) o.credit_pool = *dfs::ParseSize(t.credit_pool);
   if (!t.upstream_silence.empty()) o.upstream_silence = *dfs::ParseDuration(t.upstream_silence);
   if (!t.downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(t.downstream_timeout);

@@ -93,6 +93,11 @@ Status NodeServer::Start() {
   DFS_RETURN_IF_ERROR(data_->Start());
   replicator_ = std::make_unique<Replicator>(*context_, *store_, node_id_, Replicator::Config{},
                                              [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); });
+  Scrubber::Config sc;
+  sc.rate = options_.scrub_rate;
+  sc.interval = options_.scrub_interval;
+  scrubber_ = std::make_unique<Scrubber>(*store_, node_id_, sc,
+                                         [this](const ChunkMeta& c) { link_->ReportCorrupt(ToStoredChunk(c)); });
   spdlog::info("node={} up data={} master={} dir={}", node_id_, data_address_, options_.master, options_.dir);
   return Status::OK();
 }
@@ -148,6 +153,7 @@ Status NodeServer::Run(int stop_fd) {
     auto now = Clock::now();
     data_->Service(now);
     replicator_->Service(now);
+    scrubber_->Service(now);
     for (auto& done : replicator_->Take()) link_->Replicated(done.request_id, std::move(done.response));
     link_->Service(now);
     if (pin_) {
@@ -171,7 +177,8 @@ Status NodeServer::Run(int stop_fd) {
     for (bus::Socket* s : link_->sockets()) poller.Add(*s);
     data_->AddTo(poller);
     replicator_->AddTo(poller);
-    auto wake = std::min({link_->NextWake(), data_->NextWake(now), replicator_->NextWake(now)});
+    auto wake = std::min({link_->NextWake(), data_->NextWake(now), replicator_->NextWake(now),
+                          scrubber_->NextWake(now)});
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
     timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
     DFS_ASSIGN_OR_RETURN(int ready, poller.Wait(timeout));

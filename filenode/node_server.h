@@ -14,6 +14,7 @@
 #include "filenode/chunk_store.h"
 #include "daemon/cpu_affinity.h"
 #include "filenode/data_service.h"
+#include "filenode/scrubber.h"
 #include "filenode/master_link.h"
 #include "filenode/replicator.h"
 #include "filenode/options.h"
@@ -50,6 +51,7 @@ class NodeServer {
   // After the socket and store it uses: destroyed first.
   std::unique_ptr<DataService> data_;
   std::unique_ptr<Replicator> replicator_;  // copies the master asks for
+  std::unique_ptr<Scrubber> scrubber_;
   std::string data_address_;
   LogRateLimiter defect_log_;
   // --cpu adaptive: on one CPU while only small messages flow, spread while

@@ -25,6 +25,10 @@ struct NodeOptions {
   // clients and copies alike); 0: as fast as the disk goes. For shared disks,
   // and how tests make a slow node.
   uint64_t max_write_rate = 0;
+  // The scrubber (filenode/scrubber.h): bytes per second re-read and
+  // verified in the background (0: off), and how often a pass starts.
+  uint64_t scrub_rate = 4ull << 20;
+  std::chrono::milliseconds scrub_interval{std::chrono::hours(1)};
   std::string log_level = "info";
   bool insecure = false;
   // The master's register reply can change it; 1 s per DESIGN.md.

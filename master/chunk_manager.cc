@@ -80,9 +80,22 @@ void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
     repairer_.Check(s.chunk_id());  // freed chunks are gone from the namespace: nothing to do
   }
   for (const auto& s : req.corrupt()) {
-    spdlog::warn("node={} found chunk={} corrupt", req.node_id(), s.chunk_id());
+    spdlog::warn("node={} found chunk={} v{} corrupt", req.node_id(), s.chunk_id(), s.version());
     locations_.RemoveReplica(s.chunk_id(), idx);
-    repairer_.Check(s.chunk_id());
+    const ChunkRecord* rec = ns_.FindChunk(s.chunk_id());
+    if (rec == nullptr || rec->version != s.version()) {
+      *r->add_delete_() = s;  // no file wants it: nothing to keep it for
+      continue;
+    }
+    // Kept on the node (never served past its bad block) until the chunk
+    // has its live replicas again: a bad copy is better than none.
+    auto& holders = corrupt_[s.chunk_id()];
+    if (std::find(holders.begin(), holders.end(), idx) == holders.end()) holders.push_back(idx);
+    if (repairer_.Live(s.chunk_id()) >= Repairer::Wanted(*rec)) {
+      DeleteCorrupt(s.chunk_id());
+    } else {
+      repairer_.Check(s.chunk_id());
+    }
   }
   // An incremental report is answered only when the master has something to
   // say: at several reports per file written, answers that say nothing cost
@@ -103,6 +116,7 @@ bool ChunkManager::AcceptStored(uint32_t idx, const std::string& node_id, const 
       } else if (live < Repairer::Wanted(*rec)) {
         repairer_.Check(s.chunk_id());
       }
+      if (live >= Repairer::Wanted(*rec)) DeleteCorrupt(s.chunk_id());
       return true;
     }
     spdlog::warn("node={} holds chunk={} v{} ({} bytes, crc {:08x}) but the file has v{} ({} bytes, crc {:08x}): "
@@ -309,6 +323,24 @@ void ChunkManager::Free(uint64_t id) {
   gone.set_chunk_id(id);
   gone.set_version(kChunkVersion);
   for (uint32_t node : locations_.Drop(id)) locations_.QueueDelete(node, gone);
+  DeleteCorrupt(id);
+}
+
+void ChunkManager::DeleteCorrupt(uint64_t chunk) {
+  auto it = corrupt_.find(chunk);
+  if (it == corrupt_.end()) return;
+  msg::StoredChunk gone;
+  gone.set_chunk_id(chunk);
+  gone.set_version(kChunkVersion);
+  const auto* reps = locations_.Replicas(chunk);
+  for (uint32_t idx : it->second) {
+    // A node that since took a good copy (a repair's target) keeps it.
+    if (reps != nullptr && std::find(reps->begin(), reps->end(), idx) != reps->end()) continue;
+    spdlog::info("chunk={} has its replicas again: deleting the corrupt one on node={}", chunk,
+                 locations_.NodeId(idx));
+    locations_.QueueDelete(idx, gone);
+  }
+  corrupt_.erase(it);
 }
 
 void ChunkManager::Tick(Clock::time_point now) {

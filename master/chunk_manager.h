@@ -17,6 +17,7 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
 
 #include "bus/outbox.h"
 #include "master/ports.h"
@@ -100,6 +101,9 @@ class ChunkManager {
   bool AcceptStored(uint32_t idx, const std::string& node_id, const msg::StoredChunk& s);
   // Tells every node holding `id` to delete it.
   void Free(uint64_t id);
+  // Tells the nodes holding a corrupt replica of `chunk` to delete it (not
+  // one that since holds a good replica).
+  void DeleteCorrupt(uint64_t chunk);
   // A replica another node reported on `r.node_id()`'s behalf (a pipeline's
   // head, a copy's source): accepted like its own report, or deleted there.
   // A holder not known alive is skipped: its own report covers it.
@@ -115,6 +119,9 @@ class ChunkManager {
   // Chunks allocated to writes in progress (not yet any file's) -> lease.
   absl::flat_hash_map<uint64_t, uint64_t> writing_;
   WriteLoad load_;
+  // Chunks some node reported corrupt -> those nodes: the bad replica stays
+  // there until the chunk has its live replicas again.
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<uint32_t, 2>> corrupt_;
   // Nodes in the middle of a paged full report.
   absl::flat_hash_set<uint32_t> full_reports_;
   // Freed chunks waiting out the grace period, oldest first, and their set

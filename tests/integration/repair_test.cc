@@ -361,5 +361,72 @@ TEST_F(RepairTest, AfterAMasterRestartRepairWaitsForTheHoldOffThenCopiesWhatNoNo
   ExpectContent("/f", data);
 }
 
+// The scrubber (issue 20, item 7): bytes flipped in a replica on disk are
+// found by the node's background pass, never served, and the chunk is
+// copied from a good replica; the bad one is deleted once the chunk is whole.
+class ScrubTest : public ::testing::Test {
+ protected:
+  std::string Local(const std::string& name) const { return cluster_.root() + "/" + name; }
+  MiniCluster cluster_{{.nodes = 3,
+                        .master_args = {"--repair-holdoff", "500ms"},
+                        .node_args = {"--volume-max-chunk", "0", "--scrub-rate", "64M", "--scrub-interval", "200ms"}}};
+};
+
+TEST_F(ScrubTest, BytesFlippedOnDiskAreFoundNeverServedAndRepaired) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(4 * kChunk, 11);
+  WriteLocal(Local("in"), data);
+  auto p = cluster_.Cli({"-q", "put", "-r", "2", "--chunk-size", "1M", Local("in"), "/f"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto st = nlohmann::json::parse(cluster_.Cli({"--json", "stat", "/f"}).out);
+  ASSERT_EQ(st["chunks"].size(), 4u);
+  const uint64_t id = st["chunks"][1]["id"];
+  const uint32_t version = st["chunks"][1]["version"];
+  // One replica of chunk 1 goes bad in the middle.
+  int bad = -1;
+  for (int i = 0; i < 3 && bad < 0; ++i) {
+    if (std::filesystem::exists(ChunkFile(cluster_.node_dir(i), id, version))) bad = i;
+  }
+  ASSERT_GE(bad, 0);
+  const std::string file = ChunkFile(cluster_.node_dir(bad), id, version);
+  const auto at = static_cast<std::streamoff>(kChunk / 2);
+  {
+    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(io) << file;
+    io.seekp(at);
+    io.put(static_cast<char>(~data[kChunk + kChunk / 2]));
+  }
+  // Found by the scrubber (no client read it), and reported.
+  const std::string node_log = cluster_.root() + "/node" + std::to_string(bad) + ".log";
+  ASSERT_TRUE(WaitFor([&] { return MiniCluster::ReadText(node_log).find("scrub:") != std::string::npos; }, 30s))
+      << MiniCluster::ReadText(node_log);
+  EXPECT_TRUE(WaitFor([&] {
+    return MiniCluster::ReadText(cluster_.root() + "/master.log").find("found chunk=" + std::to_string(id)) !=
+           std::string::npos;
+  }, 10s));
+  // Never served: every read gives the file's bytes.
+  auto c = cluster_.Cli({"cat", "/f"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_TRUE(c.out == data);
+  // Repaired: two good copies on disk, and no bad one left anywhere.
+  auto good_copies = [&] {
+    int good = 0;
+    for (int i = 0; i < 3; ++i) {
+      const std::string f = ChunkFile(cluster_.node_dir(i), id, version);
+      if (!std::filesystem::exists(f)) continue;
+      std::ifstream in(f, std::ios::binary);
+      in.seekg(at);
+      if (static_cast<char>(in.get()) != data[kChunk + kChunk / 2]) return -1;  // a bad one is still there
+      ++good;
+    }
+    return good;
+  };
+  EXPECT_TRUE(WaitFor([&] { return good_copies() == 2; }, 30s)) << good_copies();
+  auto f = cluster_.Cli({"--json", "fsck", "/"});
+  EXPECT_EQ(f.exit_code, 0) << f.out;
+  auto c2 = cluster_.Cli({"cat", "/f"});
+  EXPECT_TRUE(c2.out == data);
+}
+
 }  // namespace
 }  // namespace dfs::test
