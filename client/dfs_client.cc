@@ -83,6 +83,8 @@ Result<std::vector<NodeStatus>> Client::ListNodes() {
     s.credit_in_use = n.stats().credit_in_use();
     s.credit_pool = n.stats().credit_pool();
     s.last_heartbeat_ms_ago = n.last_heartbeat_ms_ago();
+    s.decommissioning = n.decommissioning();
+    s.retired = n.retired();
     out.push_back(std::move(s));
   }
   return out;

@@ -57,6 +57,29 @@ struct NodeStatus {
   uint64_t last_heartbeat_ms_ago = 0;
   bool disk_failed = false;  // the node's disk failed: it takes no new chunks
   std::string disk_error;
+  bool decommissioning = false;  // takes no new chunks; its chunks are copied away
+  bool retired = false;          // decommissioned: may be stopped with no chunk short
+  // "alive", "dead", "decommissioning" or "retired".
+  std::string state() const {
+    if (!alive) return "dead";
+    return retired ? "retired" : decommissioning ? "decommissioning" : "alive";
+  }
+};
+
+// What repair and the balancer are doing (dfs-cli balancer).
+struct BalancerNode {
+  std::string id;
+  double utilisation = 0;
+  uint64_t chunks = 0;
+  std::string state;
+  uint64_t copies_in = 0, copies_out = 0;
+};
+struct BalancerReport {
+  bool holdoff = false;
+  uint64_t repair_queue = 0, repairing = 0, repaired = 0;
+  uint64_t moving = 0, moved = 0;
+  double threshold = 0, spread = 0;
+  std::vector<BalancerNode> nodes;
 };
 
 // Process-wide, for a tool's main() to call once at start-up: freed data
@@ -308,6 +331,12 @@ class Client {
   Result<FsStats> StatFs();
   // fsck: chunk health below `path`, listing up to `limit` unhealthy files.
   Result<FsckReport> Fsck(std::string_view path, uint32_t limit = 1000);
+  // setrep: every file at or under `path` wants `replication` replicas; the
+  // copies and deletes run in the background. Files changed, chunks changed.
+  Result<std::pair<uint64_t, uint64_t>> SetReplication(std::string_view path, uint32_t replication);
+  // decommission NODE (id or address), or cancel it; the node's id.
+  Result<std::string> Decommission(std::string_view node, bool cancel = false);
+  Result<BalancerReport> Balancer();
 
   // Writes, metadata side (the data path streams the chunks in between).
   // BeginWrite fails with "file exists" unless overwrite, and with Busy,

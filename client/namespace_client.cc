@@ -208,6 +208,52 @@ Result<FsckReport> Client::Fsck(std::string_view path, uint32_t limit) {
   return out;
 }
 
+Result<std::pair<uint64_t, uint64_t>> Client::SetReplication(std::string_view path, uint32_t replication) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  msg::ClientEnvelope req;
+  auto* s = req.mutable_set_replication_request();
+  s->set_path(p);
+  s->set_replication(replication);
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_set_replication_response,
+                                    &msg::ClientEnvelope::mutable_set_replication_response, "setrep"));
+  return std::pair<uint64_t, uint64_t>{r.files(), r.chunks()};
+}
+
+Result<std::string> Client::Decommission(std::string_view node, bool cancel) {
+  msg::ClientEnvelope req;
+  auto* d = req.mutable_decommission_request();
+  d->set_node(std::string(node));
+  d->set_cancel(cancel);
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_decommission_response,
+                                    &msg::ClientEnvelope::mutable_decommission_response, "decommission"));
+  return std::move(*r.mutable_node_id());
+}
+
+Result<BalancerReport> Client::Balancer() {
+  msg::ClientEnvelope req;
+  req.mutable_balancer_request();
+  DFS_ASSIGN_OR_RETURN(auto r, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_balancer_response,
+                                    &msg::ClientEnvelope::mutable_balancer_response, "balancer"));
+  BalancerReport out{.holdoff = r.holdoff(),
+                     .repair_queue = r.repair_queue(),
+                     .repairing = r.repairing(),
+                     .repaired = r.repaired(),
+                     .moving = r.moving(),
+                     .moved = r.moved(),
+                     .threshold = r.threshold(),
+                     .spread = r.spread(),
+                     .nodes = {}};
+  for (const auto& n : r.nodes()) {
+    out.nodes.push_back({.id = n.id(),
+                         .utilisation = n.utilisation(),
+                         .chunks = n.chunks(),
+                         .state = n.state(),
+                         .copies_in = n.copies_in(),
+                         .copies_out = n.copies_out()});
+  }
+  return out;
+}
+
 const std::string& Client::working_directory() const { return impl_->cwd; }
 
 Status Client::set_working_directory(std::string_view dir) {

@@ -53,6 +53,12 @@ msg::ClientEnvelope ReplayedAnswer(const msg::JournalRecord& r, const ApplyResul
       break;
     }
     case msg::JournalRecord::kRename: e.mutable_rename_response()->set_path(a.path); break;
+    case msg::JournalRecord::kSetReplication: {
+      auto* s = e.mutable_set_replication_response();
+      s->set_files(a.files);
+      s->set_chunks(a.changed_chunks.size());
+      break;
+    }
     case msg::JournalRecord::kCopy: info(e.mutable_copy_response()->mutable_info(), a.path, false); break;
     case msg::JournalRecord::kInstallFile:
       info(e.mutable_complete_file_response()->mutable_info(), r.install_file().path(), false);

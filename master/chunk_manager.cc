@@ -14,11 +14,14 @@ ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry, Re
       registry_(registry),
       repairer_(repair, ns, registry, locations_,
                 {.alive = [this](uint32_t idx) { return Alive(idx); },
+                 .counts = [this](uint32_t idx) { return Counts(idx); },
                  .publish =
                      [this](const std::string& topic, const msg::ChunkEvent& e) {
                        if (publish_) publish_(topic, e);
                      }},
-                start) {}
+                start),
+      balancer_(Balancer::Options{}, ns, registry, locations_, repairer_,
+                [this](uint32_t idx) { return Counts(idx); }) {}
 
 void ChunkManager::Connect(Publish publish, bus::Outbox* nodes) {
   publish_ = std::move(publish);
@@ -155,32 +158,55 @@ void ChunkManager::TrimSurplus(uint64_t chunk, const ChunkRecord& rec) {
   if (repairer_.in_holdoff(Clock::now()) || repairer_.repairing(chunk)) return;
   const auto* reps = locations_.Replicas(chunk);
   if (reps == nullptr) return;
-  uint32_t live = 0;
-  std::optional<uint32_t> fullest;
-  double fullest_used = -1;
+  // Live holders, fullest first (the highest used fraction).
+  std::vector<std::pair<double, uint32_t>> holders;
   for (uint32_t idx : *reps) {
-    if (!Alive(idx)) continue;
-    ++live;
+    if (!Counts(idx)) continue;
     const NodeRegistry::Node* n = registry_.Find(locations_.NodeId(idx));
-    if (n == nullptr) continue;
-    const double used = n->stats.capacity() == 0 ? 1.0
-                                                 : 1.0 - static_cast<double>(n->stats.available()) /
-                                                             static_cast<double>(n->stats.capacity());
-    if (used > fullest_used) {
-      fullest_used = used;
-      fullest = idx;
-    }
+    const double used = n == nullptr || n->stats.capacity() == 0
+                            ? 1.0
+                            : 1.0 - static_cast<double>(n->stats.available()) / static_cast<double>(n->stats.capacity());
+    holders.emplace_back(used, idx);
   }
-  if (live <= Repairer::Wanted(rec) || !fullest) return;
-  spdlog::info("chunk={} has {} live replicas, {} wanted: deleting the one on node={} (the fullest)", chunk, live,
-               Repairer::Wanted(rec), locations_.NodeId(*fullest));
+  const uint32_t wanted = Repairer::Wanted(rec);
+  if (holders.size() <= wanted) return;
+  std::sort(holders.begin(), holders.end(), std::greater<>());
+  // A balancer's move: the replica it moved away from goes, whatever the others' fill.
+  if (auto source = repairer_.TakeMoveSource(chunk)) {
+    auto it = std::find_if(holders.begin(), holders.end(), [&](const auto& h) { return h.second == *source; });
+    if (it != holders.end()) std::rotate(holders.begin(), it, it + 1);
+  }
   msg::StoredChunk gone;
   gone.set_chunk_id(chunk);
   gone.set_version(rec.version);
   gone.set_size(rec.size);
   gone.set_crc32c(rec.checksum);
-  locations_.RemoveReplica(chunk, *fullest);
-  locations_.QueueDelete(*fullest, gone);
+  const auto due = Clock::now() + std::min<Clock::duration>(free_grace_, kTrimGrace);
+  for (size_t i = 0; i < holders.size() - wanted; ++i) {
+    const uint32_t idx = holders[i].second;
+    spdlog::info("chunk={} has {} live replicas, {} wanted: deleting the one on node={} (the fullest)", chunk,
+                 holders.size() - i, wanted, locations_.NodeId(idx));
+    // Offered to no new reader from now on; deleted once a reader that
+    // located it before has had time to finish.
+    locations_.RemoveReplica(chunk, idx);
+    trims_.push_back({due, idx, gone});
+  }
+}
+
+void ChunkManager::DeleteTrimmed(Clock::time_point now) {
+  while (!trims_.empty() && trims_.front().due <= now) {
+    Trim t = std::move(trims_.front());
+    trims_.pop_front();
+    const uint64_t chunk = t.chunk.chunk_id();
+    // Taken back meanwhile (a copy landed there again): kept.
+    const auto* reps = locations_.Replicas(chunk);
+    if (reps != nullptr && std::find(reps->begin(), reps->end(), t.node) != reps->end()) continue;
+    if (repairer_.repairing(chunk)) {
+      trims_.push_back({now + kTrimGrace, t.node, std::move(t.chunk)});  // a copy may be landing there
+      continue;
+    }
+    locations_.QueueDelete(t.node, t.chunk);
+  }
 }
 
 void ChunkManager::DecorateHeartbeat(const std::string& node_id, msg::HeartbeatResponse* reply) {
@@ -326,6 +352,19 @@ void ChunkManager::Free(uint64_t id) {
   DeleteCorrupt(id);
 }
 
+void ChunkManager::Reconcile(const std::vector<uint64_t>& chunks) {
+  for (uint64_t id : chunks) {
+    const ChunkRecord* rec = ns_.FindChunk(id);
+    if (rec == nullptr) continue;
+    const uint32_t live = repairer_.Live(id);
+    if (live > Repairer::Wanted(*rec)) {
+      TrimSurplus(id, *rec);
+    } else if (live < Repairer::Wanted(*rec)) {
+      repairer_.Check(id);
+    }
+  }
+}
+
 void ChunkManager::DeleteCorrupt(uint64_t chunk) {
   auto it = corrupt_.find(chunk);
   if (it == corrupt_.end()) return;
@@ -352,7 +391,48 @@ void ChunkManager::Tick(Clock::time_point now) {
     // all the same, as freeing a live chunk would lose data.
     if (ns_.FindChunk(id) == nullptr) Free(id);
   }
+  DeleteTrimmed(now);
   repairer_.Tick(now);
+  balancer_.Tick(now);
+}
+
+void ChunkManager::SetDraining(const std::string& node_id, bool draining) {
+  balancer_.SetDraining(locations_.NodeIndex(node_id), draining);
+  if (!draining) {
+    // Its replicas count again: what was copied away meanwhile is surplus.
+    std::vector<uint64_t> held;
+    const uint32_t idx = locations_.NodeIndex(node_id);
+    locations_.ForEachReplica([&](uint64_t chunk, const auto& nodes) {
+      if (std::find(nodes.begin(), nodes.end(), idx) != nodes.end()) held.push_back(chunk);
+    });
+    Reconcile(held);
+  }
+  repairer_.StartCopies(Clock::now());
+}
+
+bool ChunkManager::Retired(const std::string& node_id) { return balancer_.retired(locations_.NodeIndex(node_id)); }
+
+void ChunkManager::BalancerStatus(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) {
+  msg::ClientEnvelope reply;
+  auto* r = reply.mutable_balancer_response();
+  r->set_holdoff(repairer_.in_holdoff(now));
+  r->set_repair_queue(repairer_.queued());
+  r->set_repairing(repairer_.copies() - repairer_.moving());
+  r->set_repaired(repairer_.repaired());
+  r->set_moving(repairer_.moving());
+  r->set_moved(repairer_.moved());
+  r->set_threshold(balancer_.threshold());
+  r->set_spread(balancer_.spread());
+  for (const auto& s : balancer_.Status()) {
+    auto* n = r->add_nodes();
+    n->set_id(s.id);
+    n->set_utilisation(s.utilisation);
+    n->set_chunks(s.chunks);
+    n->set_state(s.retired ? "retired" : s.draining ? "decommissioning" : "alive");
+    n->set_copies_in(s.copies_in);
+    n->set_copies_out(s.copies_out);
+  }
+  IgnoreError(bus::Reply(out, m, std::move(reply)));
 }
 
 void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) const {

@@ -24,6 +24,7 @@
 #include "master/chunk_locations.h"
 #include "master/namespace.h"
 #include "master/node_registry.h"
+#include "master/balancer.h"
 #include "master/repairer.h"
 #include "master/write_load.h"
 
@@ -55,6 +56,9 @@ class ChunkManager {
   // A write completed: a chunk stored on fewer live nodes than wanted (one
   // died during the write) is queued for repair.
   void CheckReplication(uint64_t chunk) { repairer_.Check(chunk); }
+  // setrep changed these chunks' wanted replication: short ones are queued
+  // for copies, those with a surplus trimmed.
+  void Reconcile(const std::vector<uint64_t>& chunks);
   // Client port: the health of the chunks under a path.
   void Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_point now) const;
   const Repairer& repairer() const { return repairer_; }
@@ -94,6 +98,15 @@ class ChunkManager {
   // ever held (an abandoned write's) goes at once.
   void Release(const std::vector<uint64_t>& chunks);
   void set_free_grace(Clock::duration grace) { free_grace_ = grace; }
+  void set_balance_threshold(double t) { balancer_.set_threshold(t); }
+
+  // decommission: node `node_id` takes no new chunk, its chunks are copied
+  // elsewhere (or, `draining` false, it is a normal node again).
+  void SetDraining(const std::string& node_id, bool draining);
+  // Draining and every chunk it holds whole without it: it may be stopped.
+  bool Retired(const std::string& node_id);
+  // Client port: what repair and the balancer are doing.
+  void BalancerStatus(const ClientMessage& m, bus::Outbox& out, Clock::time_point now);
 
  private:
   // Node `idx` holds `s`: a replica, a write in progress, or (false) a copy
@@ -109,9 +122,13 @@ class ChunkManager {
   // A holder not known alive is skipped: its own report covers it.
   void AcceptRelayed(const msg::RelayedChunk& r);
   bool Alive(uint32_t idx) const { return idx < alive_.size() && alive_[idx] != 0; }
+  // Alive and not being decommissioned: its replicas count.
+  bool Counts(uint32_t idx) const { return Alive(idx) && !balancer_.draining(idx); }
   // More live replicas than wanted (a node came back after its chunks were
   // copied elsewhere): the one on the fullest node goes.
   void TrimSurplus(uint64_t chunk, const ChunkRecord& rec);
+  // Trimmed replicas whose reader grace ended: deleted on their nodes.
+  void DeleteTrimmed(Clock::time_point now);
 
   const Namespace& ns_;
   const NodeRegistry& registry_;
@@ -119,6 +136,16 @@ class ChunkManager {
   // Chunks allocated to writes in progress (not yet any file's) -> lease.
   absl::flat_hash_map<uint64_t, uint64_t> writing_;
   WriteLoad load_;
+  // Surplus replicas taken out of the locations, deleted after a grace
+  // (min(free_grace_, kTrimGrace)) so that a reader that located one first
+  // reads it to the end.
+  static constexpr auto kTrimGrace = std::chrono::seconds(5);
+  struct Trim {
+    Clock::time_point due;
+    uint32_t node;
+    msg::StoredChunk chunk;
+  };
+  std::deque<Trim> trims_;
   // Chunks some node reported corrupt -> those nodes: the bad replica stays
   // there until the chunk has its live replicas again.
   absl::flat_hash_map<uint64_t, absl::InlinedVector<uint32_t, 2>> corrupt_;
@@ -133,6 +160,7 @@ class ChunkManager {
   std::vector<char> alive_;
   Publish publish_;
   Repairer repairer_;
+  Balancer balancer_;
 };
 
 }  // namespace dfs::master

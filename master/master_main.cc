@@ -61,6 +61,11 @@ int main(int argc, char** argv) {
                  "after a start, repair nothing this long: the nodes first report what they hold")
       ->check(dfs::DurationFlag())
       ->capture_default_str();
+  app.add_option("--balance-threshold", o.balance_threshold,
+                 "the balancer moves chunks while a node's utilisation is further than this fraction of the mean "
+                 "from it (0.1: 10 %), and more than one percentage point; 0: off")
+      ->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every_records, "journal records between background checkpoints")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();

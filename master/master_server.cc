@@ -157,9 +157,13 @@ void MasterServer::AddHandlers() {
   d.Add(E::kListNodesRequest, K::kQuery, [this](auto& m, auto& out, auto now) {
     msg::ClientEnvelope reply;
     auto* r = reply.mutable_list_nodes_response();
-    for (auto& info : registry_.List(now)) *r->add_nodes() = std::move(info);
+    for (auto& info : registry_.List(now)) {
+      info.set_retired(info.decommissioning() && service_->chunks().Retired(info.id()));
+      *r->add_nodes() = std::move(info);
+    }
     ReplyOrLog(out, m, std::move(reply));
   });
+  d.Add(E::kDecommissionRequest, K::kQuery, [this](auto& m, auto& out, auto) { Decommission(m, out); });
   using N = msg::NodeEnvelope;
   d.Add(N::kRegisterNodeRequest, [this](auto& m, auto& out, auto now) { RegisterNode(m, out, now); });
   d.Add(N::kHeartbeatRequest, [this](auto& m, auto& out, auto now) {
@@ -171,6 +175,30 @@ void MasterServer::AddHandlers() {
     if (known) service_->chunks().DecorateHeartbeat(req.node_id(), reply.mutable_heartbeat_response());
     ReplyOrLog(out, m, std::move(reply));
   });
+}
+
+void MasterServer::Decommission(const ClientMessage& m, bus::Outbox& out) {
+  const auto& req = m.envelope.decommission_request();
+  const NodeRegistry::Node* node = registry_.Find(req.node());
+  if (node == nullptr) {
+    // By address: with or without tcp://.
+    for (const auto& info : registry_.List(Clock::now())) {
+      if (info.address() == req.node() || info.address() == "tcp://" + req.node()) node = registry_.Find(info.id());
+    }
+  }
+  if (node == nullptr) {
+    IgnoreError(bus::ReplyError(out, m, Status::NotFound(fmt::format("no node {} (dfs-cli nodes lists them)", req.node()))));
+    return;
+  }
+  const std::string id = node->id;
+  registry_.SetDraining(id, !req.cancel());
+  service_->chunks().SetDraining(id, !req.cancel());
+  spdlog::info("node={} {}", id, req.cancel() ? "decommission cancelled" : "decommissioning: its chunks are copied away");
+  msg::ClientEnvelope reply;
+  auto* r = reply.mutable_decommission_response();
+  r->set_node_id(id);
+  r->set_chunks(node->stats.chunks());
+  ReplyOrLog(out, m, std::move(reply));
 }
 
 void MasterServer::Hello(const ClientMessage& m, bus::Outbox& out) {

@@ -38,6 +38,8 @@ class MasterServer {
 
   // The handlers this server keeps: hello and node membership.
   void AddHandlers();
+  // decommission NODE (by id or address), or its cancel.
+  void Decommission(const ClientMessage& m, bus::Outbox& out);
   void Hello(const ClientMessage& m, bus::Outbox& out);
   void RegisterNode(const NodeMessage& m, bus::Outbox& out, Clock::time_point now);
   void SweepNodes(Clock::time_point now);

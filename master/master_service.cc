@@ -45,6 +45,7 @@ MasterService::MasterService(const MasterOptions& options, const NodeRegistry& r
       chunks_(catalog_.ns(), registry, RepairOptions(options)),
       dispatcher_(catalog_) {
   chunks_.set_free_grace(options.free_grace);
+  chunks_.set_balance_threshold(options.balance_threshold);
 }
 
 MasterService::~MasterService() = default;
@@ -76,6 +77,7 @@ void MasterService::AddHandlers() {
   d.Add(E::kDeleteRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Delete(m); });
   d.Add(E::kRenameRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Rename(m); });
   d.Add(E::kCopyRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.Copy(m); });
+  d.Add(E::kSetReplicationRequest, K::kMutation, [&ns](auto& m, auto&, auto) { ns.SetReplication(m); });
   d.Add(E::kStatRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.Stat(m, out); });
   d.Add(E::kListRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.List(m, out); });
   d.Add(E::kDiskUsageRequest, K::kQuery, [&ns](auto& m, auto& out, auto) { ns.DiskUsage(m, out); });
@@ -94,6 +96,7 @@ void MasterService::AddHandlers() {
   d.Add(E::kReportBadReplicaRequest, K::kQuery,
         [&c](auto& m, auto& out, auto) { c.ReportBadReplica(m, out); });
   d.Add(E::kFsckRequest, K::kQuery, [&c](auto& m, auto& out, auto now) { c.Fsck(m, out, now); });
+  d.Add(E::kBalancerRequest, K::kQuery, [&c](auto& m, auto& out, auto now) { c.BalancerStatus(m, out, now); });
   // Node port: what the nodes hold.
   d.Add(msg::NodeEnvelope::kChunkReportRequest, [&c, &w](auto& m, auto& out, auto now) {
     c.HandleReport(m, out);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/limits.h"
 #include "master/path.h"
 
 namespace dfs::master {
@@ -186,6 +187,7 @@ Status Namespace::Apply(const msg::JournalRecord& r, ApplyResult* out) {
     case msg::JournalRecord::kRename: return ApplyRename(r, out);
     case msg::JournalRecord::kCopy: return ApplyCopy(r, out);
     case msg::JournalRecord::kInstallFile: return ApplyInstall(r, out);
+    case msg::JournalRecord::kSetReplication: return ApplySetReplication(r, out);
     case msg::JournalRecord::kReserveIds:
       chunk_id_limit_ = std::max(chunk_id_limit_, r.reserve_ids().chunk_id_limit());
       return Status::OK();
@@ -347,6 +349,42 @@ Status Namespace::ApplyCopy(const msg::JournalRecord& r, ApplyResult* out) {
   Touch(target_dir, r.unix_ms());
   out->inode = AddChild(target_dir, std::move(copy));
   out->path = target_path;
+  return Status::OK();
+}
+
+Status Namespace::ApplySetReplication(const msg::JournalRecord& r, ApplyResult* out) {
+  const auto& op = r.set_replication();
+  DFS_RETURN_IF_ERROR(limits::CheckReplication(op.replication()));
+  DFS_ASSIGN_OR_RETURN(Resolved res, Resolve(op.path()));
+  if (res.node == nullptr) return NoSuch(op.path());
+  const auto want = static_cast<uint8_t>(op.replication());
+  out->changed = false;
+  std::vector<Inode*> stack{res.node};
+  while (!stack.empty()) {
+    Inode* n = stack.back();
+    stack.pop_back();
+    if (n->is_dir) {
+      for (Inode* child : *n->children) stack.push_back(child);
+      continue;
+    }
+    if (n->replication == want) continue;
+    n->replication = want;
+    n->ctime_ms = r.unix_ms();
+    out->changed = true;
+    ++out->files;
+    for (uint64_t id : n->chunks) {
+      ChunkRecord* rec = chunks_.Find(id);
+      if (rec == nullptr) continue;
+      // A chunk wants the most any file holding it wants. Shared (cp) and
+      // lowered, the others' wish is not known here: it keeps the higher
+      // count until a restart derives it exactly.
+      const uint32_t next = rec->refs <= 1 ? want : std::max<uint32_t>(rec->replication, want);
+      if (next == rec->replication) continue;
+      rec->replication = next;
+      out->changed_chunks.push_back(id);
+    }
+  }
+  out->inode = res.node;
   return Status::OK();
 }
 

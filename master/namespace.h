@@ -143,6 +143,7 @@ struct ApplyResult {
   std::string path;                 // final path (rename, copy)
   uint64_t files = 0, directories = 0, bytes = 0;  // removed (delete)
   std::vector<uint64_t> freed_chunks;  // chunks no file references any more
+  std::vector<uint64_t> changed_chunks;  // chunks whose wanted replication changed (setrep)
   bool changed = true;              // false: nothing to journal (mkdir -p of an existing dir)
 };
 
@@ -208,6 +209,7 @@ class Namespace {
   Status ApplyRename(const msg::JournalRecord& r, ApplyResult* out);
   Status ApplyCopy(const msg::JournalRecord& r, ApplyResult* out);
   Status ApplyInstall(const msg::JournalRecord& r, ApplyResult* out);
+  Status ApplySetReplication(const msg::JournalRecord& r, ApplyResult* out);
 
   Inode* AddChild(Inode* dir, std::unique_ptr<Inode> child);
   std::unique_ptr<Inode> Detach(Inode* node);

@@ -81,6 +81,22 @@ void NamespaceRequests::Copy(const ClientMessage& m) {
   }));
 }
 
+void NamespaceRequests::SetReplication(const ClientMessage& m) {
+  const auto& req = m.envelope.set_replication_request();
+  auto r = catalog_.NewRecord(m);
+  auto* op = r.mutable_set_replication();
+  op->set_path(req.path());
+  op->set_replication(req.replication());
+  std::vector<uint64_t> changed;
+  chunks_.Release(catalog_.Mutate(KeyOf(m), std::move(r), [&changed](const ApplyResult& a, msg::ClientEnvelope& out) {
+    auto* s = out.mutable_set_replication_response();
+    s->set_files(a.files);
+    s->set_chunks(a.changed_chunks.size());
+    changed = a.changed_chunks;
+  }));
+  chunks_.Reconcile(changed);
+}
+
 void NamespaceRequests::Stat(const ClientMessage& m, bus::Outbox& out) const {
   const auto& req = m.envelope.stat_request();
   auto n = catalog_.ns().Lookup(req.path());

@@ -26,6 +26,8 @@ class NamespaceRequests {
   void Delete(const ClientMessage& m);
   void Rename(const ClientMessage& m);
   void Copy(const ClientMessage& m);
+  // setrep: journaled; the chunk manager then copies or trims.
+  void SetReplication(const ClientMessage& m);
 
   // Queries: answered on `out` at once.
   void Stat(const ClientMessage& m, bus::Outbox& out) const;

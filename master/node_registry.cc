@@ -77,6 +77,14 @@ std::optional<NodeRegistry::Clock::time_point> NodeRegistry::NextDeadline() cons
   return next;
 }
 
+bool NodeRegistry::SetDraining(const std::string& id, bool draining) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return false;
+  if (it->second.draining != draining) ++membership_version_;  // placement's candidates change
+  it->second.draining = draining;
+  return true;
+}
+
 const NodeRegistry::Node* NodeRegistry::Find(const std::string& id) const {
   auto it = nodes_.find(id);
   return it == nodes_.end() ? nullptr : &it->second;
@@ -91,6 +99,7 @@ msg::NodeInfo NodeRegistry::Info(const Node& n, Clock::time_point now) const {
   auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - n.last_heartbeat);
   info.set_last_heartbeat_ms_ago(static_cast<uint64_t>(std::max<int64_t>(0, ago.count())));
   info.set_incarnation(n.incarnation);
+  info.set_decommissioning(n.draining);
   return info;
 }
 

@@ -33,6 +33,7 @@ class NodeRegistry {
     std::string route;  // bus routing id of its control connection
     msg::NodeStats stats;
     bool alive = false;
+    bool draining = false;  // decommissioning: no new chunks
     Clock::time_point last_heartbeat;
   };
 
@@ -47,6 +48,8 @@ class NodeRegistry {
   Change Register(const msg::RegisterNodeRequest& req, const std::string& route, Clock::time_point now);
   // False when the node must register again (unknown, dead, or another incarnation).
   bool Heartbeat(const msg::HeartbeatRequest& req, const std::string& route, Clock::time_point now);
+  // Decommissioning on or off; false for an unknown node.
+  bool SetDraining(const std::string& id, bool draining);
   // Marks `id` dead now (its connection closed: the process is gone).
   // False when it was not alive.
   bool MarkDead(const std::string& id);
@@ -71,11 +74,12 @@ class NodeRegistry {
       if (n.alive) f(n);
     }
   }
-  // Live nodes that take new chunks (their disk has not failed), for placement.
+  // Live nodes that take new chunks (their disk has not failed, not
+  // decommissioning), for placement.
   template <typename F>
   void ForEachPlaceable(F&& f) const {
     for (const auto& [id, n] : nodes_) {
-      if (n.alive && !n.stats.disk_failed()) f(n);
+      if (n.alive && !n.draining && !n.stats.disk_failed()) f(n);
     }
   }
   Clock::duration dead_after() const { return dead_after_; }

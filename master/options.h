@@ -40,6 +40,9 @@ struct MasterOptions {
   uint32_t repair_reads_per_node = 4;
   uint32_t repair_max_copies = 256;
   std::chrono::milliseconds repair_holdoff{10000};
+  // The balancer (master/balancer.h): moves chunks while a node's
+  // utilisation is further than this from the mean (relative); 0: off.
+  double balance_threshold = 0.1;
   // A writer that stops renewing for this long loses its lease: the path is
   // free again and the chunks it allocated are released.
   std::chrono::milliseconds lease_time{30000};

@@ -32,7 +32,7 @@ Repairer::Repairer(Options options, const Namespace& ns, const NodeRegistry& reg
 uint32_t Repairer::Live(uint64_t chunk) const {
   uint32_t live = 0;
   if (const auto* reps = locations_.Replicas(chunk)) {
-    for (uint32_t idx : *reps) live += hooks_.alive(idx) ? 1 : 0;
+    for (uint32_t idx : *reps) live += hooks_.counts(idx) ? 1 : 0;
   }
   return live;
 }
@@ -115,6 +115,7 @@ void Repairer::ScanAll() {
 }
 
 void Repairer::Release(const Copy& c) {
+  if (c.move) --moving_;
   if (auto it = reading_.find(c.source); it != reading_.end() && --it->second == 0) reading_.erase(it);
   for (uint32_t t : c.targets) {
     if (auto it = writing_.find(t); it != writing_.end() && --it->second == 0) writing_.erase(it);
@@ -171,7 +172,7 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   uint32_t live = 0;
   for (uint32_t idx : *reps) {
     if (!hooks_.alive(idx)) continue;
-    ++live;
+    live += hooks_.counts(idx) ? 1 : 0;  // a node being decommissioned is a source, not a replica
     if (sending(idx) >= options_.reads_per_node) continue;
     if (!source || sending(idx) < sending(*source)) source = idx;
   }
@@ -192,8 +193,44 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   const auto count = static_cast<uint32_t>(std::min<size_t>(wanted - live, candidates.size()));
   auto chosen = ChoosePipeline(candidates, count, rec->size, {}, rng_);
   if (!chosen) return false;
+  return Send(chunk, *rec, *source, *chosen, false, now);
+}
 
-  const NodeRegistry::Node* from = registry_.Find(locations_.NodeId(*source));
+bool Repairer::StartMove(uint64_t chunk, uint32_t source, uint32_t target, Clock::time_point now) {
+  if (copies_.contains(chunk) || copies_.size() >= options_.max_copies) return false;
+  const ChunkRecord* rec = ns_.FindChunk(chunk);
+  if (rec == nullptr || !hooks_.alive(source) || !hooks_.counts(target)) return false;
+  if (copies_out(source) >= options_.reads_per_node || copies_in(target) >= options_.writes_per_node) return false;
+  const NodeRegistry::Node* to = registry_.Find(locations_.NodeId(target));
+  if (to == nullptr) return false;
+  PlacementCandidate t;
+  t.id = to->id;
+  t.address = to->address;
+  return Send(chunk, *rec, source, {t}, true, now);
+}
+
+std::optional<uint32_t> Repairer::TakeMoveSource(uint64_t chunk) {
+  auto it = moved_from_.find(chunk);
+  if (it == moved_from_.end()) return std::nullopt;
+  const uint32_t source = it->second;
+  moved_from_.erase(it);
+  return source;
+}
+
+uint32_t Repairer::copies_in(uint32_t node) const {
+  auto w = writing_.find(node);
+  return w == writing_.end() ? 0 : w->second;
+}
+
+uint32_t Repairer::copies_out(uint32_t node) const {
+  auto r = reading_.find(node);
+  return r == reading_.end() ? 0 : r->second;
+}
+
+bool Repairer::Send(uint64_t chunk, const ChunkRecord& record, uint32_t source,
+                    const std::vector<PlacementCandidate>& targets, bool move, Clock::time_point now) {
+  const ChunkRecord* rec = &record;
+  const NodeRegistry::Node* from = registry_.Find(locations_.NodeId(source));
   if (from == nullptr) return false;
   msg::NodeEnvelope env;
   const uint64_t request_id = next_request_id_++;
@@ -204,8 +241,8 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   c->set_version(rec->version);
   c->set_size(rec->size);
   c->set_crc32c(rec->checksum);
-  Copy copy{request_id, *source, {}, now + options_.copy_timeout, now};
-  for (const auto& t : *chosen) {
+  Copy copy{request_id, source, {}, now + options_.copy_timeout, now, move};
+  for (const auto& t : targets) {
     auto* a = req->add_targets();
     a->set_id(t.id);
     a->set_address(t.address);
@@ -222,6 +259,7 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
                copy.targets.size());
   ++reading_[copy.source];
   for (uint32_t t : copy.targets) ++writing_[t];
+  if (move) ++moving_;
   copies_.emplace(chunk, std::move(copy));
   return true;
 }
@@ -236,6 +274,10 @@ bool Repairer::Done(uint64_t request_id, uint64_t chunk, const Status& failure) 
     SPDLOG_DEBUG("repair: chunk={} copied from node={} to node={} in {} ms", chunk,
                  locations_.NodeId(it->second.source), locations_.NodeId(it->second.targets.front()),
                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - it->second.started).count());
+  }
+  if (failure.ok() && it->second.move) {
+    ++moved_;
+    moved_from_[chunk] = it->second.source;
   }
   Release(it->second);
   copies_.erase(it);

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@
 #include "master/chunk_locations.h"
 #include "master/namespace.h"
 #include "master/node_registry.h"
+#include "master/placement.h"
 
 namespace dfs::master {
 
@@ -56,9 +58,11 @@ class Repairer {
   };
 
   // What the repairer needs of the chunk manager: whether the node at a
-  // location index is alive, and where events go.
+  // location index is alive (it can be a copy's source), whether its
+  // replicas count (alive and not decommissioning), and where events go.
   struct Hooks {
     std::function<bool(uint32_t node)> alive;
+    std::function<bool(uint32_t node)> counts;
     std::function<void(const std::string& topic, const msg::ChunkEvent& e)> publish;
   };
 
@@ -68,7 +72,8 @@ class Repairer {
   // Where commands to nodes go (the master's node port); set before Tick.
   void set_node_outbox(bus::Outbox* out) { nodes_ = out; }
 
-  // Replicas on live nodes, and how many the chunk's files want (at least 1).
+  // Replicas that count (live nodes not being decommissioned), and how many
+  // the chunk's files want (at least 1).
   uint32_t Live(uint64_t chunk) const;
   static uint32_t Wanted(const ChunkRecord& rec) { return rec.replication == 0 ? 1 : rec.replication; }
 
@@ -90,6 +95,18 @@ class Repairer {
   // so on the event socket when it is whole again.
   void AfterCopy(uint64_t chunk);
 
+  // The balancer: copies `chunk` from `source` to `target` (both live; the
+  // chunk whole), within the per-node limits; the surplus this makes is
+  // trimmed from the fullest holder when the copy lands. False when the
+  // limits or the state forbid it now.
+  bool StartMove(uint64_t chunk, uint32_t source, uint32_t target, Clock::time_point now);
+  size_t moving() const { return moving_; }
+  // The source of a move of `chunk` that just ended, once: the replica to trim.
+  std::optional<uint32_t> TakeMoveSource(uint64_t chunk);
+  uint64_t moved() const { return moved_; }
+  // Copies under way into / out of a node.
+  uint32_t copies_in(uint32_t node) const;
+  uint32_t copies_out(uint32_t node) const;
   bool in_holdoff(Clock::time_point now) const { return !holdoff_over_ && now < holdoff_end_; }
   bool repairing(uint64_t chunk) const { return copies_.contains(chunk); }
   size_t queued() const { return queue_.size(); }
@@ -103,7 +120,11 @@ class Repairer {
     std::vector<uint32_t> targets;
     Clock::time_point deadline;
     Clock::time_point started;
+    bool move = false;  // the balancer's, not a repair
   };
+  // Sends the copy command and records the copy.
+  bool Send(uint64_t chunk, const ChunkRecord& rec, uint32_t source, const std::vector<PlacementCandidate>& targets,
+            bool move, Clock::time_point now);
 
   void Queue(uint64_t chunk, uint32_t live);
   void Unqueue(uint64_t chunk);
@@ -128,6 +149,9 @@ class Repairer {
   absl::flat_hash_map<uint32_t, uint32_t> reading_, writing_;  // copies per node
   uint64_t next_request_id_ = 1;
   uint64_t repaired_ = 0;
+  size_t moving_ = 0;
+  absl::flat_hash_map<uint64_t, uint32_t> moved_from_;
+  uint64_t moved_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

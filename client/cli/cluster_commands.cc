@@ -31,7 +31,7 @@ void Nodes(Context& ctx) {
     for (const auto& n : *nodes) {
       arr.push_back({{"id", n.id},
                      {"address", n.address},
-                     {"state", n.alive ? "alive" : "dead"},
+                     {"state", n.state()},
                      {"capacity", n.capacity},
                      {"used", n.used},
                      {"available", n.available},
@@ -50,7 +50,7 @@ void Nodes(Context& ctx) {
   size_t alive = 0;
   for (const auto& n : *nodes) {
     alive += n.alive ? 1 : 0;
-    rows.push_back({n.id, n.address, n.alive ? "alive" : "dead", n.disk_failed ? "failed" : "ok",
+    rows.push_back({n.id, n.address, n.state(), n.disk_failed ? "failed" : "ok",
                     FormatSize(n.capacity), FormatSize(n.used),
                     FormatSize(n.available), std::to_string(n.chunks), Ago(n.last_heartbeat_ms_ago) + " ago"});
   }

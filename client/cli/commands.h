@@ -33,6 +33,8 @@ struct Context {
 };
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx);
+// setrep, decommission, balancer.
+void RegisterHealthCommands(CLI::App& app, Context& ctx);
 // mkdir, rmdir, rm, mv, cp.
 void RegisterNamespaceCommands(CLI::App& app, Context& ctx);
 // ls, stat.

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
       "  dfs-cli ls -l /photos/2026              dfs-cli --json nodes");
   app.fallthrough();
   dfs::cli::RegisterClusterCommands(app, ctx);
+  dfs::cli::RegisterHealthCommands(app, ctx);
   dfs::cli::RegisterNamespaceCommands(app, ctx);
   dfs::cli::RegisterListingCommands(app, ctx);
   dfs::cli::RegisterTreeCommand(app, ctx);

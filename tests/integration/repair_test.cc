@@ -9,7 +9,9 @@
 #include <signal.h>
 
 #include <cstring>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -359,6 +361,119 @@ TEST_F(RepairTest, AfterAMasterRestartRepairWaitsForTheHoldOffThenCopiesWhatNoNo
   ASSERT_TRUE(WaitHealthy(60s)) << Fsck().dump();
   EXPECT_FALSE(Fsck()["holdoff"].get<bool>());
   ExpectContent("/f", data);
+}
+
+// setrep (issue 20, item 10): raised, every chunk gets its new replicas on
+// disk; lowered, the surplus goes (after the readers' grace); journaled, so
+// a master restart keeps it.
+TEST_F(RepairTest, SetrepRaisesAndLowersTheReplicasOnDisk) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(4 * kChunk, 21);
+  Put(data, "/d/f", 2);
+  ASSERT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 8u; }, 10s)) << LiveReplicaFiles();
+  auto up = cluster_.Cli({"setrep", "--wait", "3", "/d"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_NE(up.out.find("replication 3 for 1 files"), std::string::npos) << up.out;
+  EXPECT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 12u; }, 10s)) << LiveReplicaFiles();
+  EXPECT_TRUE(Fsck().value("healthy", false));
+
+  auto down = cluster_.Cli({"setrep", "1", "/d/f"});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_TRUE(WaitFor([&] { return LiveReplicaFiles() == 4u; }, 30s)) << LiveReplicaFiles();
+  ExpectContent("/d/f", data);
+  auto st = nlohmann::json::parse(cluster_.Cli({"--json", "stat", "/d/f"}).out);
+  EXPECT_EQ(st["replication"], 1);
+
+  ASSERT_EQ(cluster_.StopMaster(), 0);
+  ASSERT_TRUE(cluster_.StartMaster());
+  auto again = nlohmann::json::parse(cluster_.Cli({"--json", "stat", "/d/f"}).out);
+  EXPECT_EQ(again["replication"], 1);
+  auto bad = cluster_.Cli({"setrep", "0", "/d/f"});
+  EXPECT_NE(bad.exit_code, 0);
+  auto missing = cluster_.Cli({"setrep", "2", "/nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/nope"), std::string::npos) << missing.err;
+}
+
+// decommission (issue 20, item 10): the node's chunks are copied away, it is
+// retired, and stopping it then leaves no chunk short of a replica.
+TEST_F(RepairTest, ADecommissionedNodeCanBeStoppedWithNoChunkShort) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(8 * kChunk + 9, 22);
+  Put(data, "/f");
+  const int victim = Fullest();
+  const std::string id = cluster_.node_id(victim);
+  auto d = cluster_.Cli({"decommission", "--wait", id}, 60s);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NE(d.out.find("retired"), std::string::npos) << d.out;
+  EXPECT_EQ(cluster_.NodeState(id), "retired");
+  // Its replicas no longer count, and new chunks go elsewhere.
+  const size_t before = ChunkFiles(cluster_.node_dir(victim)).size();
+  Put(RandomBytes(3 * kChunk, 23), "/g");
+  EXPECT_EQ(ChunkFiles(cluster_.node_dir(victim)).size(), before);
+  cluster_.KillNode(victim);
+  ASSERT_TRUE(cluster_.WaitForNodeState(id, "dead", 10s));
+  auto j = Fsck();
+  EXPECT_TRUE(j.value("healthy", false)) << j.dump();
+  EXPECT_EQ(j["under_replicated"], 0) << j.dump();
+  ExpectContent("/f", data);
+  auto unknown = cluster_.Cli({"decommission", "no-such-node"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no node no-such-node"), std::string::npos) << unknown.err;
+}
+
+// The balancer (issue 20, item 5): an empty node that joins gets chunks
+// until it is within the threshold of the mean, while a reader reads the
+// data over and over with no error.
+TEST(BalancerTest, AnEmptyNodeIsFilledWhileAReaderReadsWithNoError) {
+  MiniCluster cluster{{.nodes = 3,
+                       .master_args = {"--repair-holdoff", "500ms", "--balance-threshold", "0.2"},
+                       .node_args = {"--volume-max-chunk", "0", "--capacity", "256M"}}};
+  ASSERT_TRUE(cluster.Start());
+  const std::string data = RandomBytes(24 * kChunk, 24);
+  const std::string local = cluster.root() + "/in";
+  WriteLocal(local, data);
+  auto p = cluster.Cli({"-q", "put", "-r", "2", "--chunk-size", "1M", local, "/f"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad_reads{0};
+  std::string first_error;
+  std::thread reader([&] {
+    while (!stop) {
+      auto c = cluster.Cli({"cat", "/f"});
+      if (c.exit_code != 0 || c.out != data) {
+        if (bad_reads++ == 0) first_error = c.err;
+      }
+      ++reads;
+    }
+  });
+  const int added = cluster.AddNode();
+  ASSERT_TRUE(cluster.WaitForAliveNodes(4, 10s));
+  // 48 replicas on 4 nodes: 12 MiB each is the mean; within 20 %: 10 to 14.
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool filled = WaitFor([&] { return ChunkFiles(cluster.node_dir(added)).size() >= 10; }, 60s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // And every node's share settles inside the band, the surplus deleted.
+  const bool settled = WaitFor([&] {
+    for (int i = 0; i < 4; ++i) {
+      const size_t n = ChunkFiles(cluster.node_dir(i)).size();
+      if (n < 10 || n > 14) return false;
+    }
+    return true;
+  }, 30s);
+  stop = true;
+  reader.join();
+  EXPECT_TRUE(filled) << ChunkFiles(cluster.node_dir(added)).size() << " chunks on the new node";
+  EXPECT_TRUE(settled);
+  std::fprintf(stderr, "new node filled in %.1f s; %d reads during the moves\n",
+               std::chrono::duration<double>(took).count(), reads.load());
+  EXPECT_EQ(bad_reads, 0) << first_error;
+  EXPECT_GT(reads, 0);
+  auto b = cluster.Cli({"--json", "balancer"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto j = nlohmann::json::parse(b.out);
+  EXPECT_GE(j["moved"].get<int>(), 10) << b.out;
+  EXPECT_TRUE(nlohmann::json::parse(cluster.Cli({"--json", "fsck", "/"}).out).value("healthy", false));
 }
 
 // The scrubber (issue 20, item 7): bytes flipped in a replica on disk are

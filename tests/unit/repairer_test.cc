@@ -187,6 +187,12 @@ TEST_F(RepairerTest, ASurplusReplicaIsTrimmedFromTheFullestNode) {
   Up("n3", 1ull << 30);
   Up("n1");
   Report("n1", chunk, 0xfeed, 100);
+  // Out of the locations at once; deleted once readers had their grace.
+  EXPECT_EQ(service_->chunks().repairer().Live(chunk), 3u);
+  msg::HeartbeatResponse early;
+  service_->chunks().DecorateHeartbeat("n3", &early);
+  EXPECT_EQ(early.delete_chunks_size(), 0);
+  service_->chunks().Tick(Clock::now() + std::chrono::seconds(6));
   for (const std::string id : {"n1", "n2", "n4"}) {
     msg::HeartbeatResponse hb;
     service_->chunks().DecorateHeartbeat(id, &hb);
