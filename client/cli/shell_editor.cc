@@ -195,9 +195,11 @@ Result<std::unique_ptr<LineEditor>> LineEditor::Open(std::string history_file, E
   el_set(el, EL_SIGNAL, 0);  // our handlers, not libedit's
   el_set(el, EL_PROMPT, &Impl::Prompt);
   el_set(el, EL_GETCFN, &Impl::ReadChar);
-  el_set(el, EL_ADDFN, "dfs-complete", "complete a command, flag or path", &Impl::Complete);
-  el_set(el, EL_ADDFN, "dfs-interrupt", "clear the line (Ctrl-C)", &Impl::Interrupt);
-  el_set(el, EL_ADDFN, "dfs-notice", "show what the cluster said", &Impl::Notice);
+  // Wide strings: libedit keeps these pointers, and el_set's narrow form
+  // converts them into copies it never frees (LeakSanitizer saw them).
+  el_wset(el, EL_ADDFN, L"dfs-complete", L"complete a command, flag or path", &Impl::Complete);
+  el_wset(el, EL_ADDFN, L"dfs-interrupt", L"clear the line (Ctrl-C)", &Impl::Interrupt);
+  el_wset(el, EL_ADDFN, L"dfs-notice", L"show what the cluster said", &Impl::Notice);
   el_set(el, EL_BIND, "^I", "dfs-complete", nullptr);
   el_set(el, EL_BIND, "^C", "dfs-interrupt", nullptr);
   el_set(el, EL_BIND, "^]", "dfs-notice", nullptr);
