@@ -426,7 +426,7 @@ msg::Status ToProto(const Status& status) {
 
 Status FromProto(const msg::Status& status) {
   int code = status.code();
-  if (code < 0 || code > static_cast<int>(Code::kInternal)) {
+  if (code < 0 || code > static_cast<int>(kLastCode)) {
     return Status::ProtocolError(fmt::format("unknown status code {}: {}", code, status.message()));
   }
   return Status(static_cast<Code>(code), status.message());

@@ -2,6 +2,7 @@
 // that implement its methods (dfs_client.cc, namespace_client.cc, put.cc, get.cc, ...).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -28,6 +29,8 @@ struct Client::Impl {
   HostAndPort master;
   std::string user;  // sent in every Envelope
   std::string cwd = "/";
+  uint32_t event_port = 0;  // the master's PUB port, from hello
+  const std::atomic<bool>* interrupt = nullptr;  // Client::set_interrupt
   std::unique_ptr<bus::Context> context;
   std::unique_ptr<bus::RequestClient<msg::ClientEnvelope>> rpc;
   ClusterInfo cluster;
@@ -53,6 +56,12 @@ struct Client::Impl {
   // request id. The master's error comes back as its Status.
   Result<MasterMessage> Call(msg::ClientEnvelope request);
   Result<std::string> Resolve(std::string_view path) const { return ResolvePath(path, cwd); }
+  // Cancelled once the caller's interrupt flag is set; transfers check it
+  // at every turn of their loop (a signal wakes their poll at once).
+  Status CheckInterrupt() const {
+    if (interrupt != nullptr && interrupt->load(std::memory_order_relaxed)) return Status::Cancelled("interrupted");
+    return Status::OK();
+  }
 };
 
 FileStatus FileStatusFromProto(const msg::FileInfo& info);

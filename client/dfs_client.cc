@@ -57,10 +57,13 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   }
   impl->cluster.chunk_size = reply.envelope.hello_response().chunk_size();
   impl->cluster.replication = reply.envelope.hello_response().replication();
+  impl->event_port = reply.envelope.hello_response().event_port();
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
 const ClusterInfo& Client::cluster() const { return impl_->cluster; }
+
+void Client::set_interrupt(const std::atomic<bool>* flag) { impl_->interrupt = flag; }
 
 Result<std::vector<NodeStatus>> Client::ListNodes() {
   msg::ClientEnvelope req;

@@ -5,6 +5,7 @@
 // Not thread-safe: one Client per thread (each owns its sockets).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -290,6 +291,20 @@ struct GetOptions {
   std::chrono::milliseconds progress_interval{100};
 };
 
+// A cluster event the master published (messages/events.proto): a node went
+// down, came back or restarted; a chunk lost its last live replica or was
+// repaired.
+struct ClusterEvent {
+  std::string topic;     // "node.down", "node.up", "node.restarted", "chunk.lost", "chunk.repaired"
+  uint64_t sequence = 0;  // per master start, from 1: a gap means missed events
+  int64_t unix_ms = 0;
+  std::string node_id;    // node.* events
+  std::string node_address;
+  uint64_t chunk_id = 0;  // chunk.* events
+};
+
+class EventWatch;
+
 // Receives verified bytes of a read at their offset in the file. Returning
 // an error stops the read with that error.
 using ReadSink = std::function<Status(uint64_t file_offset, std::span<const std::byte> bytes)>;
@@ -381,6 +396,22 @@ class Client {
   // to options.offset; anything else (stdout, a pipe) in order.
   Result<FileStatus> Get(std::string_view remote, int fd, const GetOptions& options = {});
 
+  // While *flag is true, a transfer (Put, Read, Get) stops at the next turn
+  // of its event loop with Code::kCancelled: a put's streams are aborted
+  // and its write abandoned, so nothing of it becomes visible; a get to a
+  // local file leaves no file. The flag is the caller's (a SIGINT handler
+  // may set it; a signal also wakes the transfer's poll at once) and must
+  // outlive the Client or be unset (nullptr) first; the Client never
+  // clears it. Requests to the master are not cut short (each is bounded
+  // by the timeout).
+  void set_interrupt(const std::atomic<bool>* flag);
+
+  // Subscribes to the master's cluster events whose topic starts with
+  // `prefix` ("node." for nodes only, "" for all), on the PUB port the
+  // master named in its hello. Events published before the subscription
+  // reaches the master (a few ms) are not seen.
+  Result<std::unique_ptr<EventWatch>> WatchEvents(std::string_view prefix);
+
   // Where relative paths start; "/" until set (the shell's cd).
   const std::string& working_directory() const;
   // InvalidArgument unless `dir` resolves to an absolute path; does not ask
@@ -393,6 +424,29 @@ class Client {
 
  private:
   explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A subscription to the master's events (Client::WatchEvents). Owns a
+// socket: use it from the thread that made it. Events queue while nobody
+// looks (ZeroMQ keeps up to its high-water mark, then drops the newest).
+class EventWatch {
+ public:
+  ~EventWatch();
+  EventWatch(const EventWatch&) = delete;
+  EventWatch& operator=(const EventWatch&) = delete;
+
+  // Every event queued now, without waiting.
+  Result<std::vector<ClusterEvent>> Take();
+  // Waits up to `timeout` (negative: forever) until one of `fds` is
+  // readable or an event is queued, whichever comes first; a signal ends
+  // the wait early. Returns the fds that are readable (events: call Take).
+  Result<std::vector<int>> Wait(std::span<const int> fds, std::chrono::milliseconds timeout);
+
+  struct Impl;
+  explicit EventWatch(std::unique_ptr<Impl> impl);
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -165,6 +165,7 @@ Status ReadJob::Run() {
   };
   auto deliver = [this](uint64_t off, bus::Frame f) { return Deliver(off, std::move(f)); };
   for (;;) {
+    DFS_RETURN_IF_ERROR(impl_.CheckInterrupt());
     auto now = Clock::now();
     while (active_.size() < parallel && next_span_ < loc_.spans.size()) {
       active_.emplace_back(next_span_, std::make_unique<ChunkReader>(links, loc_.spans[next_span_], config_, avoid_));

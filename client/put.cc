@@ -67,8 +67,9 @@ constexpr std::chrono::seconds kBusyPatience{60};
 
 class PutJob {
  public:
-  PutJob(Client& client, NodeLinks& links, WriteLease lease, PutSource& source, const PutOptions& options)
-      : client_(client), links_(links), lease_(std::move(lease)), source_(source), options_(options) {
+  PutJob(Client& client, Client::Impl& impl, WriteLease lease, PutSource& source, const PutOptions& options)
+      : client_(client), impl_(impl), links_(impl.Links()), lease_(std::move(lease)), source_(source),
+        options_(options) {
     sized_ = source_.size().has_value();
     if (sized_) {
       total_ = *source_.size();
@@ -106,6 +107,7 @@ class PutJob {
   void MaybeReportProgress(Clock::time_point now);
 
   Client& client_;
+  const Client::Impl& impl_;
   NodeLinks& links_;
   WriteLease lease_;
   PutSource& source_;
@@ -344,6 +346,14 @@ Result<FileStatus> PutJob::Run() {
   auto renew_every = std::max(milliseconds(100), lease_.lease_time / 3);
   auto renew_at = Clock::now() + renew_every;
   for (;;) {
+    if (Status s = impl_.CheckInterrupt(); !s.ok()) {
+      // The caller gave up (Ctrl-C): the nodes drop the streams now rather
+      // than after their silence timeout; RunPut abandons the lease.
+      for (auto& t : active_) {
+        if (t->writer) t->writer->Abort();
+      }
+      return s;
+    }
     auto now = Clock::now();
     waiting_for_input_ = false;
     while (active_.size() < max_active_ && MoreChunks()) {
@@ -438,7 +448,7 @@ Result<WriteLease> BeginWriteMakingParents(Client& client, std::string_view remo
 
 }  // namespace
 
-Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, std::string_view remote,
+Result<FileStatus> RunPut(Client& client, Client::Impl& impl, PutSource& source, std::string_view remote,
                           const PutOptions& options) {
   WriteOptions wo{options.overwrite, options.replication, options.chunk_size, false};
   // A file with bytes gets its first chunk placed with the lease.
@@ -461,7 +471,7 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
       IgnoreError(client.AbandonWrite(lease));  // the error below is what the user needs
       return Status::ProtocolError(fmt::format("put {}: the master granted a chunk size of 0", lease.path));
     }
-    PutJob job(client, links, lease, source, options);
+    PutJob job(client, impl, lease, source, options);
     r = job.Run();
     if (r) return r;
     // Nothing partial may stay visible; an abandon that fails leaves the
@@ -478,18 +488,18 @@ Result<FileStatus> RunPut(Client& client, NodeLinks& links, PutSource& source, s
 
 Result<FileStatus> Client::Put(int fd, std::string_view local, std::string_view remote, const PutOptions& options) {
   DFS_ASSIGN_OR_RETURN(auto source, FdSource(fd, std::string(local)));
-  return RunPut(*this, impl_->Links(), *source, remote, options);
+  return RunPut(*this, *impl_, *source, remote, options);
 }
 
 Result<FileStatus> Client::Put(std::span<const std::byte> data, std::string_view remote,
                                const PutOptions& options) {
   auto source = MemorySource(data);
-  return RunPut(*this, impl_->Links(), *source, remote, options);
+  return RunPut(*this, *impl_, *source, remote, options);
 }
 
 Result<FileStatus> Client::Put(std::istream& in, std::string_view remote, const PutOptions& options) {
   auto source = StreamSource(in);
-  return RunPut(*this, impl_->Links(), *source, remote, options);
+  return RunPut(*this, *impl_, *source, remote, options);
 }
 
 }  // namespace dfs::client

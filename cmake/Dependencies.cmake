@@ -12,6 +12,8 @@ find_package(nlohmann_json 3 REQUIRED)
 # Abseil for compact B-tree and flat hash containers in the master's metadata.
 find_package(absl REQUIRED)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
+# libedit (BSD editline): the shell's line editing, Tab completion and history.
+pkg_check_modules(LIBEDIT REQUIRED IMPORTED_TARGET libedit)
 # xxHash is used header-only (XXH_INLINE_ALL): Debian's libxxhash.so is an
 # SSE2 build, the inlined one follows -march=native.
 find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)

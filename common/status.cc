@@ -23,6 +23,7 @@ std::string_view CodeName(Code code) {
     case Code::kNoSpace: return "NoSpace";
     case Code::kUnsupportedVersion: return "UnsupportedVersion";
     case Code::kInternal: return "Internal";
+    case Code::kCancelled: return "Cancelled";
   }
   return "Unknown";
 }

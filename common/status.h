@@ -31,7 +31,11 @@ enum class Code : int {
   kNoSpace = 14,
   kUnsupportedVersion = 15,
   kInternal = 16,
+  kCancelled = 17,  // the caller asked to stop (Client::set_interrupt)
 };
+
+// The highest Code; a number above it from a peer is a protocol error.
+inline constexpr Code kLastCode = Code::kCancelled;
 
 std::string_view CodeName(Code code);
 
@@ -51,6 +55,7 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
   static Status ProtocolError(std::string m) { return {Code::kProtocolError, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
   // An errno-based failure of a system call on `what` (a path, usually).
   static Status FromErrno(int err, std::string_view what);
 

@@ -137,6 +137,9 @@ print_access() {
   "$CLI_BIN" --master "$addr" nodes || true
   echo
   echo "Stop it: scripts/cluster.sh down   (add --wipe to delete its data)"
+  echo
+  echo "Enter the shell (help lists the commands, Tab completes, Ctrl-D leaves):"
+  echo "  $CLI_BIN --master $addr"
 }
 
 cmd_up() {

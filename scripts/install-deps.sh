@@ -23,9 +23,12 @@ PKGS=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libisal-dev libxxhash-dev nlohmann-json3-dev libabsl-dev
+  # the shell's line editing and history (dfs-cli shell)
+  libedit-dev
   # tools: iperf3 (network baselines), procps (ps, pkill, pgrep for
-  # debugging a cluster), python3 (helper scripts)
-  iperf3 procps python3
+  # debugging a cluster), python3 (helper scripts), python3-pexpect
+  # (bench/shell_complete.py times Tab on a pseudo-terminal)
+  iperf3 procps python3 python3-pexpect
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -7,6 +7,7 @@
 // swapped), `-d REMOTE LOCAL` downloads (get), each into a directory under
 // the file's own name when the destination is one. `-v [PATH]` opened the
 // seed's viewer; here it is tree.
+#include <algorithm>
 #include <string_view>
 
 #include "client/cli/commands.h"
@@ -33,8 +34,14 @@ constexpr std::string_view kValueOptions[] = {"--master", "--timeout", "--log-le
 }  // namespace
 
 std::vector<std::string> RewriteSeedAliases(int argc, char** argv) {
-  std::vector<std::string> out(argv, argv + argc);
-  for (size_t i = 1; i < out.size(); ++i) {
+  std::vector<std::string> words(argv + std::min(argc, 1), argv + argc);
+  words = RewriteSeedAliases(std::move(words));
+  if (argc > 0) words.insert(words.begin(), argv[0]);
+  return words;
+}
+
+std::vector<std::string> RewriteSeedAliases(std::vector<std::string> out) {
+  for (size_t i = 0; i < out.size(); ++i) {
     std::string_view word = out[i];
     if (word == "--" || !word.starts_with("-")) break;  // the subcommand (or its arguments) begin
     for (const Alias& a : kAliases) {

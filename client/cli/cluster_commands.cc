@@ -126,7 +126,7 @@ void Fsck(Context& ctx, const std::string& path, bool verbose) {
 }  // namespace
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx) {
-  auto fsck_path = std::make_shared<std::string>("/");
+  auto fsck_path = std::make_shared<std::string>(".");  // the working directory: / outside the shell
   auto fsck_verbose = std::make_shared<bool>(false);
   auto* fsck = app.add_subcommand(
       "fsck", "chunk health below a path: under-replicated and missing chunks; exit status 1 when unhealthy");

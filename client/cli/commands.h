@@ -2,6 +2,7 @@
 // nothing; a command's callback stores its exit status in `Context::exit_code`.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -21,15 +22,21 @@ struct Context {
   double timeout_s = 1.5;
   Output out;
   bool quiet = false;  // -q: no progress bars
+  std::string log_level = "error";
   int exit_code = 0;
 
   // Connects on first use; prints the error and sets exit_code 1 on failure.
   client::Client* Connect();
   // Prints `status` (one line) and sets exit_code 1.
   void Fail(const Status& status);
+  // The shell's Ctrl-C: transfers stop while *flag is set (Client::set_interrupt).
+  void set_interrupt(const std::atomic<bool>* flag);
+  // Connected already (no connection is attempted).
+  client::Client* connected() const { return client_.get(); }
 
  private:
   std::unique_ptr<client::Client> client_;
+  const std::atomic<bool>* interrupt_ = nullptr;
 };
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx);
@@ -44,6 +51,18 @@ void RegisterTreeCommand(CLI::App& app, Context& ctx);
 void RegisterUsageCommands(CLI::App& app, Context& ctx);
 // put, get, cat, and the seed's upload (-u REMOTE LOCAL).
 void RegisterDataCommands(CLI::App& app, Context& ctx);
+
+// The command tree the one-shot dfs-cli and the shell both parse: every
+// command above, the options before the command, and the help footer.
+// `one_shot`: also the options that only make sense before connecting
+// (--master, --timeout, --log-level); the shell is connected already.
+// Commands store into `ctx` (its json and quiet flags too), so a caller
+// that parses more than once resets those first.
+std::unique_ptr<CLI::App> BuildApp(Context& ctx, bool one_shot);
+
+// The words of one command (argv without argv[0]) rewritten as
+// RewriteSeedAliases does.
+std::vector<std::string> RewriteSeedAliases(std::vector<std::string> words);
 
 // Ends `cmd`'s --help with "Examples:" and `lines`, each a command line
 // a user can type.

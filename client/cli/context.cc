@@ -14,6 +14,7 @@ client::Client* Context::Connect() {
     return nullptr;
   }
   client_ = std::move(*c);
+  client_->set_interrupt(interrupt_);
   return client_.get();
 }
 
@@ -22,6 +23,11 @@ CLI::App* Examples(CLI::App* cmd, std::initializer_list<std::string_view> lines)
   for (std::string_view l : lines) text += "\n  " + std::string(l);
   cmd->footer(text);
   return cmd;
+}
+
+void Context::set_interrupt(const std::atomic<bool>* flag) {
+  interrupt_ = flag;
+  if (client_) client_->set_interrupt(flag);
 }
 
 void Context::Fail(const Status& status) {

@@ -19,7 +19,7 @@ namespace dfs::cli {
 namespace {
 
 struct LsArgs {
-  std::string path = "/";
+  std::string path = ".";  // the working directory: / outside the shell
   bool long_format = false;
   bool recursive = false;
 };

@@ -86,7 +86,7 @@ void Copy(Context& ctx, const PairArgs& a) {
 
 CLI::App* PathsCommand(CLI::App& app, const char* name, const char* help, std::shared_ptr<PathsArgs> args) {
   auto* cmd = app.add_subcommand(name, help);
-  cmd->add_option("PATH", args->paths, "a path in dfs (relative paths start at /)")->required();
+  cmd->add_option("PATH", args->paths, "a path in dfs (relative paths start at the working directory: / outside the shell)")->required();
   return cmd;
 }
 

@@ -157,7 +157,9 @@ void Tree(Context& ctx, const std::string& path, int depth) {
       walk.Walk(*root, &doc["children"]);
     }
   } else {
-    std::printf("%s%s\n", path.c_str(), top->is_dir() ? "" : walk.Details(*top, *root).c_str());
+    // As typed, as tree(1) shows it; the default (".") as the directory it is.
+    const std::string& label = path == "." ? *root : path;
+    std::printf("%s%s\n", label.c_str(), top->is_dir() ? "" : walk.Details(*top, *root).c_str());
     if (top->is_dir()) walk.Walk(*root, nullptr);
   }
   Counts n = walk.counts();
@@ -179,7 +181,7 @@ void Tree(Context& ctx, const std::string& path, int depth) {
 }  // namespace
 
 void RegisterTreeCommand(CLI::App& app, Context& ctx) {
-  auto path = std::make_shared<std::string>("/");
+  auto path = std::make_shared<std::string>(".");  // the working directory: / outside the shell
   auto depth = std::make_shared<int>(0);
   auto* cmd = app.add_subcommand(
       "tree", "draw the namespace below a path, as tree(1) does: sizes, replication, chunks, health marks");

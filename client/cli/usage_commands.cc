@@ -68,7 +68,7 @@ void Df(Context& ctx) {
 }  // namespace
 
 void RegisterUsageCommands(CLI::App& app, Context& ctx) {
-  auto du_path = std::make_shared<std::string>("/");
+  auto du_path = std::make_shared<std::string>(".");  // the working directory: / outside the shell
   auto* du = app.add_subcommand("du", "space used below a path: logical bytes, stored bytes, files, directories");
   du->add_option("PATH", *du_path, "a path in dfs")->capture_default_str();
   du->callback([&ctx, du_path] { Du(ctx, *du_path); });
