@@ -10,7 +10,10 @@
 # and timed while the copies run; the run prints the ratio (issue 20's
 # "a put keeps at least 60 % of its throughput" figure; the repair times then
 # count from before that put, so they are not the repair figure).
-#   bench/repair.sh [--runs N] [--size SIZE] [--poll SECONDS] [--put-during] [--dir DIR] [BUILD]
+#   bench/repair.sh [--runs N] [--size SIZE] [--poll SECONDS] [--put-during] [--stop] [--dir DIR] [BUILD]
+# --stop: the node is SIGSTOPped instead (a partition's picture: nothing
+# closes, the master must wait for --dead-after, 5 s unless DFS_MASTER_ARGS
+# says otherwise); issue 20's "healthy <= dead-after + 2 s" figure.
 # BUILD defaults to build/release. Extra master flags: DFS_MASTER_ARGS; its
 # log level: DFS_LOG_LEVEL (warn); DFS_KEEP=1 keeps the run's folder.
 set -euo pipefail
@@ -19,6 +22,7 @@ RUNS=3
 SIZE=1G
 POLL=0.02
 PUT_DURING=""
+SIGNAL=9
 BASE=/tmp
 die() { echo "repair.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -27,8 +31,9 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift 2 ;;
     --poll) POLL="$2"; shift 2 ;;
     --put-during) PUT_DURING=1; shift ;;
+    --stop) SIGNAL=STOP; shift ;;
     --dir) BASE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -91,7 +96,7 @@ for run in $(seq "$RUNS"); do
   for i in 1 2 3 4; do [ "$(cat "$d/node$i/node.addr")" = "$victim_addr" ] && victim=$i; done
   [ -n "$victim" ] || die "no node has address $victim_addr"
   t0=$(now)
-  kill -9 "${NODE_PID[$victim]}"
+  kill -"$SIGNAL" "${NODE_PID[$victim]}"
   if [ -n "$PUT_DURING" ]; then
     d0=$(now); cli -q put -r 3 "$WORK/data" /during || die "put during repair failed"; during=$(echo "$(now) - $d0" | bc)
     printf 'run %d: put alone %.3f s, during repair %.3f s: %.0f %% of its throughput kept\n' \
@@ -110,6 +115,7 @@ for run in $(seq "$RUNS"); do
     sleep "$POLL"
   done
   healthy=$(echo "$(now) - $t0" | bc)
+  [ "$SIGNAL" = STOP ] && kill -CONT "${NODE_PID[$victim]}"
   printf 'run %d: killed node%d (%d chunks); unhealthy seen at %.3f s, healthy at %.3f s\n' \
     "$run" "$victim" "$victim_chunks" "${unhealthy:-0}" "$healthy"
   echo "${unhealthy:-0} $healthy" >> "$WORK/results"

@@ -87,7 +87,9 @@ void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
     locations_.RemoveReplica(s.chunk_id(), idx);
     const ChunkRecord* rec = ns_.FindChunk(s.chunk_id());
     if (rec == nullptr || rec->version != s.version()) {
-      *r->add_delete_() = s;  // no file wants it: nothing to keep it for
+      // No file wants it (a write still under way or a reader's grace may:
+      // their own ends free it).
+      if (!writing_.contains(s.chunk_id()) && !in_grace_.contains(s.chunk_id())) *r->add_delete_() = s;
       continue;
     }
     // Kept on the node (never served past its bad block) until the chunk
