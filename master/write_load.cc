@@ -80,13 +80,13 @@ double WriteLoad::speed(uint32_t node, Clock::time_point now) const {
 double WriteLoad::Factor(uint32_t node, Clock::time_point now) const {
   if (node >= nodes_.size()) return 1.0;
   const double s = speed(node, now);
-  // Squared: a chunk on a node k times slower takes k times longer, and a
-  // file is written when its slowest chunk is.
-  double relative = (s > 0 && fastest_ > 0) ? std::min(1.0, s / fastest_) : 1.0;
-  relative *= relative;
+  // Cubed: a chunk on a node k times slower takes k times longer, and a
+  // file is written when its slowest chunk is, so one chunk there costs
+  // the whole write; a node at half the speed still gets an eighth.
+  const double relative = (s > 0 && fastest_ > 0) ? std::min(1.0, s / fastest_) : 1.0;
   // Writes already waiting there share its disk with the next one.
-  const double queue = 1.0 / (1.0 + static_cast<double>(nodes_[node].pending.size()));
-  return std::max(kFloor, relative * queue);
+  const double waiting = 1.0 + static_cast<double>(nodes_[node].pending.size());
+  return std::max(kFloor, relative * relative * relative / (waiting * waiting * waiting));
 }
 
 void WriteLoad::Refresh() {

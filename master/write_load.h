@@ -7,8 +7,10 @@
 // The speed of a node is an average of bytes / (stored - placed) over its
 // recent writes; a write still under way bounds it too (it has taken that
 // long and is not done: about as long again is expected), so a slow node is
-// seen before its first chunk ends. The factor falls with the square of the
-// speed relative to the fastest node's, and with the writes waiting.
+// seen before its first chunk ends. The factor falls with the cube of the
+// speed relative to the fastest node's, and with the cube of 1 + the writes
+// waiting there (before any speed is known, only that spreads the first
+// chunks of a write).
 // A pipeline's replicas all end together, so fast nodes that shared a
 // pipeline with a slow one look slower for a while; the slow node never
 // looks faster, which is what placement needs.

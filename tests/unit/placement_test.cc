@@ -105,14 +105,17 @@ TEST(WriteLoad, ASlowNodeGetsFewNewChunks) {
   EXPECT_EQ(load.in_flight(3), 1u);
   EXPECT_EQ(load.in_flight(0), 0u);
   EXPECT_DOUBLE_EQ(load.Factor(0, t), 1.0);
-  // Still under way after 100 ms, so expected to take about 200 ms: half
-  // their speed (a quarter, squared), and one write waits there (a half).
-  EXPECT_NEAR(load.Factor(3, t), 0.125, 0.01);
-  t += milliseconds(400);  // 500 ms and not done: a tenth of their speed
+  // Still under way after 50 ms, so expected to take about 100 ms, like
+  // theirs: only the write waiting there counts (an eighth).
+  EXPECT_NEAR(load.Factor(3, t - milliseconds(50)), 0.125, 0.001);
+  // After 100 ms, expected to take 200: half their speed (an eighth, cubed)
+  // and the write waiting (an eighth): under the floor.
   EXPECT_NEAR(load.Factor(3, t), 0.02, 0.001);
+  t += milliseconds(400);  // 500 ms and not done: a tenth of their speed
+  EXPECT_NEAR(load.Factor(3, t), 0.02, 0.001);  // the floor
   load.Stored(chunk + 3, 3, t);
   load.Refresh();
-  EXPECT_NEAR(load.Factor(3, t), 0.04, 0.01);  // its measured speed (a fifth, squared), nothing waiting
+  EXPECT_NEAR(load.Factor(3, t), 0.02, 0.001);  // its measured speed (a fifth, cubed: under the floor)
 
   auto nodes = Nodes(4);
   std::mt19937_64 rng(3);
