@@ -86,16 +86,16 @@ void ChunkManager::HandleReport(const NodeMessage& m, bus::Outbox& out) {
     spdlog::warn("node={} found chunk={} v{} corrupt", req.node_id(), s.chunk_id(), s.version());
     locations_.RemoveReplica(s.chunk_id(), idx);
     const ChunkRecord* rec = ns_.FindChunk(s.chunk_id());
-    if (rec == nullptr || rec->version != s.version()) {
-      // No file wants it (a write still under way or a reader's grace may:
-      // their own ends free it).
-      if (!writing_.contains(s.chunk_id()) && !in_grace_.contains(s.chunk_id())) *r->add_delete_() = s;
+    const bool owned = rec != nullptr && rec->version == s.version();
+    if (!owned && !writing_.contains(s.chunk_id()) && !in_grace_.contains(s.chunk_id())) {
+      *r->add_delete_() = s;  // nothing wants it
       continue;
     }
     // Kept on the node (never served past its bad block) until the chunk
-    // has its live replicas again: a bad copy is better than none.
+    // has its live replicas again, or is freed: a bad copy is better than none.
     auto& holders = corrupt_[s.chunk_id()];
     if (std::find(holders.begin(), holders.end(), idx) == holders.end()) holders.push_back(idx);
+    if (!owned) continue;  // a write or a reader's grace: its end frees it (Free)
     if (repairer_.Live(s.chunk_id()) >= Repairer::Wanted(*rec)) {
       DeleteCorrupt(s.chunk_id());
     } else {
