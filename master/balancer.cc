@@ -164,7 +164,7 @@ void Balancer::Tick(Clock::time_point now) {
 std::vector<Balancer::NodeStatus> Balancer::Status() const {
   std::vector<NodeStatus> out;
   registry_.ForEachAlive([&](const NodeRegistry::Node& n) {
-    const uint32_t idx = const_cast<ChunkLocations&>(locations_).NodeIndex(n.id);
+    const uint32_t idx = locations_.NodeIndex(n.id);  // a reference member: not const here
     NodeStatus s;
     s.id = n.id;
     s.utilisation = n.stats.capacity() ? static_cast<double>(n.stats.used()) / static_cast<double>(n.stats.capacity()) : 0;

@@ -227,9 +227,8 @@ uint32_t Repairer::copies_out(uint32_t node) const {
   return r == reading_.end() ? 0 : r->second;
 }
 
-bool Repairer::Send(uint64_t chunk, const ChunkRecord& record, uint32_t source,
+bool Repairer::Send(uint64_t chunk, const ChunkRecord& rec, uint32_t source,
                     const std::vector<PlacementCandidate>& targets, bool move, Clock::time_point now) {
-  const ChunkRecord* rec = &record;
   const NodeRegistry::Node* from = registry_.Find(locations_.NodeId(source));
   if (from == nullptr) return false;
   msg::NodeEnvelope env;
@@ -238,9 +237,9 @@ bool Repairer::Send(uint64_t chunk, const ChunkRecord& record, uint32_t source,
   auto* req = env.mutable_replicate_chunk_request();
   auto* c = req->mutable_chunk();
   c->set_chunk_id(chunk);
-  c->set_version(rec->version);
-  c->set_size(rec->size);
-  c->set_crc32c(rec->checksum);
+  c->set_version(rec.version);
+  c->set_size(rec.size);
+  c->set_crc32c(rec.checksum);
   Copy copy{request_id, source, {}, now + options_.copy_timeout, now, move};
   for (const auto& t : targets) {
     auto* a = req->add_targets();
@@ -255,7 +254,7 @@ bool Repairer::Send(uint64_t chunk, const ChunkRecord& record, uint32_t source,
     SPDLOG_DEBUG("repair: command for chunk={} to node={} not sent: {}", chunk, from->id, s.ToString());
     return false;
   }
-  SPDLOG_DEBUG("repair: chunk={} ({} of {} live) node={} -> {} targets", chunk, live, wanted, from->id,
+  SPDLOG_DEBUG("{}: chunk={} node={} -> {} targets", move ? "balancer" : "repair", chunk, from->id,
                copy.targets.size());
   ++reading_[copy.source];
   for (uint32_t t : copy.targets) ++writing_[t];

@@ -103,7 +103,7 @@ Status WriteCoordinator::PlaceChunk(Lease& l, const std::vector<std::string>& ex
   if (spdlog::should_log(spdlog::level::debug)) {
     std::string f;
     for (const auto& c : candidates) f += fmt::format(" {}={:.3f}", c.id, load.Factor(c.node_index, now));
-    spdlog::debug("chunk={} placed on {} (load:{})", next_chunk_id_, (*pipeline)[0].id, f);
+    spdlog::debug("chunk={} placed on {} first (load:{})", chunk_id, (*pipeline)[0].id, f);
   }
   std::vector<std::string> ids;
   ids.reserve(pipeline->size());
