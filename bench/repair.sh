@@ -24,7 +24,6 @@ POLL=0.02
 PUT_DURING=""
 SIGNAL=9
 BASE=/tmp
-die() { echo "repair.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -37,41 +36,19 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-B="$(cd "${1:-$ROOT/build/release}" && pwd)"
-for bin in master/dfs-master filenode/dfs-node client/dfs-cli; do
-  [ -x "$B/$bin" ] || die "no $bin under $B"
-done
-command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
-
-WORK="$(mktemp -d "$BASE/dfs-repair.XXXXXX")"
-PIDS=()
-stop() { [ ${#PIDS[@]} -eq 0 ] || { kill -9 "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; }; PIDS=(); }
-trap 'stop; [ -n "${DFS_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-now() { date +%s.%N; }
-cli() { "$B/client/dfs-cli" --master "$ADDR" "$@"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# shellcheck source=bench/cluster_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
+bench_setup repair.sh "${1:-}"
 
 head -c "$(numfmt --from=iec "$SIZE")" /dev/urandom > "$WORK/data"
 : > "$WORK/results"
 for run in $(seq "$RUNS"); do
   d="$WORK/cluster"
-  rm -rf "$d"; mkdir -p "$d/master"
+  rm -rf "$d"
   # shellcheck disable=SC2086
-  "$B/master/dfs-master" --dir "$d/master" --port 0 --log-level "${DFS_LOG_LEVEL:-warn}" --repair-holdoff 1s ${DFS_MASTER_ARGS:-} \
-    > "$d/master.log" 2>&1 & PIDS+=("$!")
-  for _ in $(seq 100); do [ -s "$d/master/master.addr" ] && break; sleep 0.1; done
-  [ -s "$d/master/master.addr" ] || die "dfs-master wrote no master.addr (see $d/master.log)"
-  ADDR="$(tr -d '[:space:]' < "$d/master/master.addr")"
-  declare -A NODE_PID=()
-  for i in 1 2 3 4; do
-    "$B/filenode/dfs-node" --dir "$d/node$i" --master "$ADDR" --port 0 --log-level warn > "$d/node$i.log" 2>&1 &
-    PIDS+=("$!"); NODE_PID[$i]=$!
-  done
-  for _ in $(seq 100); do
-    [ "$(cli --json nodes 2>/dev/null | grep -o '"alive"' | wc -l)" -ge 4 ] && break
-    sleep 0.1
-  done
+  start_master "$d" --repair-holdoff 1s ${DFS_MASTER_ARGS:-}
+  for i in 1 2 3 4; do start_node "$d" "$i"; done
+  wait_alive 4
   cli -q put -r 3 "$WORK/data" /big || die "put failed"
   if [ -n "$PUT_DURING" ]; then
     cli -q put -r 3 "$WORK/data" /big2 || die "put failed"

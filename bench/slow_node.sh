@@ -15,7 +15,6 @@ SIZE=1G
 RATE=200M
 REPL=1
 BASE=/tmp
-die() { echo "slow_node.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -27,41 +26,23 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-B="$(cd "${1:-$ROOT/build/release}" && pwd)"
-for bin in master/dfs-master filenode/dfs-node client/dfs-cli; do
-  [ -x "$B/$bin" ] || die "no $bin under $B"
-done
-command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
+# shellcheck source=bench/cluster_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
+bench_setup slow_node.sh "${1:-}"
 FAST=$(numfmt --from=iec "$RATE")
 SLOW=$((FAST / 5))
-
-WORK="$(mktemp -d "$BASE/dfs-slow.XXXXXX")"
-PIDS=()
-stop() { [ ${#PIDS[@]} -eq 0 ] || { kill -9 "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; }; PIDS=(); }
-trap 'stop; [ -n "${DFS_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-now() { date +%s.%N; }
-cli() { "$B/client/dfs-cli" --master "$ADDR" "$@"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 head -c "$(numfmt --from=iec "$SIZE")" /dev/urandom > "$WORK/data"
 : > "$WORK/results"
 for run in $(seq "$RUNS"); do
   d="$WORK/cluster"
-  rm -rf "$d"; mkdir -p "$d/master"
-  "$B/master/dfs-master" --dir "$d/master" --port 0 --log-level "${DFS_LOG_LEVEL:-warn}" > "$d/master.log" 2>&1 & PIDS+=("$!")
-  for _ in $(seq 100); do [ -s "$d/master/master.addr" ] && break; sleep 0.1; done
-  [ -s "$d/master/master.addr" ] || die "dfs-master wrote no master.addr (see $d/master.log)"
-  ADDR="$(tr -d '[:space:]' < "$d/master/master.addr")"
+  rm -rf "$d"
+  start_master "$d"
   for i in 1 2 3 4; do
     rate=$FAST; [ "$i" = 4 ] && rate=$SLOW
-    "$B/filenode/dfs-node" --dir "$d/node$i" --master "$ADDR" --port 0 --log-level warn --max-write-rate "$rate" \
-      > "$d/node$i.log" 2>&1 & PIDS+=("$!")
+    start_node "$d" "$i" --max-write-rate "$rate"
   done
-  for _ in $(seq 100); do
-    [ "$(cli --json nodes 2>/dev/null | grep -o '"alive"' | wc -l)" -ge 4 ] && break
-    sleep 0.1
-  done
+  wait_alive 4
   t0=$(now); cli -q put -r "$REPL" "$WORK/data" /big || die "put failed"; took=$(echo "$(now) - $t0" | bc)
   slow_addr=$(cat "$d/node4/node.addr")
   # Which nodes hold each chunk: the master's answer (stat lists replicas).
