@@ -422,6 +422,28 @@ TEST_F(RepairTest, ADecommissionedNodeCanBeStoppedWithNoChunkShort) {
   EXPECT_NE(unknown.err.find("no node no-such-node"), std::string::npos) << unknown.err;
 }
 
+// decommission --cancel: the node counts again, takes new chunks, and the
+// copies made while it drained are surplus and trimmed.
+TEST_F(RepairTest, ACancelledDecommissionTrimsTheCopiesItMade) {
+  cluster_.SetMasterArgs({"--repair-holdoff", "500ms", "--free-grace", "0s"});
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(6 * kChunk, 25);
+  Put(data, "/f");
+  const int victim = Fullest();
+  const std::string id = cluster_.node_id(victim);
+  ASSERT_EQ(cluster_.Cli({"decommission", "--wait", id}, 60s).exit_code, 0);
+  // Its chunks now also live elsewhere: more files on disk than 3 a chunk.
+  EXPECT_GT(LiveReplicaFiles(), 6u * 3);
+  auto c = cluster_.Cli({"decommission", "--cancel", id});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("cancelled"), std::string::npos) << c.out;
+  EXPECT_EQ(cluster_.NodeState(id), "alive");
+  size_t on_disk = 0;
+  EXPECT_TRUE(WaitFor([&] { return (on_disk = LiveReplicaFiles()) == 6u * 3; }, 30s)) << on_disk;
+  EXPECT_TRUE(Fsck().value("healthy", false));
+  ExpectContent("/f", data);
+}
+
 // The balancer (issue 20, item 5): an empty node that joins gets chunks
 // until it is within the threshold of the mean, while a reader reads the
 // data over and over with no error.
