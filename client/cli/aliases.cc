@@ -31,16 +31,28 @@ constexpr Alias kAliases[] = {
 // dfs-cli's global options that take a value in the next word.
 constexpr std::string_view kValueOptions[] = {"--master", "--timeout", "--log-level"};
 
-}  // namespace
-
-std::vector<std::string> RewriteSeedAliases(int argc, char** argv) {
-  std::vector<std::string> words(argv + std::min(argc, 1), argv + argc);
-  words = RewriteSeedAliases(std::move(words));
-  if (argc > 0) words.insert(words.begin(), argv[0]);
-  return words;
+// put's -r takes the replication (DESIGN.md's `put [-f] [-r N]`), yet
+// `put -r DIR REMOTE` is what cp's users type for a tree: a -r of put or
+// upload followed by a word that is not a number means --recursive.
+std::vector<std::string> RewritePutRecursive(std::vector<std::string> out) {
+  size_t i = 0;
+  for (; i < out.size(); ++i) {
+    std::string_view word = out[i];
+    if (word == "--" || !word.starts_with("-")) break;
+    if (std::find(std::begin(kValueOptions), std::end(kValueOptions), word) != std::end(kValueOptions)) ++i;
+  }
+  if (i >= out.size() || (out[i] != "put" && out[i] != "upload")) return out;
+  for (size_t j = i + 1; j < out.size() && out[j] != "--"; ++j) {
+    if (out[j] != "-r") continue;
+    const bool number = j + 1 < out.size() && !out[j + 1].empty() &&
+                        std::all_of(out[j + 1].begin(), out[j + 1].end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!number) out[j] = "--recursive";
+    ++j;
+  }
+  return out;
 }
 
-std::vector<std::string> RewriteSeedAliases(std::vector<std::string> out) {
+std::vector<std::string> RewriteAliasesOnly(std::vector<std::string> out) {
   for (size_t i = 0; i < out.size(); ++i) {
     std::string_view word = out[i];
     if (word == "--" || !word.starts_with("-")) break;  // the subcommand (or its arguments) begin
@@ -62,6 +74,19 @@ std::vector<std::string> RewriteSeedAliases(std::vector<std::string> out) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<std::string> RewriteSeedAliases(std::vector<std::string> words) {
+  return RewritePutRecursive(RewriteAliasesOnly(std::move(words)));
+}
+
+std::vector<std::string> RewriteSeedAliases(int argc, char** argv) {
+  std::vector<std::string> words(argv + std::min(argc, 1), argv + argc);
+  words = RewriteSeedAliases(std::move(words));
+  if (argc > 0) words.insert(words.begin(), argv[0]);
+  return words;
 }
 
 }  // namespace dfs::cli

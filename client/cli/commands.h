@@ -33,8 +33,15 @@ struct Context {
   void set_interrupt(const std::atomic<bool>* flag);
   // Connected already (no connection is attempted).
   client::Client* connected() const { return client_.get(); }
+  const std::atomic<bool>* interrupt() const { return interrupt_; }
+  // Another connection with the same settings, for a worker thread of its
+  // own (a Client is one thread's); it shares the shell's Ctrl-C and its
+  // working directory.
+  Result<std::unique_ptr<client::Client>> ConnectAnother();
 
  private:
+  client::ClientOptions Options() const;
+
   std::unique_ptr<client::Client> client_;
   const std::atomic<bool>* interrupt_ = nullptr;
 };

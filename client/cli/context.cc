@@ -2,13 +2,24 @@
 
 namespace dfs::cli {
 
-client::Client* Context::Connect() {
-  if (client_) return client_.get();
+client::ClientOptions Context::Options() const {
   client::ClientOptions o;
   o.master = client::DefaultMaster(master_flag);
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   o.name = "dfs-cli";
-  auto c = client::Client::Connect(o);
+  return o;
+}
+
+Result<std::unique_ptr<client::Client>> Context::ConnectAnother() {
+  DFS_ASSIGN_OR_RETURN(std::unique_ptr<client::Client> c, client::Client::Connect(Options()));
+  c->set_interrupt(interrupt_);
+  if (client_) DFS_RETURN_IF_ERROR(c->set_working_directory(client_->working_directory()));
+  return c;
+}
+
+client::Client* Context::Connect() {
+  if (client_) return client_.get();
+  auto c = client::Client::Connect(Options());
   if (!c) {
     Fail(c.error());
     return nullptr;

@@ -20,6 +20,7 @@
 #include "client/cli/commands.h"
 #include "client/cli/entry_format.h"
 #include "client/cli/progress.h"
+#include "client/cli/transfers.h"
 #include "common/env.h"
 #include "common/flags.h"
 #include "common/units.h"
@@ -37,12 +38,17 @@ struct PutArgs {
   bool chain = false;
   bool no_parents = false;
   bool seed_order = false;  // -u REMOTE LOCAL: only for the hint on a wrong order
+  bool recursive = false;
+  int jobs = 4;
   std::string local;
   std::string remote;
 };
 
 struct GetArgs {
   int parallel = 4;
+  bool recursive = false;
+  bool resume = false;
+  int jobs = 4;
   std::string offset;
   std::string length;
   std::string remote;
@@ -91,6 +97,12 @@ Status OpenHint(const PutArgs& a, int err) {
 }
 
 void Put(Context& ctx, const PutArgs& a) {
+  // -r of a file is a put of the file, as cp -r's is.
+  if (a.local != "-" && IsLocalDirectory(a.local)) {
+    TreeOptions t{.jobs = a.jobs, .parallel = a.parallel, .force = a.force, .replication = a.replication};
+    if (!a.chunk_size.empty()) t.chunk_size = *ParseSize(a.chunk_size);  // validated by the flag
+    return PutTree(ctx, a.local, a.remote, t);
+  }
   int fd = STDIN_FILENO;
   std::string name = "stdin";
   if (a.local != "-") {
@@ -141,6 +153,11 @@ void ToStdout(Context& ctx, client::Client& c, const std::string& remote, const 
 }
 
 void Get(Context& ctx, const GetArgs& a) {
+  if (a.recursive) return GetTree(ctx, a.remote, a.local, {.jobs = a.jobs, .parallel = a.parallel});
+  if (a.resume) {
+    if (a.local == "-") return ctx.Fail(Status(Code::kInvalidArgument, "get -c needs a local file to resume, not stdout"));
+    return GetResume(ctx, a.remote, a.local, a.parallel);
+  }
   client::Client* c = ctx.Connect();
   if (c == nullptr) return;
   auto o = GetOptionsOf(a);
@@ -197,6 +214,11 @@ void AddPutFlags(CLI::App* p, PutArgs* put) {
               "once (the bytes leave this machine once instead of once per replica, at a hop's latency each)");
   p->add_flag("--no-parents", put->no_parents,
               "fail when REMOTE's folder does not exist (by default it is made, as mkdir -p would)");
+  p->add_flag("-R,--recursive", put->recursive,
+              "LOCAL is a folder: put the whole tree (also `-r DIR`, and implied when LOCAL is a folder)");
+  p->add_option("-j,--jobs", put->jobs, "with a folder: files in flight at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -205,12 +227,13 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   auto put = std::make_shared<PutArgs>();
   auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
   AddPutFlags(p, put.get());
-  p->add_option("LOCAL", put->local, "a local file, or - for stdin")->required();
+  p->add_option("LOCAL", put->local, "a local file or folder, or - for stdin")->required();
   p->add_option("REMOTE", put->remote,
                 "the path in dfs (missing folders are made), or an existing directory to put LOCAL into")
       ->required();
   p->callback([&ctx, put] { Put(ctx, *put); });
   Examples(p, {"dfs-cli put ./img.jpg /photos/2026/        # into the folder, as img.jpg",
+               "dfs-cli put -r ./photos /backup/ -j 8      # the tree, as /backup/photos",
                "tar c src | dfs-cli put -f - /backup/src.tar"});
 
   // The seed's -u REMOTE LOCAL (aliases.cc): put with the path in dfs first.
@@ -229,11 +252,16 @@ void RegisterDataCommands(CLI::App& app, Context& ctx) {
   g->add_option("--parallel", get->parallel, "chunks fetched at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  g->add_option("REMOTE", get->remote, "the file in dfs")->required();
+  g->add_flag("-r,-R,--recursive", get->recursive, "REMOTE is a folder: get the whole tree");
+  g->add_option("-j,--jobs", get->jobs, "with -r: files in flight at once")->check(CLI::Range(1, 64))->capture_default_str();
+  g->add_flag("-c,--continue", get->resume,
+              "resume into LOCAL.part (kept when a get -c fails or is killed) from the first chunk it lacks");
+  g->add_option("REMOTE", get->remote, "the file (or, with -r, folder) in dfs")->required();
   g->add_option("LOCAL", get->local, "a local file (written whole or not at all), a directory, or - for stdout")
       ->required();
   g->callback([&ctx, get] { Get(ctx, *get); });
-  Examples(g, {"dfs-cli get /photos/2026/img.jpg ./copy.jpg", "dfs-cli get /logs/today.log - | grep ERROR"});
+  Examples(g, {"dfs-cli get /photos/2026/img.jpg ./copy.jpg", "dfs-cli get /logs/today.log - | grep ERROR",
+               "dfs-cli get -r /photos ./restore -j 8", "dfs-cli get -c /images/debian.iso .   # again after a failure"});
 
   auto cat = std::make_shared<GetArgs>();
   auto* k = app.add_subcommand("cat", "write a file (or a byte range of it) to stdout");

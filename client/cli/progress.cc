@@ -112,6 +112,13 @@ void ProgressBar::Update(const client::Progress& p) {
   drawn_ = true;
 }
 
+void ProgressBar::Note(const std::string& line) {
+  if (drawn_) std::fputs("\r\x1b[K", stderr);
+  drawn_ = false;
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
 void ProgressBar::Finish(bool ok) {
   if (!enabled_) return;
   if (drawn_) std::fputs("\r\x1b[K", stderr);

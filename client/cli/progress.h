@@ -42,6 +42,11 @@ class ProgressBar {
   void Update(const client::Progress& p);
   // Clears the line; on success leaves "LABEL: SIZE in TIME (RATE)".
   void Finish(bool ok);
+  // Prints `line` (and a newline) on stderr above the bar, which the next
+  // Update draws again; printed when the bar is disabled too.
+  void Note(const std::string& line);
+  void set_label(std::string label) { label_ = std::move(label); }
+  bool enabled() const { return enabled_; }
 
   // The line Update draws, `width` columns at most (for tests of the layout).
   std::string Line(const client::Progress& p, double rate, size_t width) const;

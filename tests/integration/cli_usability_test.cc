@@ -354,5 +354,107 @@ TEST_F(CliUsabilityTest, EveryCommandHasHelpWithAnExample) {
   EXPECT_NE(u.out.find("dfs-cli -u /photos/2026/ ./img.jpg"), std::string::npos) << u.out;
 }
 
+// put -r and get -r of a tree: nested folders, an empty folder, empty
+// files, several files in flight; a file that cannot be read is named with
+// its error and fails the run, and everything else arrives.
+TEST_F(CliUsabilityTest, PutAndGetATree) {
+  namespace fs = std::filesystem;
+  const fs::path src = Local("src");
+  fs::create_directories(src / "a" / "b" / "c");
+  fs::create_directories(src / "empty");
+  std::vector<std::pair<std::string, std::string>> files{
+      {"top.txt", "top"}, {"a/one.bin", RandomBytes(3 << 20, 1)}, {"a/b/empty.txt", ""},
+      {"a/b/c/deep.bin", RandomBytes(300 << 10, 2)}, {"a/b/c/more.txt", "more"}};
+  for (int i = 0; i < 12; ++i) files.emplace_back("a/b/many" + std::to_string(i), RandomBytes(1000 + i, 10 + i));
+  for (const auto& [name, bytes] : files) WriteLocal((src / name).string(), bytes);
+  // A dangling link: the one file that cannot be read (as root, no mode bits stop a read).
+  fs::create_symlink(Local("nowhere"), src / "a" / "broken");
+
+  auto put = cluster_.Cli({"put", "-r", src.string(), "/tree", "-j", "3", "--chunk-size", "1M"});
+  EXPECT_EQ(put.exit_code, 1) << put.err;
+  EXPECT_NE(put.err.find("cannot open " + (src / "a" / "broken").string() + ": No such file or directory"),
+            std::string::npos) << put.err;
+  EXPECT_NE(put.err.find("put -r: 1 of 18 files failed"), std::string::npos) << put.err;
+  // /tree did not exist: it is the copy of src (cp -r's rule).
+  for (const auto& [name, bytes] : files) EXPECT_EQ(cluster_.Cli({"cat", "/tree/" + name}).out, bytes) << name;
+  EXPECT_EQ(Json({"stat", "/tree/empty"})["type"], "dir");
+  EXPECT_EQ(cluster_.Cli({"stat", "/tree/a/broken"}).exit_code, 1);
+  // Into an existing folder, under the tree's own name; -f replaces.
+  fs::remove(src / "a" / "broken");
+  auto again = cluster_.Cli({"-q", "put", "-R", src.string(), "/tree"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(cluster_.Cli({"cat", "/tree/src/a/b/c/more.txt"}).out, "more");
+  auto exists = cluster_.Cli({"put", "-r", src.string(), "/tree"});
+  EXPECT_EQ(exists.exit_code, 1);
+  EXPECT_NE(exists.err.find("file exists: /tree/src/top.txt (use -f to overwrite)"), std::string::npos) << exists.err;
+  EXPECT_EQ(cluster_.Cli({"put", "-f", "-r", "2", src.string(), "/tree"}).exit_code, 0);
+
+  // get -r back: the same tree, byte for byte, empty folder and files too.
+  auto get = cluster_.Cli({"get", "-r", "-j", "4", "/tree/src", Local("back")});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.err, "");
+  for (const auto& [name, bytes] : files) EXPECT_TRUE(ReadLocal(Local("back/" + name)) == bytes) << name;
+  EXPECT_TRUE(fs::is_directory(Local("back/empty")));
+  // Into an existing folder: under the remote folder's name.
+  ASSERT_EQ(cluster_.Cli({"-d", "-r", "/tree/src/a", Local("back")}).exit_code, 0);
+  EXPECT_EQ(ReadLocal(Local("back/a/b/c/more.txt")), "more");
+  // A file is no folder, and a folder needs -r.
+  auto not_dir = cluster_.Cli({"get", "-r", "/tree/top.txt", Local("x")});
+  EXPECT_EQ(not_dir.exit_code, 1);
+  EXPECT_NE(not_dir.err.find("not a directory: /tree/top.txt"), std::string::npos) << not_dir.err;
+  // A folder that cannot be written into: each file fails with its own error.
+  WriteLocal(Local("blocker"), "a file where a folder should go");
+  auto blocked = cluster_.Cli({"get", "-r", "/tree/src", Local("blocker/x")});
+  EXPECT_EQ(blocked.exit_code, 1);
+  EXPECT_NE(blocked.err.find("blocker/x"), std::string::npos) << blocked.err;
+  // -r N of put still names the replication.
+  ASSERT_EQ(cluster_.Cli({"put", "-r", "1", Local("src/top.txt"), "/r1"}).exit_code, 0);
+  EXPECT_EQ(Json({"stat", "/r1"})["replication"], 1);
+}
+
+// get -c keeps the leading chunks of LOCAL.part whose checksums match and
+// fetches the rest from the first that does not.
+TEST_F(CliUsabilityTest, GetContinueResumesFromTheFirstChunkItLacks) {
+  const std::string data = RandomBytes(40 << 20, 7);
+  WriteLocal(Local("in"), data);
+  ASSERT_EQ(cluster_.Cli({"-q", "put", "--chunk-size", "4M", Local("in"), "/big"}).exit_code, 0);
+  // Half a download, with a bad byte in chunk 3.
+  std::string part = data.substr(0, 22 << 20);
+  part[(3 << 22) + 5] ^= 0x40;
+  WriteLocal(Local("out.part"), part);
+  auto r = cluster_.Cli({"get", "-c", "/big", Local("out")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming /big at 12.0 MiB (3 of 10 chunks verified"), std::string::npos) << r.err;
+  EXPECT_TRUE(ReadLocal(Local("out")) == data);
+  EXPECT_FALSE(std::filesystem::exists(Local("out.part")));
+  // A .part longer than the file, from an older version: cut to what matches.
+  WriteLocal(Local("out2.part"), data + "tail of something else");
+  r = cluster_.Cli({"--json", "get", "-c", "/big", Local("out2")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["resumed_from"], 40 << 20);
+  EXPECT_TRUE(ReadLocal(Local("out2")) == data);
+  EXPECT_EQ(cluster_.Cli({"get", "-c", "/big", "-"}).exit_code, 1);
+
+  // A download killed halfway, then resumed: the whole file, once.
+  const std::string more = RandomBytes(128 << 20, 8);
+  WriteLocal(Local("in2"), more);
+  ASSERT_EQ(cluster_.Cli({"-q", "put", "-r", "1", "--chunk-size", "4M", Local("in2"), "/bigger"}).exit_code, 0);
+  Process get = Process::Start(CliArgv({"get", "-c", "--parallel", "1", "/bigger", Local("out3")}), Local("get.log"));
+  std::error_code ec;
+  WaitFor([&] {
+    const auto size = std::filesystem::file_size(Local("out3.part"), ec);  // (uintmax_t)-1 while missing
+    return (!ec && size >= (40u << 20)) || !get.running();
+  }, 60s);
+  get.Signal(SIGKILL);
+  const auto status = get.Wait(10s);
+  ASSERT_TRUE(status.has_value());
+  r = cluster_.Cli({"get", "-c", "/bigger", Local("out3")}, 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  if (*status == 128 + SIGKILL) {
+    EXPECT_NE(r.err.find("resuming /bigger at "), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(ReadLocal(Local("out3")) == more);
+}
+
 }  // namespace
 }  // namespace dfs::test
