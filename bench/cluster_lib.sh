@@ -32,6 +32,7 @@ bench_setup() {
   done
   command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
   WORK="$(mktemp -d "${BASE:-/tmp}/dfs-${BENCH_NAME%.sh}.XXXXXX")"
+  export XDG_CACHE_HOME="$WORK/cache"  # dfs-cli's file cache: the run's own, removed with it
   trap 'stop; [ -n "${DFS_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 }
 

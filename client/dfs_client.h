@@ -295,12 +295,13 @@ struct GetOptions {
 // down, came back or restarted; a chunk lost its last live replica or was
 // repaired.
 struct ClusterEvent {
-  std::string topic;     // "node.down", "node.up", "node.restarted", "chunk.lost", "chunk.repaired"
+  std::string topic;     // "node.down", "node.up", "node.restarted", "chunk.lost", "chunk.repaired", "file.changed"
   uint64_t sequence = 0;  // per master start, from 1: a gap means missed events
   int64_t unix_ms = 0;
   std::string node_id;    // node.* events
   std::string node_address;
   uint64_t chunk_id = 0;  // chunk.* events
+  std::string path;       // file.changed: contents at or under it changed
 };
 
 class EventWatch;

@@ -52,6 +52,7 @@ Result<std::vector<ClusterEvent>> EventWatch::Take() {
       c.node_address = e.node().address();
     }
     if (e.has_chunk()) c.chunk_id = e.chunk().chunk_id();
+    if (e.has_file()) c.path = e.file().path();
     out.push_back(std::move(c));
   }
   return out;

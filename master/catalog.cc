@@ -212,6 +212,7 @@ std::vector<uint64_t> Catalog::Mutate(const Key& key, msg::JournalRecord record,
     AnswerError(key, s);
     return {};
   }
+  if (on_change_ && result.changed) TellChanged(record, result);
   msg::ClientEnvelope reply;
   fill(result, reply);
   if (!result.changed) {
@@ -220,6 +221,20 @@ std::vector<uint64_t> Catalog::Mutate(const Key& key, msg::JournalRecord record,
     Journal(record, Pending{key, std::move(reply)});
   }
   return std::move(result.freed_chunks);
+}
+
+void Catalog::TellChanged(const msg::JournalRecord& record, const ApplyResult& result) const {
+  switch (record.op_case()) {
+    case msg::JournalRecord::kDelete: return on_change_(record.delete_().path());
+    case msg::JournalRecord::kRename:
+      on_change_(record.rename().source());
+      return on_change_(result.path);
+    case msg::JournalRecord::kInstallFile:
+      // A new file at a free path changes nothing a cache could hold.
+      if (record.install_file().overwrite()) on_change_(record.install_file().path());
+      return;
+    default: return;
+  }
 }
 
 void Catalog::Commit(const Key& key, msg::JournalRecord record, msg::ClientEnvelope reply) {

@@ -40,6 +40,8 @@ class Catalog {
   using Key = RetryCache::Key;
   // Fills a mutation's answer from what applying it did.
   using Fill = std::function<void(const ApplyResult&, msg::ClientEnvelope&)>;
+  // Told of each path whose contents a mutation changed (FileEvent).
+  using Changed = std::function<void(const std::string& path)>;
 
   struct Options {
     std::string dir;
@@ -93,6 +95,9 @@ class Catalog {
   void Commit(const Key& key, msg::JournalRecord record, msg::ClientEnvelope reply);
   void Answer(const Key& key, const msg::ClientEnvelope& reply);
   void AnswerError(const Key& key, const Status& error);
+  // Called as each overwrite, delete or rename is applied (before it is
+  // durable: for dropping cached copies, earlier is only safer).
+  void set_on_change(Changed on_change) { on_change_ = std::move(on_change); }
 
  private:
   struct Pending {
@@ -106,8 +111,11 @@ class Catalog {
   void StartCheckpoint();
   void ReapCheckpoint();
 
+  void TellChanged(const msg::JournalRecord& record, const ApplyResult& result) const;
+
   Options options_;
   bus::Outbox& clients_;
+  Changed on_change_;
   Namespace ns_;
   RetryCache retry_cache_{std::chrono::seconds(60), options_.retry_cache_bytes};
   CompletionQueue completions_;

@@ -54,6 +54,11 @@ Status MasterServer::Start() {
         Publish(topic, std::move(env));
       },
       node_socket_.get());
+  service_->set_on_change([this](const std::string& path) {
+    msg::EventEnvelope env;
+    env.mutable_event()->mutable_file()->set_path(path);
+    Publish("file.changed", std::move(env));
+  });
   AddHandlers();
 
   auto bind = [&](bus::Socket& socket, uint16_t port) -> Result<uint16_t> {

@@ -35,6 +35,8 @@ class MasterService {
   Status Open();
   // Flushes the journal and writes a checkpoint (clean shutdown).
   Status Close() { return catalog_.Close(); }
+  // file.changed events (Catalog::set_on_change).
+  void set_on_change(Catalog::Changed on_change) { catalog_.set_on_change(std::move(on_change)); }
 
   int completion_fd() const { return catalog_.completion_fd(); }
   // Answers mutations whose records became durable; an error means the

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/cli/commands.h"
+#include "common/flags.h"
 #include "common/logging.h"
 
 namespace dfs::cli {
@@ -24,6 +25,15 @@ std::unique_ptr<CLI::App> BuildApp(Context& ctx, bool one_shot) {
         // Takes effect as parsed: the commands run within the parse.
         ->each([](const std::string& v) { spdlog::set_level(spdlog::level::from_str(v)); })
         ->capture_default_str();
+    app->add_option("--cache-dir", ctx.cache_dir, "the file cache's folder (default $XDG_CACHE_HOME/dfs)");
+    app->add_option("--cache-ttl", ctx.cache_ttl,
+                    "serve a cached file with the master unreachable this long after it last confirmed it")
+        ->check(DurationFlag())
+        ->capture_default_str();
+    app->add_option("--cache-size", ctx.cache_size, "bytes the cache keeps (least recently used go first)")
+        ->check(SizeFlag())
+        ->capture_default_str();
+    app->add_flag("--no-cache", ctx.no_cache, "neither read from nor write to the file cache");
   }
   app->require_subcommand(1);
   app->footer(

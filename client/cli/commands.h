@@ -6,6 +6,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include "client/cli/output.h"
 #include "client/dfs_client.h"
+#include "client/file_cache.h"
 
 namespace dfs::cli {
 
@@ -24,9 +26,20 @@ struct Context {
   bool quiet = false;  // -q: no progress bars
   std::string log_level = "error";
   int exit_code = 0;
+  // The file cache's flags (--cache-dir, --cache-ttl, --cache-size, --no-cache).
+  std::string cache_dir;
+  std::string cache_ttl = "60s";
+  std::string cache_size = "1G";
+  bool no_cache = false;
 
   // Connects on first use; prints the error and sets exit_code 1 on failure.
   client::Client* Connect();
+  // The same, printing nothing (the cache decides what to say).
+  Result<client::Client*> TryConnect();
+  // The file cache, opened on first use; nullptr with --no-cache, or when
+  // its folder cannot be made (said once on stderr: the command goes on
+  // without it).
+  client::FileCache* Cache();
   // Prints `status` (one line) and sets exit_code 1.
   void Fail(const Status& status);
   // The shell's Ctrl-C: transfers stop while *flag is set (Client::set_interrupt).
@@ -44,6 +57,8 @@ struct Context {
 
   std::unique_ptr<client::Client> client_;
   const std::atomic<bool>* interrupt_ = nullptr;
+  std::optional<client::FileCache> cache_;
+  bool cache_tried_ = false;
 };
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx);

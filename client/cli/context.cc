@@ -1,5 +1,7 @@
 #include "client/cli/commands.h"
 
+#include "common/units.h"
+
 namespace dfs::cli {
 
 client::ClientOptions Context::Options() const {
@@ -17,16 +19,35 @@ Result<std::unique_ptr<client::Client>> Context::ConnectAnother() {
   return c;
 }
 
-client::Client* Context::Connect() {
+Result<client::Client*> Context::TryConnect() {
   if (client_) return client_.get();
-  auto c = client::Client::Connect(Options());
+  DFS_ASSIGN_OR_RETURN(client_, client::Client::Connect(Options()));
+  client_->set_interrupt(interrupt_);
+  return client_.get();
+}
+
+client::Client* Context::Connect() {
+  auto c = TryConnect();
   if (!c) {
     Fail(c.error());
     return nullptr;
   }
-  client_ = std::move(*c);
-  client_->set_interrupt(interrupt_);
-  return client_.get();
+  return *c;
+}
+
+client::FileCache* Context::Cache() {
+  if (no_cache) return nullptr;
+  if (!cache_tried_) {
+    cache_tried_ = true;
+    client::CacheOptions o;
+    o.dir = cache_dir;
+    o.ttl = *ParseDuration(cache_ttl);  // checked by the flag
+    o.max_bytes = *ParseSize(cache_size);
+    auto c = client::FileCache::Open(o, client::DefaultMaster(master_flag));
+    if (c) cache_.emplace(std::move(*c));
+    else PrintError(c.error().message() + "; going on without the cache (--no-cache says so)");
+  }
+  return cache_ ? &*cache_ : nullptr;
 }
 
 CLI::App* Examples(CLI::App* cmd, std::initializer_list<std::string_view> lines) {

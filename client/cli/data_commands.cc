@@ -12,10 +12,13 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "client/cli/commands.h"
 #include "client/cli/entry_format.h"
@@ -128,6 +131,11 @@ void Put(Context& ctx, const PutArgs& a) {
   o.progress_interval = ProgressBar::kInterval;
   auto r = c->Put(fd, name, *target, o);
   bar.Finish(r.has_value());
+  if (client::FileCache* cache = ctx.Cache()) {
+    // Write-through: the cache holds the new version (or, from a stream
+    // it cannot read again, nothing of the old one).
+    if (!r || a.local == "-" || !cache->Insert(*r, a.local).value_or(false)) cache->DropUnder(*target);
+  }
   if (!r) return ctx.Fail(PutHint(r.error()));
   if (ctx.out.json) PrintJson(StatJson(*r));
 }
@@ -144,6 +152,98 @@ Result<client::GetOptions> GetOptionsOf(const GetArgs& a) {
   return o;
 }
 
+bool Unreachable(const Status& s) { return s.code() == Code::kUnavailable || s.code() == Code::kTimedOut; }
+
+// Whether the cache answered a get or cat (served it, or failed it for
+// good), or the cluster must be read.
+enum class Cached { kAnswered, kFetch };
+
+// Serves `remote_arg` from the cache through `write` when the master
+// confirms the cached version, or when the master cannot be reached and it
+// confirmed the version within --cache-ttl (said on stderr). Past the TTL
+// an unreachable master is an error naming the cached copy's age.
+Cached FromCache(Context& ctx, const std::string& remote_arg,
+                 const std::function<Status(const client::FileCache::Entry&)>& write) {
+  client::FileCache* cache = ctx.Cache();
+  if (cache == nullptr) return Cached::kFetch;
+  auto c = ctx.TryConnect();
+  auto path = client::ResolvePath(remote_arg, c ? (*c)->working_directory() : std::string("/"));
+  if (!path) return Cached::kFetch;  // the cluster's path reports it
+  auto entry = cache->Lookup(*path);
+  Status why;
+  if (c) {
+    auto st = (*c)->Stat(*path);
+    if (st && entry && entry->Matches(*st)) {
+      Status s = write(*entry);
+      if (s.ok()) {
+        cache->Confirm(*entry);
+        return Cached::kAnswered;
+      }
+      if (s.code() != Code::kCorruption) {
+        if (!StdoutReaderGone()) ctx.Fail(s);
+        return Cached::kAnswered;
+      }
+      PrintError(s.message() + "; reading it from the cluster");
+      return Cached::kFetch;
+    }
+    if (st || !Unreachable(st.error())) {
+      if (entry) cache->DropUnder(*path);  // another version, or gone
+      return Cached::kFetch;
+    }
+    why = st.error();
+  } else {
+    if (!Unreachable(c.error())) {
+      ctx.Fail(c.error());
+      return Cached::kAnswered;
+    }
+    why = c.error();
+  }
+  // The master cannot be reached.
+  if (!entry) {
+    ctx.Fail(why);
+    return Cached::kAnswered;
+  }
+  const double age = std::chrono::duration<double>(entry->Age()).count();
+  const double ttl = std::chrono::duration<double>(cache->options().ttl).count();
+  if (age > ttl) {
+    ctx.Fail(Status(why.code(), fmt::format("{}; the cached copy of {} was last confirmed {} ago, past --cache-ttl {}: "
+                                            "not served", why.message(), *path, HumanDuration(age), HumanDuration(ttl))));
+    return Cached::kAnswered;
+  }
+  if (Status s = write(*entry); !s.ok()) {
+    if (!StdoutReaderGone()) ctx.Fail(s);
+    return Cached::kAnswered;
+  }
+  PrintError(fmt::format("{}; served {} from the cache (confirmed {} ago, within --cache-ttl {})", why.message(), *path,
+                         HumanDuration(age), HumanDuration(ttl)));
+  return Cached::kAnswered;
+}
+
+// A cached file (or the range `o` asks for) to standard output.
+Status ServeToStdout(const client::FileCache& cache, const client::FileCache::Entry& e, const client::GetOptions& o) {
+  std::fflush(stdout);
+  return cache.CopyTo(e, STDOUT_FILENO, o.offset, o.length);
+}
+
+// `fill` writes a file's bytes into a temporary beside `local`, renamed
+// over it only when it succeeds (as Client::Get does).
+Status WriteLocalFile(const std::string& local, const std::function<Status(int fd)>& fill) {
+  std::string tmp = local + ".tmp.XXXXXX";
+  std::vector<char> name(tmp.begin(), tmp.end());
+  name.push_back('\0');
+  UniqueFd fd(::mkstemp(name.data()));
+  if (fd.get() < 0) return Status::FromErrno(errno, local);
+  tmp.assign(name.data());
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  IgnoreError(::fchmod(fd.get(), 0666 & ~mask) == 0 ? Status::OK() : Status::FromErrno(errno, tmp));  // cosmetic
+  Status s = fill(fd.get());
+  if (s.ok() && ::close(fd.release()) != 0) s = Status::FromErrno(errno, tmp);
+  if (s.ok() && ::rename(tmp.c_str(), local.c_str()) != 0) s = Status::FromErrno(errno, local);
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
 // To standard output, in order; nothing else may write to it meanwhile. A
 // reader that leaves early (head) is no failure: cat(1) is quiet there too.
 void ToStdout(Context& ctx, client::Client& c, const std::string& remote, const client::GetOptions& o) {
@@ -158,12 +258,26 @@ void Get(Context& ctx, const GetArgs& a) {
     if (a.local == "-") return ctx.Fail(Status(Code::kInvalidArgument, "get -c needs a local file to resume, not stdout"));
     return GetResume(ctx, a.remote, a.local, a.parallel);
   }
-  client::Client* c = ctx.Connect();
-  if (c == nullptr) return;
   auto o = GetOptionsOf(a);
   if (!o) return ctx.Fail(o.error());
-  // Bytes on a terminal's stdout would be torn by the bar's redraws.
   const bool to_stdout = a.local == "-";
+  if (FromCache(ctx, a.remote, [&](const client::FileCache::Entry& e) -> Status {
+        if (to_stdout) return ServeToStdout(*ctx.Cache(), e, *o);
+        const std::string local = IsLocalDirectory(a.local) ? JoinPath(a.local, BaseName(e.path)) : a.local;
+        ProgressBar bar(ProgressWanted(ctx.quiet), local);  // no bar to draw: the summary line alone
+        DFS_RETURN_IF_ERROR(WriteLocalFile(local, [&](int fd) { return ctx.Cache()->CopyTo(e, fd); }));
+        bar.Update({.done = e.size, .total = e.size});
+        bar.Finish(true);
+        if (ctx.out.json) {
+          PrintJson({{"path", e.path}, {"local", local}, {"size", e.size}, {"checksum", e.checksum}, {"cached", true}});
+        }
+        return Status::OK();
+      }) == Cached::kAnswered) {
+    return;
+  }
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
+  // Bytes on a terminal's stdout would be torn by the bar's redraws.
   ProgressBar bar(ProgressWanted(ctx.quiet) && !(to_stdout && ::isatty(STDOUT_FILENO) == 1),
                   to_stdout ? a.remote : a.local);
   o->progress = bar.Hook();
@@ -181,16 +295,24 @@ void Get(Context& ctx, const GetArgs& a) {
   auto r = c->Get(a.remote, local, *o);
   bar.Finish(r.has_value());
   if (!r) return ctx.Fail(r.error());
+  if (client::FileCache* cache = ctx.Cache()) {
+    // A cache that fails costs only speed: the get is done.
+    if (auto in = cache->Insert(*r, local); !in) spdlog::debug("not cached: {}", in.error().ToString());
+  }
   if (ctx.out.json) {
     PrintJson({{"path", r->path}, {"local", local}, {"size", r->size}, {"checksum", r->checksum}});
   }
 }
 
 void Cat(Context& ctx, const GetArgs& a) {
-  client::Client* c = ctx.Connect();
-  if (c == nullptr) return;
   auto o = GetOptionsOf(a);
   if (!o) return ctx.Fail(o.error());
+  if (FromCache(ctx, a.remote, [&](const client::FileCache::Entry& e) { return ServeToStdout(*ctx.Cache(), e, *o); }) ==
+      Cached::kAnswered) {
+    return;
+  }
+  client::Client* c = ctx.Connect();
+  if (c == nullptr) return;
   ToStdout(ctx, *c, a.remote, *o);
 }
 
@@ -221,9 +343,47 @@ void AddPutFlags(CLI::App* p, PutArgs* put) {
       ->capture_default_str();
 }
 
+// dfs-cli cache [clear]: what the file cache holds, or empties it.
+void CacheCommand(Context& ctx, const std::string& action) {
+  client::FileCache* cache = ctx.Cache();
+  if (cache == nullptr) return ctx.Fail(Status(Code::kInvalidArgument, "the file cache is off (--no-cache)"));
+  if (action == "clear") {
+    const uint64_t n = cache->Clear();
+    if (ctx.out.json) return PrintJson({{"dir", cache->dir()}, {"cleared", n}});
+    std::printf("cleared %llu entr%s from %s\n", static_cast<unsigned long long>(n), n == 1 ? "y" : "ies",
+                cache->dir().c_str());
+    return;
+  }
+  const client::FileCache::Usage u = cache->Scan();
+  const double ttl = std::chrono::duration<double>(cache->options().ttl).count();
+  if (ctx.out.json) {
+    nlohmann::json entries = nlohmann::json::array();
+    for (const auto& e : u.list) {
+      entries.push_back({{"path", e.path}, {"size", e.size}, {"checksum", e.checksum}, {"confirmed", e.confirmed_ms}});
+    }
+    return PrintJson({{"dir", u.dir}, {"entries", u.entries}, {"bytes", u.bytes}, {"max_bytes", u.max_bytes},
+                      {"ttl_ms", cache->options().ttl.count()}, {"files", std::move(entries)}});
+  }
+  std::printf("%s: %llu file%s, %s of %s; served offline up to %s after the master last confirmed them\n", u.dir.c_str(),
+              static_cast<unsigned long long>(u.entries), u.entries == 1 ? "" : "s", FormatSize(u.bytes).c_str(),
+              FormatSize(u.max_bytes).c_str(), HumanDuration(ttl).c_str());
+  if (u.list.empty()) return;
+  std::vector<std::vector<std::string>> rows{{"SIZE", "CONFIRMED", "PATH"}};
+  for (const auto& e : u.list) {
+    rows.push_back({FormatSize(e.size), HumanDuration(std::chrono::duration<double>(e.Age()).count()) + " ago", e.path});
+  }
+  std::fputs(FormatTable(rows, {0, 1}).c_str(), stdout);
+}
+
 }  // namespace
 
 void RegisterDataCommands(CLI::App& app, Context& ctx) {
+  auto action = std::make_shared<std::string>();
+  auto* ch = app.add_subcommand("cache", "show what the local file cache holds, or clear it");
+  ch->add_option("ACTION", *action, "clear: remove every cached file")->check(CLI::IsMember({"clear"}));
+  ch->callback([&ctx, action] { CacheCommand(ctx, *action); });
+  Examples(ch, {"dfs-cli cache", "dfs-cli cache clear", "dfs-cli --no-cache get /big.iso .   # neither read nor fill it"});
+
   auto put = std::make_shared<PutArgs>();
   auto* p = app.add_subcommand("put", "store a local file (or stdin, '-') in dfs");
   AddPutFlags(p, put.get());

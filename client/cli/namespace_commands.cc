@@ -56,6 +56,7 @@ void Remove(Context& ctx, const PathsArgs& a, bool directory_only) {
       continue;
     }
     auto resolved = client::ResolvePath(p, c->working_directory());
+    if (client::FileCache* cache = ctx.Cache(); cache != nullptr && resolved) cache->DropUnder(*resolved);
     removed.push_back({{"path", resolved ? *resolved : p},
                        {"files", r->files},
                        {"directories", r->directories},
@@ -70,8 +71,12 @@ void Move(Context& ctx, const PairArgs& a) {
   if (c == nullptr) return;
   auto r = c->Rename(a.source, a.destination);
   if (!r) return ctx.Fail(r.error());
+  auto src = client::ResolvePath(a.source, c->working_directory());
+  if (client::FileCache* cache = ctx.Cache(); cache != nullptr && src) {
+    cache->DropUnder(*src);
+    cache->DropUnder(*r);
+  }
   if (ctx.out.json) {
-    auto src = client::ResolvePath(a.source, c->working_directory());
     PrintJson({{"source", src ? *src : a.source}, {"path", *r}});  // path: where it is now
   }
 }

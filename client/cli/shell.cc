@@ -143,6 +143,11 @@ std::vector<std::string> Shell::Notices() {
   auto events = events_->Take();
   if (!events) return out;
   for (const auto& e : *events) {
+    if (e.topic == "file.changed") {
+      // Another client changed it: never serve the old bytes, even offline.
+      if (client::FileCache* cache = ctx_.Cache()) cache->DropUnder(e.path);
+      continue;
+    }
     std::string line = Notice(e);
     if (!line.empty()) out.push_back(std::move(line));
   }
@@ -332,6 +337,7 @@ int Shell::Interactive() {
     }
     (*editor)->Remember(*line);
     ClearInterrupt();
+    for (const auto& n : Notices()) std::printf("%s\n", n.c_str());  // and what changed while the line was typed
     status = Execute(*line);
     // A Ctrl-C meanwhile was for the command (the terminal echoed ^C, a
     // transfer said "interrupted"), not for the next line.
@@ -359,7 +365,7 @@ int Shell::Run() {
     return Script(in);
   }
   if (::isatty(STDIN_FILENO) != 1) return Script(std::cin);
-  auto watch = client_->WatchEvents("node.");
+  auto watch = client_->WatchEvents("");  // nodes for the notices, files for the cache
   if (watch) events_ = std::move(*watch);
   else PrintError("no notices of nodes going down: " + watch.error().message());
   return Interactive();

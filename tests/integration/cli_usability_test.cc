@@ -456,5 +456,140 @@ TEST_F(CliUsabilityTest, GetContinueResumesFromTheFirstChunkItLacks) {
   EXPECT_TRUE(ReadLocal(Local("out3")) == more);
 }
 
+// The client cache (issue 21, item 5): a put writes through, a get of the
+// version the master confirms is served with every node down, another
+// client's overwrite or delete is never served stale, and `cache` shows it.
+TEST_F(CliUsabilityTest, CacheServesOnlyTheVersionTheMasterConfirms) {
+  const std::string v1 = RandomBytes(3 << 20, 21);
+  const std::string v2 = RandomBytes(2 << 20, 22);
+  WriteLocal(Local("v1"), v1);
+  WriteLocal(Local("v2"), v2);
+  ASSERT_EQ(cluster_.Cli({"-q", "put", Local("v1"), "/f"}).exit_code, 0);
+  auto show = Json({"cache"});
+  ASSERT_EQ(show["entries"], 1) << show;
+  EXPECT_EQ(show["files"][0]["path"], "/f");
+  EXPECT_EQ(show["bytes"], 3 << 20);
+
+  // Another client (a cache of its own) overwrites: the next get reads v2.
+  const std::string other = "--cache-dir=" + Local("other-cache");
+  ASSERT_EQ(cluster_.Cli({other, "-q", "put", "-f", Local("v2"), "/f"}).exit_code, 0);
+  auto g = cluster_.Cli({"get", "/f", Local("out")});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_TRUE(ReadLocal(Local("out")) == v2);
+  EXPECT_EQ(cluster_.Cli({"cat", "/f"}).out, v2);
+
+  // Every node down: the version the master confirms is served from the cache.
+  for (int i = 0; i < cluster_.node_count(); ++i) cluster_.KillNode(i);
+  g = cluster_.Cli({"--json", "get", "/f", Local("out2")});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(g.err, "");
+  EXPECT_EQ(json::parse(g.out)["cached"], true);
+  EXPECT_TRUE(ReadLocal(Local("out2")) == v2);
+  EXPECT_EQ(cluster_.Cli({"cat", "--offset", "1M", "--length", "10", "/f"}).out, v2.substr(1 << 20, 10));
+  // --no-cache goes to the nodes, which are down.
+  EXPECT_EQ(cluster_.Cli({"--no-cache", "get", "/f", Local("out3")}, 30s).exit_code, 1);
+
+  // Another client deletes it: not served, though the bytes are cached.
+  ASSERT_EQ(cluster_.Cli({other, "rm", "/f"}).exit_code, 0);
+  g = cluster_.Cli({"get", "/f", Local("out4")});
+  EXPECT_EQ(g.exit_code, 1);
+  EXPECT_NE(g.err.find("no such file or directory: /f"), std::string::npos) << g.err;
+  EXPECT_EQ(Json({"cache"})["entries"], 0);
+
+  auto cleared = cluster_.Cli({"cache", "clear"});
+  EXPECT_EQ(cleared.exit_code, 0) << cleared.err;
+  EXPECT_NE(cleared.out.find("cleared"), std::string::npos) << cleared.out;
+  EXPECT_EQ(cluster_.Cli({"--no-cache", "cache"}).exit_code, 1);
+}
+
+// With the master unreachable a cached file is served within --cache-ttl of
+// the master's last confirmation (and says so), and refused past it.
+TEST_F(CliUsabilityTest, CacheServesOfflineWithinTheTtlOnly) {
+  const std::string data = RandomBytes(1 << 20, 23);
+  WriteLocal(Local("in"), data);
+  ASSERT_EQ(cluster_.Cli({"-q", "put", Local("in"), "/g"}).exit_code, 0);
+  ASSERT_EQ(cluster_.Cli({"get", "/g", Local("warm")}).exit_code, 0);  // confirmed now
+  cluster_.KillMaster();
+  for (int i = 0; i < cluster_.node_count(); ++i) cluster_.KillNode(i);
+  auto g = cluster_.Cli({"--timeout", "0.2", "get", "/g", Local("out")});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.err.find("cannot reach the master"), std::string::npos) << g.err;
+  EXPECT_NE(g.err.find("served /g from the cache (confirmed "), std::string::npos) << g.err;
+  EXPECT_TRUE(ReadLocal(Local("out")) == data);
+  EXPECT_EQ(cluster_.Cli({"--timeout", "0.2", "cat", "/g"}).out, data);
+  // Past the TTL: refused, naming the copy's age; nothing written.
+  g = cluster_.Cli({"--timeout", "0.2", "--cache-ttl", "1ms", "get", "/g", Local("late")});
+  EXPECT_EQ(g.exit_code, 1);
+  EXPECT_NE(g.err.find("past --cache-ttl"), std::string::npos) << g.err;
+  EXPECT_FALSE(std::filesystem::exists(Local("late")));
+  // Never cached: the master's error alone.
+  g = cluster_.Cli({"--timeout", "0.2", "get", "/never", Local("never")});
+  EXPECT_EQ(g.exit_code, 1);
+  EXPECT_NE(g.err.find("cannot reach the master"), std::string::npos) << g.err;
+}
+
+// Least recently confirmed entries go first once the cache is over its
+// size; a file over a quarter of it is not cached at all.
+TEST_F(CliUsabilityTest, CacheEvictsTheLeastRecentlyUsedBySize) {
+  const std::vector<std::string> flags{"--cache-size", "2M"};
+  for (int i = 0; i < 5; ++i) {
+    WriteLocal(Local("f" + std::to_string(i)), RandomBytes(500 << 10, 30 + static_cast<uint64_t>(i)));
+    std::vector<std::string> a = flags;
+    a.insert(a.end(), {"-q", "put", Local("f" + std::to_string(i)), "/f" + std::to_string(i)});
+    ASSERT_EQ(cluster_.Cli(a).exit_code, 0);
+    if (i == 3) {
+      // f0 used again: f1 is now the least recent.
+      std::vector<std::string> get = flags;
+      get.insert(get.end(), {"get", "/f0", Local("again")});
+      ASSERT_EQ(cluster_.Cli(get).exit_code, 0);
+    }
+  }
+  auto show = Json({"cache"});
+  std::vector<std::string> paths;
+  for (const auto& f : show["files"]) paths.push_back(f["path"]);
+  EXPECT_LE(show["bytes"].get<uint64_t>(), uint64_t{2} << 20) << show;
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), "/f1"), 0) << show;
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), "/f0"), 1) << show;
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), "/f4"), 1) << show;
+  WriteLocal(Local("big"), RandomBytes(600 << 10, 40));
+  ASSERT_EQ(cluster_.Cli({"--cache-size", "2M", "-q", "put", Local("big"), "/big"}).exit_code, 0);
+  EXPECT_EQ(Json({"cache"})["files"].size(), paths.size()) << "a file over a quarter of the cache is not cached";
+}
+
+// A damaged or torn entry is never served: the bytes come from the cluster
+// and the entry is dropped; a temporary a killed client left is ignored.
+TEST_F(CliUsabilityTest, CacheNeverServesADamagedEntry) {
+  namespace fs = std::filesystem;
+  const std::string data = RandomBytes(2 << 20, 24);
+  WriteLocal(Local("in"), data);
+  ASSERT_EQ(cluster_.Cli({"-q", "put", Local("in"), "/h"}).exit_code, 0);
+  std::string entry;
+  for (const auto& e : fs::recursive_directory_iterator(cluster_.root() + "/cache")) {
+    if (e.is_regular_file() && e.path().filename() != "path") entry = e.path().string();
+  }
+  ASSERT_FALSE(entry.empty());
+  // A temporary of a client killed while filling the cache: never an entry.
+  WriteLocal(fs::path(entry).parent_path().string() + "/.tmp-0123456789abcdef", "torn");
+  std::string bad = data;
+  bad[12345] ^= 1;
+  WriteLocal(entry, bad);
+  auto g = cluster_.Cli({"get", "/h", Local("out")});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.err.find("cached copy of /h is damaged"), std::string::npos) << g.err;
+  EXPECT_TRUE(ReadLocal(Local("out")) == data);
+  // Through a pipe too: not one bad byte goes out before the check.
+  ASSERT_EQ(cluster_.Cli({"get", "/h", Local("refill")}).exit_code, 0);
+  WriteLocal(entry, bad);
+  auto c = cluster_.Cli({"cat", "/h"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_TRUE(c.out == data);
+  // Cut short (a torn write): not an entry at all.
+  WriteLocal(entry, data.substr(0, 1000));
+  c = cluster_.Cli({"cat", "/h"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.err, "");
+  EXPECT_TRUE(c.out == data);
+}
+
 }  // namespace
 }  // namespace dfs::test

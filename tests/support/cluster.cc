@@ -42,6 +42,9 @@ uint16_t PortFrom(const std::string& text, const std::string& key) {
 
 MiniCluster::MiniCluster(ClusterOptions options) : options_(std::move(options)), root_(MakeRoot()) {
   master_dir_ = root_ + "/master";
+  // Every dfs-cli this test starts keeps its file cache in the test's own
+  // folder, never in the user's (one test per process: the variable is ours).
+  ::setenv("XDG_CACHE_HOME", (root_ + "/cache").c_str(), 1);
 }
 
 MiniCluster::~MiniCluster() {
