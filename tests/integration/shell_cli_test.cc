@@ -292,5 +292,43 @@ TEST_F(ShellCliTest, NoCommandOutsideATerminalIsAUsageError) {
   EXPECT_NE(r.err.find("a command is required"), std::string::npos) << r.err;
 }
 
+// The shell drops a cached file as soon as the master's file.changed event
+// says another client changed it, so even with the master gone afterwards
+// (when a cached copy is served on its age alone) the old bytes never come
+// back; a one-shot client would serve it within --cache-ttl then.
+TEST_F(ShellCliTest, CachedFilesAreDroppedOnAnotherClientsChange) {
+  WriteLocal(Local("v1"), "version one\n");
+  WriteLocal(Local("v2"), "version two\n");
+  PtySession s({DFS_CLI_BIN, "--master", cluster_.master_address(), "--timeout", "0.3", "shell"},
+               {"TERM=xterm", "DFS_HISTORY=", "LC_ALL=C.UTF-8"});
+  ASSERT_TRUE(s.started());
+  ASSERT_TRUE(s.Expect(":/> ")) << s.screen();
+  s.Send("lcd " + cluster_.root() + "\r");
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  s.Send("put v1 /f\r");
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  s.Send("put v1 /kept\r");
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  s.Send("cache\r");
+  ASSERT_TRUE(s.Expect("2 files")) << s.Unmatched();
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  // Another client, with a cache of its own, overwrites /f.
+  ASSERT_EQ(cluster_.Cli({"--cache-dir", Local("other"), "put", "-f", Local("v2"), "/f"}).exit_code, 0);
+  s.Send("pwd\r");
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  cluster_.KillMaster();
+  s.Send("get /f out\r");
+  ASSERT_TRUE(s.Expect(":/> ", 30s)) << s.Unmatched();
+  EXPECT_EQ(s.screen().find("served /f from the cache"), std::string::npos) << s.screen();
+  EXPECT_FALSE(std::filesystem::exists(Local("out")));
+  // What no event touched is still served on its age.
+  s.Send("get /kept kept\r");
+  ASSERT_TRUE(s.Expect("served /kept from the cache", 30s)) << s.Unmatched();
+  ASSERT_TRUE(s.Expect(":/> ")) << s.Unmatched();
+  EXPECT_EQ(ReadLocal(Local("kept")), "version one\n");
+  s.Send("\x04");
+  EXPECT_EQ(s.WaitExit(), 0);
+}
+
 }  // namespace
 }  // namespace dfs::test
