@@ -79,6 +79,46 @@ std::vector<std::string> Names(const std::string& dir) {
   return out;
 }
 
+// CRC32C and length of `fd`'s bytes from its start (pread: its position stays).
+Result<std::pair<uint32_t, uint64_t>> Checksum(int fd, const std::string& what) {
+  std::vector<std::byte> buf(kBlock);
+  uint32_t crc = 0;
+  uint64_t off = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, what);
+    if (n == 0) return std::pair{crc, off};
+    crc = Crc32c(std::span(buf.data(), static_cast<size_t>(n)), crc);
+    off += static_cast<uint64_t>(n);
+  }
+}
+
+// `size` bytes of `in` from its start to `out` at its position (0: a new
+// file): a reflink where the file system shares blocks (btrfs, XFS), else
+// a copy in the kernel, else read and write.
+Status CopyFile(int in, int out, uint64_t size, const std::string& what) {
+  if (::lseek(out, 0, SEEK_CUR) == 0 && ::ioctl(out, FICLONE, in) == 0) {
+    return ::lseek(out, static_cast<off_t>(size), SEEK_SET) < 0 ? Status::FromErrno(errno, what) : Status::OK();
+  }
+  loff_t from = 0;
+  while (static_cast<uint64_t>(from) < size) {
+    const ssize_t n = ::copy_file_range(in, &from, out, nullptr, size - static_cast<uint64_t>(from), 0);
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    if (n < 0 && from == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+    return Status::FromErrno(n < 0 ? errno : EIO, what);
+  }
+  std::vector<std::byte> buf(kBlock);
+  while (static_cast<uint64_t>(from) < size) {
+    const ssize_t n = ::pread(in, buf.data(), std::min<uint64_t>(kBlock, size - static_cast<uint64_t>(from)), from);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::FromErrno(n < 0 ? errno : EIO, what);
+    DFS_RETURN_IF_ERROR(WriteAll(out, buf.data(), static_cast<size_t>(n), what));
+    from += n;
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 std::string DefaultCacheDir() {
@@ -181,21 +221,7 @@ Status FileCache::CopyTo(const Entry& entry, int fd, uint64_t offset, uint64_t l
   // cache, at ISA-L's CRC speed), then shared by a reflink where the file
   // system has them (btrfs, XFS: no byte copied) or copied in the kernel.
   DFS_RETURN_IF_ERROR(pass(false));
-  const off_t base = ::lseek(fd, 0, SEEK_CUR);
-  if (base == 0 && ::ioctl(fd, FICLONE, in.get()) == 0) {
-    return ::lseek(fd, static_cast<off_t>(entry.size), SEEK_SET) < 0 ? Status::FromErrno(errno, "output") : Status::OK();
-  }
-  loff_t from = 0;
-  while (static_cast<uint64_t>(from) < entry.size) {
-    const ssize_t n = ::copy_file_range(in.get(), &from, fd, nullptr, entry.size - static_cast<uint64_t>(from), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n > 0) continue;
-    if (n < 0 && from == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-      return pass(true);  // no kernel copy between these files
-    }
-    return Status::FromErrno(n < 0 ? errno : EIO, "output");
-  }
-  return Status::OK();
+  return CopyFile(in.get(), fd, entry.size, "output");
 }
 
 void FileCache::Confirm(const Entry& entry) const {
@@ -230,25 +256,15 @@ Result<bool> FileCache::Insert(const FileStatus& status, const std::string& sour
   const std::string tmp = entry_dir + "/.tmp-" + fmt::format("{:016x}", RandomU64());
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (out.get() < 0) return Status::FromErrno(errno, tmp);
-  std::vector<std::byte> buf(kBlock);
-  uint32_t crc = 0;
-  uint64_t total = 0;
+  // Checked first (the file was just written: a read of the page cache),
+  // then copied in the kernel; the copy's bytes are checked on every serve.
   Status s;
-  for (;;) {
-    const ssize_t n = ::read(in.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      s = Status::FromErrno(errno, source);
-      break;
-    }
-    if (n == 0) break;
-    crc = Crc32c(std::span(buf.data(), static_cast<size_t>(n)), crc);
-    total += static_cast<uint64_t>(n);
-    s = WriteAll(out.get(), buf.data(), static_cast<size_t>(n), tmp);
-    if (!s.ok()) break;
-  }
-  if (s.ok() && (total != status.size || crc != status.checksum)) {
-    s = Status(Code::kCorruption, fmt::format("{} changed while it was cached", source));
+  if (auto sum = Checksum(in.get(), source); !sum) {
+    s = sum.error();
+  } else if (sum->second != status.size || sum->first != status.checksum) {
+    s = Status(Code::kCorruption, fmt::format("{} is not the version read (changed meanwhile?)", source));
+  } else {
+    s = CopyFile(in.get(), out.get(), status.size, tmp);
   }
   const std::string name = VersionName(status);
   if (s.ok() && ::rename(tmp.c_str(), (entry_dir + "/" + name).c_str()) != 0) s = Status::FromErrno(errno, entry_dir);

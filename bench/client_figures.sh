@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 21's client figures, on a fresh local cluster (3 nodes):
+#   cache: a 64 MiB get served from the file cache against the first, cold
+#          get that filled it (the cache cleared before each round), side by
+#          side, and a get with --no-cache beside them;
+#   ls:    `dfs-cli ls` of a folder of 10,000 entries against an empty one
+#          (the difference is what the listing costs beyond start-up).
+# Medians of --runs rounds; every command is timed from fork to exit.
+#   bench/client_figures.sh [--runs N] [--entries N] [BUILD]   (BUILD: build/release)
+set -euo pipefail
+RUNS=7
+ENTRIES=10000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --entries) ENTRIES="$2"; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) break ;;
+  esac
+done
+# shellcheck source=bench/cluster_lib.sh
+source "$(dirname "$0")/cluster_lib.sh"
+bench_setup client_figures.sh "${1:-}"
+
+start_master "$WORK"
+for i in 1 2 3; do start_node "$WORK" "$i"; done
+wait_alive 3
+
+# ms of one command, fork to exit.
+ms() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 ))
+}
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
+
+head -c $((64 << 20)) /dev/urandom > "$WORK/f64"
+cli -q --no-cache put "$WORK/f64" /f64
+: > "$WORK/cold"; : > "$WORK/cached"; : > "$WORK/nocache"; : > "$WORK/ratio"
+for r in $(seq "$RUNS"); do
+  cli cache clear >/dev/null
+  c=$(ms cli -q get /f64 "$WORK/out")
+  h=$(ms cli -q get /f64 "$WORK/out")
+  n=$(ms cli -q --no-cache get /f64 "$WORK/out2")
+  cmp -s "$WORK/f64" "$WORK/out" || die "the cached get returned other bytes"
+  echo "$c" >> "$WORK/cold"; echo "$h" >> "$WORK/cached"; echo "$n" >> "$WORK/nocache"
+  awk -v c="$c" -v h="$h" 'BEGIN {printf "%d\n", c / h * 1000}' >> "$WORK/ratio"
+  echo "round $r: cold $((c / 1000)) ms, cached $((h / 1000)) ms, --no-cache $((n / 1000)) ms"
+done
+echo "64 MiB get: cold (fills the cache) $(median < "$WORK/cold") ms, from the cache $(median < "$WORK/cached") ms," \
+     "--no-cache $(median < "$WORK/nocache") ms; cold/cached $(sort -n "$WORK/ratio" | median | awk '{printf "%.2f", $1}')x (median of $RUNS)"
+
+{ echo "mkdir -p /many"; for i in $(seq -f "%05g" 1 "$ENTRIES"); do echo "mkdir /many/e-$i"; done; } |
+  cli shell -e >/dev/null || die "making $ENTRIES entries failed"
+cli mkdir -p /empty
+: > "$WORK/lsmany"; : > "$WORK/lsempty"; : > "$WORK/lsdiff"
+for r in $(seq "$RUNS"); do
+  e=$(ms cli ls /empty)
+  m=$(ms cli ls /many)
+  echo "$e" >> "$WORK/lsempty"; echo "$m" >> "$WORK/lsmany"; echo $((m - e)) >> "$WORK/lsdiff"
+done
+[ "$(cli ls /many | wc -l)" -eq "$ENTRIES" ] || die "ls /many did not list $ENTRIES entries"
+echo "ls of $ENTRIES entries $(median < "$WORK/lsmany") ms, of an empty folder $(median < "$WORK/lsempty") ms;" \
+     "beyond start-up $(median < "$WORK/lsdiff") ms (median of $RUNS)"
