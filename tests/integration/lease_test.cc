@@ -272,5 +272,33 @@ TEST_F(LeaseTest, TooFewLiveNodesIsAClearError) {
   EXPECT_EQ(placed.error().message(), "replication 3 needs 3 live nodes, 1 alive");
 }
 
+// A write in flight when the master restarts: the new master knows no
+// lease, so its writer cannot complete on it; the path is free for another
+// writer, and the first writer's later chunks and completion are refused
+// with a clear error. Nothing of the first write becomes visible, and the
+// file the second writer completed stays whole.
+TEST_F(LeaseTest, AWriteAcrossAMasterRestartIsNeverCompletedTwice) {
+  PipedCli writer({"--master", cluster_.master_address(), "put", "-f", "-r", "1", "--chunk-size", "4K", "--frame-size",
+                   "4K", "-", "/w"},
+                  cluster_.root());
+  ASSERT_TRUE(writer.Write(std::string(64 * 1024, 'x')));
+  ASSERT_TRUE(WaitFor([&] { return VolumeBytes(cluster_.node_dir(0)) > 0; }, 30s))
+      << "the writer stored nothing: " << writer.err();
+  cluster_.KillMaster();
+  ASSERT_TRUE(cluster_.StartMaster());
+  ASSERT_TRUE(cluster_.WaitForAliveNodes(1, 10s));
+  // Another writer takes the path the restarted master sees free.
+  auto second = cluster_.Cli({"put", "-r", "1", "-", "/w"}, 60s, "the second writer's bytes");
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  // The first goes on and finishes its input: refused, never installed.
+  IgnoreError(writer.Write(std::string(64 * 1024, 'y')) ? Status::OK() : Status::IOError("the writer left early"));
+  const auto code = writer.Finish(60s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << writer.err();
+  EXPECT_NE(writer.err().find("/w"), std::string::npos) << writer.err();
+  EXPECT_EQ(writer.err().find('\n'), writer.err().size() - 1) << "one line: " << writer.err();
+  EXPECT_EQ(cluster_.Cli({"cat", "/w"}).out, "the second writer's bytes");
+}
+
 }  // namespace
 }  // namespace dfs::test

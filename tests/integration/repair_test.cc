@@ -565,5 +565,47 @@ TEST_F(ScrubTest, BytesFlippedOnDiskAreFoundNeverServedAndRepaired) {
   EXPECT_TRUE(c2.out == data);
 }
 
+// A master killed while re-replication copies run (node writes capped so
+// copies take a while): the new master learns the locations from the
+// nodes' reports, waits out its hold-off, and repairs what is still short;
+// every chunk ends with exactly its three replicas and the file reads back.
+TEST(RepairAcrossRestart, AMasterKilledDuringReReplicationRepairsAfterItsRestart) {
+  MiniCluster c({.nodes = 4,
+                 .dead_after = "60s",
+                 .master_args = {"--repair-holdoff", "1s"},
+                 .node_args = {"--volume-max-chunk", "0", "--max-write-rate", "6M"}});
+  ASSERT_TRUE(c.Start());
+  const std::string data = RandomBytes(12 * kChunk, 31);
+  WriteLocal(c.root() + "/in", data);
+  ASSERT_EQ(c.Cli({"-q", "put", "-r", "3", "--chunk-size", "1M", c.root() + "/in", "/f"}, 120s).exit_code, 0);
+  auto replicas = [&] {
+    size_t n = 0;
+    for (int i = 0; i < c.node_count(); ++i) {
+      if (c.node(i).running()) n += ChunkFiles(c.node_dir(i)).size();
+    }
+    return n;
+  };
+  auto fsck = [&] {
+    auto f = c.Cli({"--json", "fsck", "/"});
+    auto j = nlohmann::json::parse(f.out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  };
+  ASSERT_EQ(replicas(), 12u * 3);
+  int victim = 0;
+  for (int i = 1; i < c.node_count(); ++i) {
+    if (ChunkFiles(c.node_dir(i)).size() > ChunkFiles(c.node_dir(victim)).size()) victim = i;
+  }
+  c.KillNode(victim);
+  ASSERT_TRUE(WaitFor([&] { return fsck().value("repairing", 0) > 0; }, 30s)) << fsck().dump();
+  c.KillMaster();  // copies in flight: some land, some do not
+  ASSERT_TRUE(c.StartMaster());
+  ASSERT_TRUE(c.WaitForAliveNodes(3, 20s));
+  ASSERT_TRUE(WaitFor([&] { return fsck().value("healthy", false); }, 90s)) << fsck().dump();
+  EXPECT_TRUE(WaitFor([&] { return replicas() == 12u * 3; }, 30s)) << replicas() << " replicas on disk";
+  auto cat = c.Cli({"cat", "/f"});
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_TRUE(cat.out == data);
+}
+
 }  // namespace
 }  // namespace dfs::test
