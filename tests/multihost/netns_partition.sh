@@ -89,7 +89,7 @@ for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^dfsnp-[0-9]+-[0-9a-f]+-/ {pr
   pid="${ns#dfsnp-}"
   pid="${pid%%-*}"
   if [ ! -d "/proc/$pid" ] && [ -z "$(ip netns pids "$ns" 2>/dev/null)" ]; then
-    ip netns del "$ns" 2>/dev/null && echo "$NAME: removed namespace $ns, left by a run that was killed"
+    if ip netns del "$ns" 2>/dev/null; then echo "$NAME: removed namespace $ns, left by a run that was killed"; fi
   fi
 done
 
@@ -106,7 +106,7 @@ FAILED=1   # until the end is reached
 cleanup() {
   local rc=$? ns pid
   set +e
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   # Anything else still inside our namespaces (a dfs-cli cut off mid-call).
@@ -115,7 +115,7 @@ cleanup() {
   done
   for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-    if [ "$FAILED" = 1 ] && [ "$rc" != 77 ]; then
+    if [ "$FAILED" = 1 ] && [ "$rc" != 77 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; then
       for log in "$WORK"/*.log; do
         [ -f "$log" ] || continue
         echo "---- last lines of $(basename "$log") ----" >&2
@@ -131,6 +131,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A command that fails outside the checks below (set -e) still says where.
+trap 'fail "line $LINENO: $BASH_COMMAND (exit status $?)"' ERR
 trap 'echo "$NAME: interrupted" >&2; exit 130' INT
 trap 'echo "$NAME: terminated" >&2; exit 143' TERM
 
@@ -141,6 +143,10 @@ fi
 NETNS+=("$BR")
 if ! err=$(ip -n "$BR" link add br0 type bridge 2>&1) || ! err=$(ip -n "$BR" link set br0 up 2>&1); then
   skip "needs root and network namespaces with a bridge (ip link add type bridge: ${err:-failed})"
+fi
+# ip netns exec mounts a /sys of the namespace's own (a chroot may refuse).
+if ! err=$(ip netns exec "$BR" true 2>&1); then
+  skip "needs root and network namespaces (ip netns exec: ${err:-failed})"
 fi
 
 # add_host NAME ADDRESS: namespace $P-NAME, its eth0 paired with port
