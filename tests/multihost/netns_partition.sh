@@ -79,6 +79,7 @@ MASTER_BIN="$(realpath "$MASTER_BIN")" NODE_BIN="$(realpath "$NODE_BIN")" CLI_BI
 # --- Can this machine do it at all? ------------------------------------------
 [ "$(id -u)" -eq 0 ] || skip "needs root and network namespaces (not root: run it with sudo)"
 command -v ip >/dev/null 2>&1 || skip "needs root and network namespaces (no 'ip' command: install iproute2)"
+command -v nsenter >/dev/null 2>&1 || skip "needs root and network namespaces (no 'nsenter' command: install util-linux)"
 for tool in python3 cmp sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is needed"
 done
@@ -98,6 +99,8 @@ done
 # inside those namespaces only (nothing is made in the caller's namespace).
 P="dfsnp-$$-$(printf '%04x' $((RANDOM % 65536)))"
 BR="$P-br"
+# Where ip netns add pins the namespaces (iproute2's NETNS_RUN_DIR).
+NETNS_DIR=/var/run/netns
 NETNS=()   # made so far, deleted on exit
 PIDS=()    # daemons started, killed on exit
 WORK=""
@@ -141,12 +144,13 @@ if ! err=$(ip netns add "$BR" 2>&1); then
   skip "needs root and network namespaces (ip netns add: ${err:-failed})"
 fi
 NETNS+=("$BR")
-if ! err=$(ip -n "$BR" link add br0 type bridge 2>&1) || ! err=$(ip -n "$BR" link set br0 up 2>&1); then
+# in_ns NS CMD...: CMD in namespace NS. nsenter enters the network
+# namespace only and execs CMD (so a daemon's $! is its own pid); `ip netns
+# exec` and `ip -n` also remount / and /sys, which fails in a chroot whose
+# root is not a mount point (CI's).
+in_ns() { local ns="$1"; shift; nsenter --net="$NETNS_DIR/$ns" "$@"; }
+if ! err=$(in_ns "$BR" ip link add br0 type bridge 2>&1) || ! err=$(in_ns "$BR" ip link set br0 up 2>&1); then
   skip "needs root and network namespaces with a bridge (ip link add type bridge: ${err:-failed})"
-fi
-# ip netns exec mounts a /sys of the namespace's own (a chroot may refuse).
-if ! err=$(ip netns exec "$BR" true 2>&1); then
-  skip "needs root and network namespaces (ip netns exec: ${err:-failed})"
 fi
 
 # add_host NAME ADDRESS: namespace $P-NAME, its eth0 paired with port
@@ -155,13 +159,13 @@ add_host() {
   local ns="$P-$1" err
   ip netns add "$ns" || fail "ip netns add $ns"
   NETNS+=("$ns")
-  if ! err=$(ip -n "$BR" link add "v-$1" type veth peer name eth0 netns "$ns" 2>&1); then
+  if ! err=$(in_ns "$BR" ip link add "v-$1" type veth peer name eth0 netns "$ns" 2>&1); then
     skip "needs root and network namespaces with veth pairs (ip link add type veth: $err)"
   fi
-  ip -n "$BR" link set "v-$1" master br0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$2/24" dev eth0
-  ip -n "$ns" link set eth0 up
+  in_ns "$BR" ip link set "v-$1" master br0 up
+  in_ns "$ns" ip link set lo up
+  in_ns "$ns" ip addr add "$2/24" dev eth0
+  in_ns "$ns" ip link set eth0 up
 }
 MASTER_IP=10.77.0.10
 CLIENT_IP=10.77.0.20
@@ -174,9 +178,7 @@ WORK="$(mktemp -d "$WORK_BASE/dfs-$NAME.XXXXXX")"
 say "network $P: bridge in $BR; master $MASTER_IP, node1..4 $(node_ip 1)..$(node_ip 4), client $CLIENT_IP; folder $WORK"
 
 # --- Helpers -----------------------------------------------------------------
-# in NAME CMD...: CMD in host NAME's namespace.
-in_ns() { local ns="$P-$1"; shift; ip netns exec "$ns" "$@"; }
-cli() { in_ns client "$CLI_BIN" --master "$ADDR" --timeout 3 "$@"; }
+cli() { in_ns "$P-client" "$CLI_BIN" --master "$ADDR" --timeout 3 "$@"; }
 # json EXPR: EXPR over the JSON document on stdin (as d).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds;
@@ -198,9 +200,9 @@ declare -A NODE_PID=() NODE_ID=()
 start_node() {
   local i="$1" dir="$WORK/node$1"
   mkdir -p "$dir"
-  # ip netns exec execs the daemon: $! is the daemon's own pid (a shell
-  # function here would put a subshell in between).
-  ip netns exec "$P-node$i" "$NODE_BIN" --dir "$dir" --master "$ADDR" --bind "$2" --advertise "$3" --port 0 \
+  # nsenter execs the daemon: $! is the daemon's own pid (a shell function
+  # here, in_ns, would put a subshell in between).
+  nsenter --net="$NETNS_DIR/$P-node$i" "$NODE_BIN" --dir "$dir" --master "$ADDR" --bind "$2" --advertise "$3" --port 0 \
     --insecure --volume-max-chunk 0 --log-level info > "$WORK/node$i.log" 2>&1 &
   PIDS+=("$!")
   NODE_PID[$i]=$!
@@ -272,7 +274,7 @@ EOF
 # Short hold-off and dead-after so the test takes seconds; --free-grace 0s:
 # freed and trimmed replicas are deleted at once, so the disks can be counted.
 mkdir -p "$WORK/master"
-ip netns exec "$P-master" "$MASTER_BIN" --dir "$WORK/master" --bind "$MASTER_IP" --port 0 --insecure \
+nsenter --net="$NETNS_DIR/$P-master" "$MASTER_BIN" --dir "$WORK/master" --bind "$MASTER_IP" --port 0 --insecure \
   --repair-holdoff 1s --dead-after 4s --free-grace 0s --log-level info > "$WORK/master.log" 2>&1 &
 MASTER_PID=$!
 PIDS+=("$MASTER_PID")
@@ -320,7 +322,7 @@ STALE=${#STALE_FILES[@]}
 say "node$V ($VID) holds the most chunks ($(chunk_files "$V" | wc -l) files, $STALE of /rewritten and /deleted): cutting its link"
 
 # --- The partition -----------------------------------------------------------
-ip -n "$BR" link set "v-node$V" down
+in_ns "$BR" ip link set "v-node$V" down
 wait_for 30 "the master sees node$V dead" node_is "$VID" dead
 say "node$V is dead to the master"
 # While it is away: one file rewritten, one deleted; its copies of them go stale.
@@ -338,7 +340,7 @@ done
 say "re-replicated without node$V: fsck healthy, /kept and the new /rewritten read back identical; node$V still runs and holds $STALE stale replicas"
 
 # --- The heal ----------------------------------------------------------------
-ip -n "$BR" link set "v-node$V" up
+in_ns "$BR" ip link set "v-node$V" up
 wait_for 90 "node$V alive again after the heal" node_is "$VID" alive
 running "${NODE_PID[$V]}" || fail "node$V's process is gone"
 say "node$V is alive again (the same process)"
