@@ -182,15 +182,18 @@ cli() { in_ns "$P-client" "$CLI_BIN" --master "$ADDR" --timeout 3 "$@"; }
 # json EXPR: EXPR over the JSON document on stdin (as d).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds;
-# fails after SECONDS, or sooner when the run reaches --time-limit.
+# fails after SECONDS, or sooner when the run reaches --time-limit, with
+# what the last check saw (WHY, which the checks below set).
+WHY=""
 wait_for() {
   local limit="$1" what="$2" deadline end
   shift 2
   deadline=$(($(now_us) + limit * 1000000))
   end=$((T0 + TIME_LIMIT * 1000000))
+  WHY=""
   until "$@"; do
-    [ "$(now_us)" -gt "$deadline" ] && fail "$what: not within ${limit} s"
-    [ "$(now_us)" -gt "$end" ] && fail "$what: not yet when the run reached --time-limit ${TIME_LIMIT} s"
+    [ "$(now_us)" -gt "$deadline" ] && fail "$what: not within ${limit} s${WHY:+; last seen: $WHY}"
+    [ "$(now_us)" -gt "$end" ] && fail "$what: not yet when the run reached --time-limit ${TIME_LIMIT} s${WHY:+; last seen: $WHY}"
     sleep 0.2
   done
 }
@@ -209,13 +212,14 @@ start_node() {
 }
 # node_state ID: alive|dead|... as the master lists it.
 node_state() { cli --json nodes 2>/dev/null | json "next((n['state'] for n in d['nodes'] if n['id'] == '$1'), 'none')"; }
-node_is() { [ "$(node_state "$1")" = "$2" ]; }
+node_is() { local st; st=$(node_state "$1") || st="(no answer)"; WHY="state $st"; [ "$st" = "$2" ]; }
 alive_count() { cli --json nodes 2>/dev/null | json "sum(n['state'] == 'alive' for n in d['nodes'])"; }
-all_alive() { [ "$(alive_count)" = 4 ]; }
+all_alive() { local n; n=$(alive_count) || n="(no answer)"; WHY="$n alive"; [ "$n" = 4 ]; }
 # healthy: fsck / exits 0, and the hold-off after the master's start is over.
 healthy() {
   local out
-  out=$(cli --json fsck / 2>/dev/null) || return 1
+  out=$(cli --json fsck / 2>/dev/null) || { WHY="fsck: ${out:0:400}"; WHY="${WHY%: }"; return 1; }
+  WHY="fsck: ${out:0:400}"
   [ "$(json 'd["healthy"] and not d.get("holdoff", False)' <<< "$out")" = True ]
 }
 chunk_files() { find "$WORK/node$1/chunks" -name '*.chunk' -printf '%f\n' 2>/dev/null | sort; }
@@ -234,16 +238,18 @@ get_same() {
 # master lists on it, no more (no surplus, stale or orphan file), and every
 # chunk has exactly 3 replicas. Prints what is wrong; exit 1 if anything is.
 layout_check() {
-  local converged="" without="" f
+  local converged="" without="" f out
   while [ $# -gt 0 ]; do
     case "$1" in
       --converged) converged=1; shift ;;
       --without) without="$2"; shift 2 ;;
     esac
   done
-  for f in "${FILES[@]}"; do cli --json stat "/$f" > "$WORK/stat.$f.json" 2>/dev/null || return 1; done
+  for f in "${FILES[@]}"; do
+    cli --json stat "/$f" > "$WORK/stat.$f.json" 2>/dev/null || { WHY="stat /$f failed"; return 1; }
+  done
   for i in 1 2 3 4; do chunk_files "$i" > "$WORK/disk.node$i"; done
-  python3 - "$WORK" "$converged" "$without" "${FILES[*]}" "${NODE_ID[1]}" "${NODE_ID[2]}" "${NODE_ID[3]}" "${NODE_ID[4]}" <<'EOF'
+  out=$(python3 - "$WORK" "$converged" "$without" "${FILES[*]}" "${NODE_ID[1]}" "${NODE_ID[2]}" "${NODE_ID[3]}" "${NODE_ID[4]}" <<'EOF'
 import json, sys
 work, converged, without, files, ids = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4].split(), sys.argv[5:]
 want = {i: set() for i in ids}  # node id -> "<id>_<version>.chunk" the master lists there
@@ -265,9 +271,10 @@ if converged:
             bad.append(f"node{n}: {len(extra)} chunk files the master lists nowhere there: {' '.join(extra[:8])}")
         if missing:
             bad.append(f"node{n}: {len(missing)} replicas listed but not on disk: {' '.join(missing[:8])}")
-open(f"{work}/layout.txt", "w").write("\n".join(bad) + "\n")
+print("; ".join(bad))
 sys.exit(1 if bad else 0)
 EOF
+  ) || { WHY="$out"; return 1; }
 }
 
 # --- The cluster -------------------------------------------------------------
