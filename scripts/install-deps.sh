@@ -27,8 +27,9 @@ PKGS=(
   libedit-dev
   # tools: iperf3 (network baselines), procps (ps, pkill, pgrep for
   # debugging a cluster), python3 (helper scripts), python3-pexpect
-  # (bench/shell_complete.py times Tab on a pseudo-terminal)
-  iperf3 procps python3 python3-pexpect
+  # (bench/shell_complete.py times Tab on a pseudo-terminal), iproute2
+  # (ip netns, veth, bridge: tests/multihost/netns_partition.sh)
+  iperf3 procps python3 python3-pexpect iproute2
 )
 missing=()
 for p in "${PKGS[@]}"; do
