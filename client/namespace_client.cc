@@ -136,6 +136,7 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path) {
     l->set_limit(impl_->options.list_page_size);
     DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_list_response,
                                         &msg::ClientEnvelope::mutable_list_response, "ls"));
+    out.reserve(out.size() + static_cast<size_t>(page.entries_size()));
     for (const auto& e : page.entries()) {
       // Names come sorted; one that does not follow the last would make
       // the next page start in the wrong place (or never end).

@@ -267,7 +267,7 @@ void MasterServer::ReapClosed() {
     watched_.erase(it);
     // A node that is in fact alive (a passing network fault) is told to
     // register again by its next heartbeat, and comes back up.
-    if (registry_.MarkDead(id)) NodeDied(id, "its connection closed (the process is gone)");
+    if (registry_.MarkDead(id)) NodeDied(id, "its connection closed (the process is gone, or its link is: heartbeats went unanswered)");
   }
 }
 

@@ -9,6 +9,9 @@ client::ClientOptions Context::Options() const {
   o.master = client::DefaultMaster(master_flag);
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   o.name = "dfs-cli";
+  // A listing in as few round trips as the master allows (10,000 entries,
+  // about 600 KiB, a page): `ls` of a folder of 10,000 is one request.
+  o.list_page_size = 10000;
   return o;
 }
 
