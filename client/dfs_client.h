@@ -160,6 +160,14 @@ struct FsckChunk {
   uint32_t live = 0;    // replicas on live nodes
   uint32_t wanted = 0;  // the file's replication
   bool repairing = false;
+  uint32_t corrupt = 0;  // replicas found bad (not counted live; deleted once the chunk is whole)
+  // "missing", "under-replicated", "over-replicated" or "corrupt".
+  std::string issue() const {
+    if (live == 0) return "missing";
+    if (live < wanted) return "under-replicated";
+    if (live > wanted) return "over-replicated";
+    return corrupt > 0 ? "corrupt" : "healthy";
+  }
 };
 struct FsckFile {
   std::string path;
@@ -170,13 +178,17 @@ struct FsckReport {
   uint64_t chunks = 0;
   uint64_t bytes = 0;
   uint64_t under_replicated = 0;  // fewer live replicas than wanted, at least one
+  // More live replicas than wanted (a returning node, a lowered setrep):
+  // trimmed soon, no risk to data, so not unhealthy.
+  uint64_t over_replicated = 0;
+  uint64_t corrupt = 0;  // chunks with a replica found bad (the others serve; repair replaces it)
   uint64_t missing = 0;           // no live replica
   uint64_t repairing = 0;         // of those, copies under way
   uint64_t repair_queue = 0;      // the whole cluster's
   uint64_t repaired = 0;          // copies done since the master started
   bool holdoff = false;           // the master waits for nodes' reports before repairing
   bool truncated = false;         // more unhealthy files than listed
-  std::vector<FsckFile> unhealthy;
+  std::vector<FsckFile> unhealthy;  // files with a chunk of any issue() but "healthy"
   bool healthy() const { return under_replicated == 0 && missing == 0; }
 };
 

@@ -191,6 +191,8 @@ Result<FsckReport> Client::Fsck(std::string_view path, uint32_t limit) {
                  .chunks = r.chunks(),
                  .bytes = r.bytes(),
                  .under_replicated = r.under_replicated(),
+                 .over_replicated = r.over_replicated(),
+                 .corrupt = r.corrupt(),
                  .missing = r.missing(),
                  .repairing = r.repairing(),
                  .repair_queue = r.repair_queue(),
@@ -202,7 +204,8 @@ Result<FsckReport> Client::Fsck(std::string_view path, uint32_t limit) {
     FsckFile ff{.path = file.path(), .chunks = {}};
     for (const auto& c : file.chunks()) {
       ff.chunks.push_back(
-          {.id = c.chunk_id(), .index = c.index(), .live = c.live(), .wanted = c.wanted(), .repairing = c.repairing()});
+          {.id = c.chunk_id(), .index = c.index(), .live = c.live(), .wanted = c.wanted(), .repairing = c.repairing(),
+           .corrupt = c.corrupt()});
     }
     out.unhealthy.push_back(std::move(ff));
   }

@@ -447,7 +447,7 @@ void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_po
   const uint32_t limit = req.limit() == 0 ? 1000 : req.limit();
   msg::ClientEnvelope reply;
   auto* r = reply.mutable_fsck_response();
-  uint64_t files = 0, chunks = 0, bytes = 0, under = 0, missing = 0, repairing = 0;
+  uint64_t files = 0, chunks = 0, bytes = 0, under = 0, missing = 0, repairing = 0, over = 0, corrupt = 0;
   std::vector<const Inode*> stack{*root};
   while (!stack.empty()) {
     const Inode* n = stack.back();
@@ -465,9 +465,13 @@ void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_po
       bytes += rec == nullptr ? 0 : rec->size;
       const uint32_t live = repairer_.Live(id);
       const uint32_t wanted = rec == nullptr ? std::max<uint32_t>(1, n->replication) : Repairer::Wanted(*rec);
-      if (live < wanted) {
-        ++(live == 0 ? missing : under);
-        const bool copying = repairer_.repairing(id);
+      const auto bad_copies = corrupt_.find(id);
+      const auto n_corrupt = static_cast<uint32_t>(bad_copies == corrupt_.end() ? 0 : bad_copies->second.size());
+      if (live > wanted) ++over;
+      if (n_corrupt > 0) ++corrupt;
+      if (live < wanted) ++(live == 0 ? missing : under);
+      if (live != wanted || n_corrupt > 0) {
+        const bool copying = live < wanted && repairer_.repairing(id);
         repairing += copying ? 1 : 0;
         if (bad == nullptr && static_cast<uint32_t>(r->unhealthy_size()) < limit) {
           bad = r->add_unhealthy();
@@ -482,6 +486,7 @@ void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_po
           c->set_live(live);
           c->set_wanted(wanted);
           c->set_repairing(copying);
+          c->set_corrupt(n_corrupt);
         }
       }
       ++index;
@@ -493,6 +498,8 @@ void ChunkManager::Fsck(const ClientMessage& m, bus::Outbox& out, Clock::time_po
   r->set_chunks(chunks);
   r->set_bytes(bytes);
   r->set_under_replicated(under);
+  r->set_over_replicated(over);
+  r->set_corrupt(corrupt);
   r->set_missing(missing);
   r->set_repairing(repairing);
   r->set_repair_queue(repairer_.queued() + repairer_.copies());

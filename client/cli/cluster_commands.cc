@@ -5,6 +5,7 @@
 //   "missing","repairing","repair_queue","repaired","holdoff","truncated",
 //   "unhealthy":[{"path","chunks":[{"id","index","live","wanted","repairing"}]}]}
 #include <memory>
+#include <map>
 #include <string>
 
 #include <fmt/format.h>
@@ -71,6 +72,7 @@ void Fsck(Context& ctx, const std::string& path, bool verbose) {
   if (!r->healthy()) ctx.exit_code = 1;
   if (ctx.out.json) {
     nlohmann::json files = nlohmann::json::array();
+    nlohmann::json problems = nlohmann::json::array();  // DESIGN.md's flat form
     for (const auto& f : r->unhealthy) {
       nlohmann::json chunks = nlohmann::json::array();
       for (const auto& ch : f.chunks) {
@@ -78,7 +80,10 @@ void Fsck(Context& ctx, const std::string& path, bool verbose) {
                           {"index", ch.index},
                           {"live", ch.live},
                           {"wanted", ch.wanted},
-                          {"repairing", ch.repairing}});
+                          {"repairing", ch.repairing},
+                          {"corrupt", ch.corrupt},
+                          {"issue", ch.issue()}});
+        problems.push_back({{"path", f.path}, {"chunk", ch.id}, {"index", ch.index}, {"issue", ch.issue()}});
       }
       files.push_back({{"path", f.path}, {"chunks", chunks}});
     }
@@ -88,26 +93,36 @@ void Fsck(Context& ctx, const std::string& path, bool verbose) {
                {"chunks", r->chunks},
                {"bytes", r->bytes},
                {"under_replicated", r->under_replicated},
+               {"over_replicated", r->over_replicated},
                {"missing", r->missing},
+               {"corrupt", r->corrupt},
                {"repairing", r->repairing},
                {"repair_queue", r->repair_queue},
                {"repaired", r->repaired},
                {"holdoff", r->holdoff},
                {"truncated", r->truncated},
-               {"unhealthy", files}});
+               {"unhealthy", files},
+               {"problems", problems}});
     return;
   }
   std::printf("%s: %llu files, %llu chunks, %s\n", resolved->c_str(), static_cast<unsigned long long>(r->files),
               static_cast<unsigned long long>(r->chunks), FormatSize(r->bytes).c_str());
   for (const auto& f : r->unhealthy) {
     if (!verbose) {
-      std::printf("  %s: %zu chunks short of replicas\n", f.path.c_str(), f.chunks.size());
+      std::map<std::string, size_t> issues;
+      for (const auto& ch : f.chunks) ++issues[ch.issue()];
+      std::string what;
+      for (const auto& [issue, n] : issues) what += fmt::format("{}{} {}", what.empty() ? "" : ", ", n, issue);
+      std::printf("  %s: chunks %s\n", f.path.c_str(), what.c_str());
       continue;
     }
     for (const auto& ch : f.chunks) {
-      std::printf("  %s: chunk %u (id %llu): %s, %u of %u replicas live%s\n", f.path.c_str(), ch.index,
-                  static_cast<unsigned long long>(ch.id), ch.live == 0 ? "MISSING" : "under-replicated", ch.live,
-                  ch.wanted, ch.repairing ? ", copy under way" : "");
+      std::string issue = ch.issue();
+      if (issue == "missing") issue = "MISSING";
+      std::printf("  %s: chunk %u (id %llu): %s, %u of %u replicas live%s%s\n", f.path.c_str(), ch.index,
+                  static_cast<unsigned long long>(ch.id), issue.c_str(), ch.live, ch.wanted,
+                  ch.corrupt > 0 ? fmt::format(", {} corrupt (not served)", ch.corrupt).c_str() : "",
+                  ch.repairing ? ", copy under way" : "");
     }
   }
   if (r->truncated) std::printf("  (more files are unhealthy than listed)\n");
@@ -117,6 +132,11 @@ void Fsck(Context& ctx, const std::string& path, bool verbose) {
     std::printf("UNHEALTHY: %llu chunks under-replicated, %llu missing (no live replica); %llu being copied\n",
                 static_cast<unsigned long long>(r->under_replicated), static_cast<unsigned long long>(r->missing),
                 static_cast<unsigned long long>(r->repairing));
+  }
+  if (r->over_replicated > 0 || r->corrupt > 0) {
+    std::printf("%llu chunks over-replicated (the surplus is trimmed), %llu with a corrupt replica (never served; "
+                "replaced, then deleted)\n",
+                static_cast<unsigned long long>(r->over_replicated), static_cast<unsigned long long>(r->corrupt));
   }
   if (r->holdoff) std::printf("repair waits for the nodes' reports (the master started moments ago)\n");
   std::printf("repair: %llu chunks queued or copying in the cluster, %llu copies done since the master started\n",

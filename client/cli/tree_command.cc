@@ -126,8 +126,11 @@ std::map<std::string, Health> HealthOf(client::Client& c, const std::string& roo
   auto r = c.Fsck(root, 100000);
   if (!r) return out;  // the tree is still worth drawing
   for (const auto& f : r->unhealthy) {
-    Health& h = out[f.path];
-    for (const auto& ch : f.chunks) (ch.live == 0 ? h.missing : h.under)++;
+    for (const auto& ch : f.chunks) {
+      if (ch.live >= ch.wanted) continue;  // over-replicated, or a corrupt copy replaced already: no risk
+      Health& h = out[f.path];
+      (ch.live == 0 ? h.missing : h.under)++;
+    }
   }
   return out;
 }

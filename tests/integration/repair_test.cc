@@ -188,6 +188,17 @@ TEST_F(RepairTest, FsckNamesTheShortFilesAndChunksAndExitsOneUntilRepaired) {
   EXPECT_EQ(j["files"], 2);
   EXPECT_TRUE(j["holdoff"].get<bool>());
   EXPECT_GE(j["missing"].get<int>(), 1) << j.dump();
+  EXPECT_EQ(j["over_replicated"], 0) << j.dump();
+  EXPECT_EQ(j["corrupt"], 0) << j.dump();
+  // DESIGN.md's flat list: one problem per chunk, naming its file and issue.
+  ASSERT_FALSE(j["problems"].empty()) << j.dump();
+  bool single_missing = false;
+  for (const auto& p : j["problems"]) {
+    EXPECT_TRUE(p["issue"] == "missing" || p["issue"] == "under-replicated") << p.dump();
+    EXPECT_TRUE(p["chunk"].is_number()) << p.dump();
+    single_missing = single_missing || (p["path"] == "/dir/single" && p["issue"] == "missing");
+  }
+  EXPECT_TRUE(single_missing) << j.dump();
   // A file of one replica on the dead node is missing, not under-replicated.
   for (const auto& file : j["unhealthy"]) {
     for (const auto& c : file["chunks"]) {
