@@ -32,7 +32,9 @@ bench_setup() {
   done
   command -v python3 >/dev/null || die "python3 is needed to read dfs-cli's JSON"
   WORK="$(mktemp -d "${BASE:-/tmp}/dfs-${BENCH_NAME%.sh}.XXXXXX")"
-  export XDG_CACHE_HOME="$WORK/cache"  # dfs-cli's file cache: the run's own, removed with it
+  # dfs-cli's file cache: off, so reads measure the cluster (a bench about
+  # the cache unsets DFS_NO_CACHE), and the run's own, removed with it.
+  export XDG_CACHE_HOME="$WORK/cache" DFS_NO_CACHE=1
   trap 'stop; [ -n "${DFS_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 }
 

@@ -33,7 +33,7 @@ std::unique_ptr<CLI::App> BuildApp(Context& ctx, bool one_shot) {
     app->add_option("--cache-size", ctx.cache_size, "bytes the cache keeps (least recently used go first)")
         ->check(SizeFlag())
         ->capture_default_str();
-    app->add_flag("--no-cache", ctx.no_cache, "neither read from nor write to the file cache");
+    app->add_flag("--no-cache", ctx.no_cache, "neither read from nor write to the file cache (also: DFS_NO_CACHE=1)");
   }
   app->require_subcommand(1);
   app->footer(

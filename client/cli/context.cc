@@ -1,5 +1,7 @@
 #include "client/cli/commands.h"
 
+#include <cstdlib>
+
 #include "common/units.h"
 
 namespace dfs::cli {
@@ -40,6 +42,7 @@ client::Client* Context::Connect() {
 
 client::FileCache* Context::Cache() {
   if (no_cache) return nullptr;
+  if (const char* off = std::getenv("DFS_NO_CACHE"); off != nullptr && off[0] != '\0') return nullptr;
   if (!cache_tried_) {
     cache_tried_ = true;
     client::CacheOptions o;

@@ -97,7 +97,7 @@ class CliUsabilityTest : public ::testing::Test {
     return argv;
   }
 
-  MiniCluster cluster_{{.nodes = 3}};
+  MiniCluster cluster_{{.nodes = 3, .client_cache = true}};
 };
 
 TEST_F(CliUsabilityTest, SeedFormsInTheSeedsOrder) {

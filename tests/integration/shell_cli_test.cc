@@ -151,7 +151,7 @@ class ShellCliTest : public ::testing::Test {
 
   bool Exists(const std::string& path) { return cluster_.Cli({"stat", path}).exit_code == 0; }
 
-  MiniCluster cluster_{{.nodes = 3}};
+  MiniCluster cluster_{{.nodes = 3, .client_cache = true}};
 };
 
 TEST_F(ShellCliTest, InteractiveSessionOnATerminal) {

@@ -45,6 +45,8 @@ MiniCluster::MiniCluster(ClusterOptions options) : options_(std::move(options)),
   // Every dfs-cli this test starts keeps its file cache in the test's own
   // folder, never in the user's (one test per process: the variable is ours).
   ::setenv("XDG_CACHE_HOME", (root_ + "/cache").c_str(), 1);
+  if (options_.client_cache) ::unsetenv("DFS_NO_CACHE");
+  else ::setenv("DFS_NO_CACHE", "1", 1);
 }
 
 MiniCluster::~MiniCluster() {

@@ -20,6 +20,10 @@ struct ClusterOptions {
   std::string dead_after = "2s";
   std::vector<std::string> master_args;
   std::vector<std::string> node_args;
+  // dfs-cli's file cache for the commands this test starts (in the test's
+  // folder). Off unless a test is about it, so a read checks the nodes,
+  // not a copy the put left on the local disk.
+  bool client_cache = false;
 };
 
 class MiniCluster {
