@@ -15,6 +15,7 @@ ChunkManager::ChunkManager(const Namespace& ns, const NodeRegistry& registry, Re
       repairer_(repair, ns, registry, locations_,
                 {.alive = [this](uint32_t idx) { return Alive(idx); },
                  .counts = [this](uint32_t idx) { return Counts(idx); },
+                 .busy = [this](uint32_t idx) { return load_.in_flight(idx) > 0; },
                  .publish =
                      [this](const std::string& topic, const msg::ChunkEvent& e) {
                        if (publish_) publish_(topic, e);

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
                  "re-replication: copies one node may receive at once (each a credit-paced stream)")
       ->check(CLI::Range(uint32_t{1}, uint32_t{64}))
       ->capture_default_str();
+  app.add_option("--repair-writes-per-busy-node", o.repair_writes_per_busy_node,
+                 "re-replication: the same for a node clients are writing to now (their writes come first)")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{64}))
+      ->capture_default_str();
   app.add_option("--repair-reads-per-node", o.repair_reads_per_node,
                  "re-replication: copies one node may send at once")
       ->check(CLI::Range(uint32_t{1}, uint32_t{64}))

@@ -29,6 +29,7 @@ WriteCoordinator::Options WriteOptions(const MasterOptions& o) {
 Repairer::Options RepairOptions(const MasterOptions& o) {
   Repairer::Options r;
   r.writes_per_node = o.repair_writes_per_node;
+  r.writes_per_busy_node = o.repair_writes_per_busy_node;
   r.reads_per_node = o.repair_reads_per_node;
   r.max_copies = o.repair_max_copies;
   r.holdoff = o.repair_holdoff;

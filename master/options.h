@@ -37,6 +37,7 @@ struct MasterOptions {
   // send at once, copies under way in the cluster, and how long after a
   // start nothing is repaired (the nodes report what they hold first).
   uint32_t repair_writes_per_node = 2;
+  uint32_t repair_writes_per_busy_node = 1;
   uint32_t repair_reads_per_node = 4;
   uint32_t repair_max_copies = 256;
   std::chrono::milliseconds repair_holdoff{10000};

@@ -184,7 +184,7 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   registry_.ForEachPlaceable([&](const NodeRegistry::Node& n) {
     const uint32_t idx = locations_.NodeIndex(n.id);
     if (std::find(reps->begin(), reps->end(), idx) != reps->end()) return;
-    if (auto w = writing_.find(idx); w != writing_.end() && w->second >= options_.writes_per_node) return;
+    if (copies_in(idx) >= WriteLimit(idx)) return;
     if (n.stats.available() < rec->size) return;
     candidates.push_back({n.id, n.address, n.stats.capacity(), n.stats.available(), n.stats.credit_in_use(),
                           n.stats.credit_pool()});
@@ -196,11 +196,15 @@ bool Repairer::TryStart(uint64_t chunk, Clock::time_point now) {
   return Send(chunk, *rec, *source, *chosen, false, now);
 }
 
+uint32_t Repairer::WriteLimit(uint32_t node) const {
+  return hooks_.busy && hooks_.busy(node) ? options_.writes_per_busy_node : options_.writes_per_node;
+}
+
 bool Repairer::StartMove(uint64_t chunk, uint32_t source, uint32_t target, Clock::time_point now) {
   if (copies_.contains(chunk) || copies_.size() >= options_.max_copies) return false;
   const ChunkRecord* rec = ns_.FindChunk(chunk);
   if (rec == nullptr || !hooks_.alive(source) || !hooks_.counts(target)) return false;
-  if (copies_out(source) >= options_.reads_per_node || copies_in(target) >= options_.writes_per_node) return false;
+  if (copies_out(source) >= options_.reads_per_node || copies_in(target) >= WriteLimit(target)) return false;
   const NodeRegistry::Node* to = registry_.Find(locations_.NodeId(target));
   if (to == nullptr) return false;
   PlacementCandidate t;

@@ -46,6 +46,11 @@ class Repairer {
     // Copies one node may receive at once (MooseFS's CHUNKS_WRITE_REP_LIMIT
     // is 2; HDFS's max-streams 2). Each copy is one credit-paced stream.
     uint32_t writes_per_node = 2;
+    // The same for a node clients are writing to now (the master placed
+    // client writes there that it has not reported stored): its disk and
+    // CPU go to the users first, so a put during repair keeps most of its
+    // throughput (issue 20's figure), and an idle node copies at full pace.
+    uint32_t writes_per_busy_node = 1;
     // Copies one node may send at once (MooseFS's CHUNKS_READ_REP_LIMIT is 10).
     uint32_t reads_per_node = 4;
     // Copies under way in the whole cluster.
@@ -63,6 +68,8 @@ class Repairer {
   struct Hooks {
     std::function<bool(uint32_t node)> alive;
     std::function<bool(uint32_t node)> counts;
+    // Whether clients are writing to it now (empty: never).
+    std::function<bool(uint32_t node)> busy;
     std::function<void(const std::string& topic, const msg::ChunkEvent& e)> publish;
   };
 
@@ -106,6 +113,8 @@ class Repairer {
   uint64_t moved() const { return moved_; }
   // Copies under way into / out of a node.
   uint32_t copies_in(uint32_t node) const;
+  // Copies `node` may receive at once now (Options::writes_per_busy_node).
+  uint32_t WriteLimit(uint32_t node) const;
   uint32_t copies_out(uint32_t node) const;
   bool in_holdoff(Clock::time_point now) const { return !holdoff_over_ && now < holdoff_end_; }
   bool repairing(uint64_t chunk) const { return copies_.contains(chunk); }
