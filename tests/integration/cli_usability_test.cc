@@ -245,6 +245,19 @@ TEST_F(CliUsabilityTest, ProgressOnATerminalOnly) {
   auto piped_get = cluster_.Cli({"get", "/big", Local("copy3")});
   EXPECT_EQ(piped_get.exit_code, 0);
   EXPECT_EQ(piped_get.err, "");
+  // A tree: one bar for all of it (files done, the current file), then one
+  // summary line; nothing of it in a pipe.
+  std::filesystem::create_directories(Local("tree/sub"));
+  WriteLocal(Local("tree/a.bin"), data);
+  WriteLocal(Local("tree/sub/b.bin"), data);
+  auto tree = RunOnPty(CliArgv({"put", "-r", "--chunk-size", "1M", "-j", "1", "--parallel", "1", Local("tree"), "/tree"}));
+  ASSERT_EQ(tree.exit_code, 0) << tree.screen;
+  EXPECT_TRUE(std::regex_search(tree.screen, std::regex("\\[[01]/2\\] /tree/(a|sub/b)\\.bin +\\d+% \\[")))
+      << tree.screen;
+  EXPECT_TRUE(std::regex_search(tree.screen, std::regex("2 files: 48\\.0 MiB in [0-9.]+ s \\(")) ) << tree.screen;
+  auto tree_piped = cluster_.Cli({"get", "-r", "/tree", Local("tree-back")});
+  EXPECT_EQ(tree_piped.exit_code, 0);
+  EXPECT_EQ(tree_piped.err, "");
   // A failed put clears its bar and leaves only the error.
   auto failed = RunOnPty(CliArgv({"put", Local("big"), "/big"}));
   EXPECT_EQ(failed.exit_code, 1);
