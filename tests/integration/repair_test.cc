@@ -352,6 +352,52 @@ TEST_F(RepairTest, AReaderThatStartedBeforeADeleteReadsTheWholeOldVersion) {
   EXPECT_EQ(LiveReplicaFiles(), files_before) << "freed before the grace period ended";
 }
 
+// The same with an overwrite: the reader gets the whole old version, the
+// next reader the new one.
+TEST_F(RepairTest, AReaderThatStartedBeforeAnOverwriteReadsTheWholeOldVersion) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(8 * kChunk, 9);
+  const std::string next = RandomBytes(3 * kChunk + 7, 10);
+  Put(data, "/f");
+  const size_t files_before = LiveReplicaFiles();
+  auto reader = ConnectClient(cluster_.master_address());
+  auto remover = ConnectClient(cluster_.master_address());
+  ASSERT_TRUE(reader && remover);
+  std::string got(data.size(), '\0');
+  bool removed = false;
+  client::GetOptions o;
+  o.parallel = 1;
+  o.window = 1;  // a chunk at a time: most of the file is read after the delete
+  auto r = reader->Read("/f", o, true, [&](uint64_t offset, std::span<const std::byte> bytes) {
+    if (!removed) {
+      removed = true;
+      const auto at = std::chrono::steady_clock::now();
+      client::PutOptions po;
+      po.overwrite = true;
+      auto replaced = remover->Put(std::as_bytes(std::span(next)), "/f", po);
+      if (!replaced) return replaced.error();
+      // Every node heartbeats (and would get its deletes) after the delete.
+      WaitFor([&] {
+        auto j = nlohmann::json::parse(cluster_.Cli({"--json", "nodes"}).out, nullptr, false);
+        if (j.is_discarded()) return false;
+        const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - at).count();
+        for (const auto& n : j["nodes"]) {
+          if (n["last_heartbeat_ms_ago"].get<int64_t>() >= since) return false;
+        }
+        return true;
+      }, 10s);
+    }
+    std::memcpy(got.data() + offset, bytes.data(), bytes.size());
+    return Status::OK();
+  });
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(removed);
+  EXPECT_TRUE(got == data);
+  ExpectContent("/f", next);  // the overwrite is whole too
+  EXPECT_GE(LiveReplicaFiles(), files_before) << "the old version freed before the grace period ended";
+}
+
 TEST_F(RepairTest, AfterAMasterRestartRepairWaitsForTheHoldOffThenCopiesWhatNoNodeReported) {
   cluster_.SetMasterArgs({"--repair-holdoff", "3s"});
   ASSERT_TRUE(cluster_.Start());
