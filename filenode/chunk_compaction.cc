@@ -25,6 +25,7 @@
 
 #include "common/units.h"
 #include "filenode/chunk_store.h"
+#include "filenode/volume_format.h"
 #include "filenode/volume_store.h"
 
 namespace dfs::filenode {
@@ -120,15 +121,30 @@ bool ChunkStore::StartCompaction() {
   c.volume = pick->volume;
   c.bytes = pick->bytes;
   c.began = Clock::now();
+  // Its puts (from its index file: the volume's records, not the whole
+  // chunk index, are walked) that are still the chunks' live copies.
+  auto records = volumes_->SealedRecords(c.volume);
+  if (!records) {
+    if (records.error().code() != Code::kNotFound) {
+      spdlog::warn("chunk store: not compacting {}: {}", volumes_->Path(c.volume), records.error().ToString());
+      compacted_but_kept_.insert(c.volume);
+    }
+    return false;  // NotFound: collected meanwhile
+  }
   {
     std::lock_guard lock(mu_);
-    for (const auto& [key, e] : index_) {
+    for (const IndexedRecord& r : *records) {
+      if (r.h.type != RecordType::kPut) continue;
+      auto it = index_.find(r.h.key);
       // A chunk known to be corrupt stays where it is until the master has
       // it deleted; the volume goes then.
-      if (e.volume == c.volume && !e.corrupt) c.todo.push_back(CompactItem{key, e.offset, e.size});
+      if (it == index_.end() || it->second.volume != c.volume || it->second.offset != r.offset ||
+          it->second.corrupt) {
+        continue;
+      }
+      c.todo.push_back(CompactItem{r.h.key, r.offset, it->second.size});
     }
   }
-  std::sort(c.todo.begin(), c.todo.end(), [](const CompactItem& a, const CompactItem& b) { return a.offset < b.offset; });
   spdlog::debug("chunk store: compacting {} ({}): {} live records ({}), {} pins", volumes_->Path(c.volume),
                 FormatSize(pick->bytes), pick->live, FormatSize(pick->live_bytes), pick->pins);
   compaction_ = std::move(c);

@@ -45,6 +45,11 @@ std::optional<VolumeStore::Candidate> VolumeStore::PickForCompaction(double thre
   return best;
 }
 
+Result<std::vector<IndexedRecord>> VolumeStore::SealedRecords(uint32_t volume) {
+  bool from_index = false;
+  return LoadSealed(volume, from_index);
+}
+
 Result<VolumeStore::Record> VolumeStore::ReadPut(File& file, Location at, ChunkKey key, uint64_t size) {
   const std::string what = fmt::format("{} at offset {}", file.path(), at.offset);
   const uint64_t header_size = RecordHeaderSize(size);

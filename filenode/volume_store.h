@@ -235,6 +235,9 @@ class VolumeStore {
   // Volumes in `skip` are not picked.
   std::optional<Candidate> PickForCompaction(double threshold, uint64_t min_dead,
                                              const std::set<uint32_t>& skip = {}) const;
+  // The records of sealed volume `volume`, in offset order: from its index
+  // file, or its headers when the index is missing or does not match.
+  Result<std::vector<IndexedRecord>> SealedRecords(uint32_t volume);
   // The put of `key` at `at` in `file` (a volume opened for reading), read
   // whole and checked like a read checks it: the header and its checksum,
   // the key and size, every block's CRC32C and the whole chunk's.

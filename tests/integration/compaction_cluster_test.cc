@@ -73,9 +73,12 @@ class CompactionTest : public ::testing::Test {
  protected:
   std::string NodeLog() const { return MiniCluster::ReadText(cluster_.root() + "/node0.log"); }
 
-  // kFiles small files at r=1; then three of every four removed and their
-  // chunks gone from the node.
+  // kFiles small files at r=1; then three of every four removed.
   void PutAndDeleteMost() {
+    ASSERT_NO_FATAL_FAILURE(PutAll());
+    ASSERT_NO_FATAL_FAILURE(DeleteMost());
+  }
+  void PutAll() {
     auto cl = ConnectClient(cluster_.master_address());
     ASSERT_TRUE(cl);
     for (int i = 0; i < kFiles; ++i) {
@@ -89,6 +92,10 @@ class CompactionTest : public ::testing::Test {
     // Every volume written: what the disk holds before any delete.
     ASSERT_TRUE(WaitFor([&] { return (used_full_ = DfUsed(cluster_)) >= int64_t{kFiles} * int64_t{kFileSize}; }, 30s))
         << "df used " << used_full_;
+  }
+  void DeleteMost() {
+    auto cl = ConnectClient(cluster_.master_address());
+    ASSERT_TRUE(cl);
     for (int i = 0; i < kFiles; ++i) {
       if (i % 4 == 0) continue;
       const std::string remote = "/f" + std::to_string(i);
@@ -134,6 +141,49 @@ TEST_F(CompactionTest, DeletedSpaceComesBackAndEveryFileLeftReadsBack) {
               kFiles - kFiles / 4);
   RecordProperty("used_before", std::to_string(used_full_));
   RecordProperty("used_after", std::to_string(used));
+  ExpectFiles();
+}
+
+// A disk that is full (ENOSPC on every volume write from some point on)
+// under a compaction: an error line, no crash, nothing lost, the disk not
+// called failed; with room again (a restart without the fault) the
+// compaction runs to its end.
+TEST_F(CompactionTest, AFullDiskStopsACompactionWithAnErrorAndLosesNothing) {
+  ASSERT_TRUE(cluster_.StartMaster());
+  ASSERT_GE(cluster_.AddNode(), 0);
+  ASSERT_TRUE(cluster_.WaitForAliveNodes(1, 15s));
+  ASSERT_NO_FATAL_FAILURE(PutAll());
+  EXPECT_EQ(cluster_.StopNode(0), 0);
+  cluster_.SetNodeArgs(0, {"--unsafe-fault-enospc-after-writes", "0", "--unsafe-fault-path", "*/volumes/*"});
+  ASSERT_TRUE(cluster_.StartNode(0));
+  ASSERT_TRUE(WaitFor([&] { return NodeChunks(cluster_) == kFiles; }, 30s));
+  // The deletes' tombstones fail too: dead to the node, back after a
+  // restart (the master deletes them again).
+  ASSERT_NO_FATAL_FAILURE(DeleteMost());
+  ASSERT_TRUE(WaitFor([&] { return NodeChunks(cluster_) == kFiles / 4; }, 30s));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string log = NodeLog();
+        return log.find("compaction of") != std::string::npos && log.find("stopped") != std::string::npos;
+      },
+      30s))
+      << NodeLog();
+  EXPECT_TRUE(cluster_.node(0).running());
+  ExpectFiles();
+  auto nodes = cluster_.Cli({"--json", "nodes"}, 10s);
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
+  EXPECT_EQ(nodes.out.find("\"disk_failed\":true"), std::string::npos) << nodes.out;
+
+  EXPECT_EQ(cluster_.StopNode(0), 0);
+  const size_t restart_at = NodeLog().size();
+  cluster_.SetNodeArgs(0, {});
+  ASSERT_TRUE(cluster_.StartNode(0));
+  ASSERT_TRUE(WaitFor([&] { return NodeChunks(cluster_) == kFiles / 4; }, 30s));
+  EXPECT_TRUE(WaitFor([&] { return NodeLog().find("chunk store: compacted", restart_at) != std::string::npos; }, 30s))
+      << NodeLog().substr(restart_at);
+  int64_t used = -1;
+  EXPECT_TRUE(WaitFor([&] { return (used = DfUsed(cluster_)) >= 0 && used < used_full_ / 2; }, 30s))
+      << "df used " << used << " of " << used_full_;
   ExpectFiles();
 }
 
