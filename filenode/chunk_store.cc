@@ -165,13 +165,14 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
   }
   DFS_RETURN_IF_ERROR(env_->SyncDir(root_));
   DFS_ASSIGN_OR_RETURN(std::vector<VolumeStore::Found> in_volumes, volumes_->Scan());
-  uint64_t used = 0;
+  uint64_t used = 0, file_bytes = 0;
   {
     std::lock_guard lock(mu_);
     index_.clear();
     for (const auto& m : found) {
       index_[m.key] = Entry{m.size, m.crc32c, false};
       used += m.size;
+      file_bytes += m.size;
     }
     for (const auto& v : in_volumes) {
       auto [it, inserted] = index_.try_emplace(v.key);
@@ -184,12 +185,14 @@ Result<std::vector<ChunkMeta>> ChunkStore::Scan() {
                      volumes_->Path(v.at.volume));
         RemoveChunkFiles(StemPath(v.key));
         used -= it->second.size;
+        file_bytes -= it->second.size;
         ++dropped;
       }
       it->second = Entry{v.size, v.crc32c, v.corrupt, v.at.volume, v.at.offset};
       used += v.size;
     }
     used_ = used;
+    file_bytes_ = file_bytes;
     found.clear();
     found.reserve(index_.size());
     for (const auto& [key, e] : index_) found.push_back(ChunkMeta{key, e.size, e.crc32c});
@@ -271,23 +274,32 @@ Result<ChunkMeta> ChunkStore::Lookup(ChunkKey key) const {
 }
 
 Status ChunkStore::Read(ChunkKey key, uint64_t offset, std::span<std::byte> out, uint32_t* crc) const {
-  Entry e;
-  {
+  for (int attempt = 1;; ++attempt) {
+    Entry e;
+    {
+      std::lock_guard lock(mu_);
+      auto it = index_.find(key);
+      if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
+      e = it->second;
+    }
+    if (offset > e.size || out.size() > e.size - offset) {
+      return Status::InvalidArgument(fmt::format("{}: read of {} bytes at {} is past its end ({} bytes)",
+                                                 ChunkName(key), out.size(), offset, e.size));
+    }
+    if (out.empty()) {
+      if (crc != nullptr) *crc = 0;
+      return Status::OK();
+    }
+    if (e.volume == 0) return ReadFileChunk(key, e.size, offset, out, crc);
+    Status s = ReadVolumeChunk(key, e, offset, out, crc);
+    if (s.ok() || attempt == 3) return s;
+    // Compaction moved the record after we looked it up, and its old volume
+    // may be gone (an open descriptor would have kept it; ours came after):
+    // where it lives now. A failure where it still lives is the answer.
     std::lock_guard lock(mu_);
     auto it = index_.find(key);
-    if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
-    e = it->second;
+    if (it == index_.end() || (it->second.volume == e.volume && it->second.offset == e.offset)) return s;
   }
-  if (offset > e.size || out.size() > e.size - offset) {
-    return Status::InvalidArgument(fmt::format("{}: read of {} bytes at {} is past its end ({} bytes)",
-                                               ChunkName(key), out.size(), offset, e.size));
-  }
-  if (out.empty()) {
-    if (crc != nullptr) *crc = 0;
-    return Status::OK();
-  }
-  if (e.volume != 0) return ReadVolumeChunk(key, e, offset, out, crc);
-  return ReadFileChunk(key, e.size, offset, out, crc);
 }
 
 Status ChunkStore::ReadFileChunk(ChunkKey key, uint64_t size, uint64_t offset, std::span<std::byte> out,
@@ -338,15 +350,27 @@ Status ChunkStore::Delete(ChunkKey key) {
     if (it == index_.end()) return Status::NotFound(ChunkName(key) + " is not stored on this node");
     e = it->second;
     used_ -= e.size;
+    if (e.volume == 0) file_bytes_ -= e.size;
     index_.erase(it);
+    if (auto m = moving_.find(key); m != moving_.end()) {
+      // Compaction has written a copy past the record and will switch to
+      // it: this tombstone must name the copy, or a restart's scan would
+      // find the copy after it and bring the chunk back. Under the lock, so
+      // the compaction sees the chunk deleted and its tombstone's volume
+      // together; it counts both records dead (chunk_compaction.cc).
+      auto tomb = volumes_->AppendTombstone(key, {m->second.to_volume, m->second.to_offset}, /*sync=*/false);
+      m->second.deleted = true;
+      m->second.tomb_volume = tomb ? *tomb : 0;
+      if (!tomb) return tomb.error().Prepend("delete " + ChunkName(key));
+      return Status::OK();
+    }
   }
   if (e.volume != 0) {
     // Not synced: the next batch's fdatasync carries it, and a deletion lost
-    // in a crash only brings back a chunk the master deletes again.
-    auto tomb = volumes_->AppendTombstone(key, {e.volume, e.offset}, /*sync=*/false);
-    // Without a tombstone the record is still dead to this process; its
-    // volume may go once nothing else in it lives.
-    volumes_->Shadow(e.volume, tomb ? *tomb : e.volume);
+    // in a crash only brings back a chunk the master deletes again. Without
+    // a tombstone the record is still dead to this process; its volume may
+    // go once nothing else in it lives.
+    auto tomb = volumes_->Bury(key, {e.volume, e.offset}, e.size);
     volumes_->CollectGarbage();
     if (!tomb) return tomb.error().Prepend("delete " + ChunkName(key));
     return Status::OK();
@@ -383,6 +407,15 @@ uint64_t ChunkStore::used_bytes() const {
   return used_;
 }
 
+uint64_t ChunkStore::disk_bytes() const {
+  uint64_t files = 0;
+  {
+    std::lock_guard lock(mu_);
+    files = file_bytes_;
+  }
+  return files + volumes_->stats().bytes;
+}
+
 uint64_t ChunkStore::chunk_count() const {
   std::lock_guard lock(mu_);
   return index_.size();
@@ -399,7 +432,21 @@ std::string ChunkStore::VolumePath(uint32_t volume) const { return volumes_->Pat
 
 ChunkStore::VolumeStats ChunkStore::volume_stats() const {
   VolumeStore::Stats s = volumes_->stats();
-  return VolumeStats{s.volumes, s.bytes, s.commits, s.records, s.indexes_used, s.prepared, s.prepare_declined};
+  VolumeStats out;
+  out.volumes = s.volumes;
+  out.bytes = s.bytes;
+  out.commits = s.commits;
+  out.records = s.records;
+  out.indexes_used = s.indexes_used;
+  out.prepared = s.prepared;
+  out.prepare_declined = s.prepare_declined;
+  out.live_bytes = s.live_bytes;
+  out.compactions = s.compactions;
+  out.compacted_records = s.compacted_records;
+  out.compacted_bytes = s.compacted_bytes;
+  out.removed = s.removed;
+  out.reclaimed_bytes = s.reclaimed_bytes;
+  return out;
 }
 
 std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter* const> writers) {
@@ -424,7 +471,13 @@ std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter*
     for (size_t i : batch) results[i] = writers[i]->Fail(at.error());
     return results;
   }
-  std::vector<std::pair<uint32_t, uint32_t>> shadowed;  // (old volume, new volume)
+  struct Shadowed {
+    ChunkKey key;
+    VolumeStore::Location old;
+    uint64_t size;
+    uint32_t by;
+  };
+  std::vector<Shadowed> shadowed;
   std::vector<std::string> old_files;
   {
     std::lock_guard lock(mu_);
@@ -435,8 +488,9 @@ std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter*
       if (!inserted) {
         used_ -= it->second.size;
         if (it->second.volume != 0) {
-          shadowed.emplace_back(it->second.volume, loc.volume);
+          shadowed.push_back(Shadowed{w.key_, {it->second.volume, it->second.offset}, it->second.size, loc.volume});
         } else {
+          file_bytes_ -= it->second.size;
           old_files.push_back(StemPath(w.key_));
         }
       }
@@ -446,7 +500,7 @@ std::vector<Result<ChunkMeta>> ChunkStore::CommitBuffered(std::span<ChunkWriter*
       results[batch[k]] = ChunkMeta{w.key_, w.size_, w.crc_};
     }
   }
-  for (auto [old_volume, by] : shadowed) volumes_->Shadow(old_volume, by);
+  for (const Shadowed& sh : shadowed) volumes_->Shadow(sh.key, sh.old, sh.size, sh.by);
   // Still holding the writers' claims on these keys, so no new file copy of
   // one can appear before its old files are gone.
   for (const std::string& stem : old_files) RemoveChunkFiles(stem);
@@ -471,19 +525,22 @@ Result<uint32_t> ChunkStore::BuryVolumeCopy(ChunkKey key) {
 }
 
 void ChunkStore::Install(const ChunkMeta& meta, uint32_t tombstone_volume) {
-  uint32_t old_volume = 0;
+  Entry old;
   {
     std::lock_guard lock(mu_);
     auto [it, inserted] = index_.try_emplace(meta.key);
     if (!inserted) {
       used_ -= it->second.size;
-      old_volume = it->second.volume;
+      old = it->second;
+      if (old.volume == 0) file_bytes_ -= old.size;
     }
     it->second = Entry{meta.size, meta.crc32c, false};
     used_ += meta.size;
+    file_bytes_ += meta.size;
   }
-  if (old_volume != 0) {
-    volumes_->Shadow(old_volume, tombstone_volume != 0 ? tombstone_volume : old_volume);
+  if (old.volume != 0) {
+    volumes_->Shadow(meta.key, {old.volume, old.offset}, old.size,
+                     tombstone_volume != 0 ? tombstone_volume : old.volume);
     volumes_->CollectGarbage();
   }
 }

@@ -18,6 +18,17 @@
 // Reads verify the 64 KiB blocks they touch against the stored checksums and
 // answer Corruption rather than a wrong byte, from a file or a volume alike.
 //
+// Compaction (Compact, chunk_compaction.cc; compaction.h, volume_store.h)
+// copies a sealed volume's live records to the active volume, switches the
+// index to each copy only once it is durable, and only if the chunk is
+// still where it was read: under the store's lock the copies are written
+// (not synced) and their keys claimed as writers claim them, so no writer
+// of those chunks can start until the switch, and a delete meanwhile
+// writes its tombstone for the copy (which is already in the volume, so
+// the tombstone comes after it and a restart's scan keeps the chunk
+// deleted). Reads that looked the chunk up before a switch and find its
+// old volume gone look it up again.
+//
 // Thread-safety: ChunkStore is thread-safe (the index is behind a mutex), so
 // writers Finish() on sync threads while the poll thread reads and deletes.
 // One ChunkWriter is used by one thread at a time. The store must outlive
@@ -25,10 +36,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -38,6 +52,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "filenode/chunk_format.h"
+#include "filenode/compaction.h"
 #include "filenode/trash.h"
 
 namespace dfs::filenode {
@@ -52,8 +67,7 @@ struct ChunkStoreOptions {
   uint64_t volume_max_chunk = 1ull << 20;
   // A volume takes batches until the next would pass this; then a new one
   // starts. Start-up reads the last volume whole (it may be torn), so this
-  // bounds that read; and smaller volumes die whole sooner, as nothing
-  // compacts them yet.
+  // bounds that read, and compaction copies at most this much to free one.
   uint64_t volume_size = 256ull << 20;
   // Zeroed, synced space kept ahead of the active volume's end, so a batch's
   // fdatasync writes its data alone (volume_store.h, "Prepared space"); 0
@@ -68,6 +82,8 @@ struct ChunkStoreOptions {
   // the kernel time, on the development VM (issue 4, session 7;
   // docs/architecture.md). false leaves the pages to the kernel.
   bool drop_behind = true;
+  // Background compaction of volumes (compaction.h); Compact() runs it.
+  CompactionOptions compaction;
   // Every file access (data, checksums, volumes, trash); nullptr:
   // Env::Default(). Must outlive the store. A FaultEnv here is how tests
   // make the disk fail.
@@ -179,7 +195,11 @@ class ChunkStore {
   Result<Place> Locate(ChunkKey key) const;
   std::string VolumePath(uint32_t volume) const;
 
+  // Bytes of the chunks stored (their sizes).
   uint64_t used_bytes() const;
+  // Bytes the store takes on disk: chunk files, and volumes whole (dead
+  // records and headers included) until compaction or collection frees them.
+  uint64_t disk_bytes() const;
   uint64_t chunk_count() const;
   const std::string& root() const { return root_; }
   // Volumes, their bytes (dead records included), batches committed.
@@ -191,8 +211,25 @@ class ChunkStore {
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
     uint64_t prepared = 0;      // zeros written ahead of the active volume's end, ever
     uint64_t prepare_declined = 0;  // volumes left unprepared for lack of free space
+    uint64_t live_bytes = 0;        // of live records, headers included
+    uint64_t compactions = 0;       // volumes compacted
+    uint64_t compacted_records = 0;  // records they moved
+    uint64_t compacted_bytes = 0;    // bytes they moved
+    uint64_t removed = 0;            // dead volumes unlinked (compacted or not)
+    uint64_t reclaimed_bytes = 0;    // their bytes
   };
   VolumeStats volume_stats() const;
+
+  // One bounded step of background compaction, on the sync worker's volume
+  // thread between batches (it appends to volumes; see sync_worker.h):
+  // retires an all-dead active volume, picks a volume worth compacting and
+  // moves up to CompactionOptions::step bytes of its live records. Returns
+  // how long to wait before the next call (the pace, or a pause when there
+  // is nothing to do or the disk refused). Errors are logged, never thrown.
+  std::chrono::nanoseconds Compact();
+  // Chunks compaction found corrupt since the last call, each already
+  // marked (MarkCorrupt), for the poll thread to report to the master.
+  std::vector<ChunkMeta> TakeFoundCorrupt();
   // The disk failed under a write (an I/O error, not a full disk): from
   // then on Create refuses every chunk (Unavailable) and the node says so in
   // its heartbeat, so the master places no more chunks here. Reads and
@@ -231,6 +268,43 @@ class ChunkStore {
   // Records `s` as the disk failing when it is an I/O error; returns it.
   Status NoteWriteError(Status s);
 
+  // Compaction (chunk_compaction.cc).
+  struct CompactItem {
+    ChunkKey key;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  // A chunk whose record is being copied (between the copy's write and the
+  // switch to it); guarded by mu_.
+  struct Moving {
+    uint32_t from_volume = 0;
+    uint64_t from_offset = 0;
+    uint32_t to_volume = 0;
+    uint64_t to_offset = 0;
+    uint64_t size = 0;
+    bool deleted = false;      // Delete came meanwhile: its tombstone names the copy
+    uint32_t tomb_volume = 0;  // where that tombstone went (0: it failed)
+  };
+  // The volume being compacted; the volume thread's alone.
+  struct Compaction {
+    uint32_t volume = 0;
+    uint64_t bytes = 0;  // its size when picked
+    std::deque<CompactItem> todo;
+    uint64_t moved_records = 0;
+    uint64_t moved_bytes = 0;
+    uint64_t corrupt = 0;  // records left in place
+    std::chrono::steady_clock::time_point began{};
+    std::chrono::steady_clock::time_point resume_at{};  // after an error
+  };
+  bool StartCompaction();
+  // Moves the next step's records; the bytes moved.
+  Result<uint64_t> CompactStep();
+  void FinishCompaction();
+  void AbandonCompaction(const Status& why);
+  // A compaction got to `step`: the test hook, and the SIGKILL the options
+  // may ask for (tests).
+  void Reached(CompactionStep step) const;
+
   std::string root_;  // DIR/chunks
   ChunkStoreOptions options_;
   Env* const env_;
@@ -240,7 +314,14 @@ class ChunkStore {
   std::unordered_map<ChunkKey, Entry, ChunkKeyHash> index_;
   std::unordered_set<ChunkKey, ChunkKeyHash> writing_;
   uint64_t used_ = 0;
+  uint64_t file_bytes_ = 0;  // of the chunks stored in files
   uint64_t buffered_reserved_ = 0;  // bytes of open buffered writers, not on disk yet
+  std::unordered_map<ChunkKey, Moving, ChunkKeyHash> moving_;
+  std::vector<ChunkMeta> found_corrupt_;  // guarded by mu_
+  Compaction compaction_;
+  // Volumes compacted that stayed (a corrupt record, a pin that came late):
+  // not picked again. The volume thread's alone.
+  std::set<uint32_t> compacted_but_kept_;
   std::atomic<bool> disk_failed_{false};
   std::string disk_error_;  // guarded by mu_
 };

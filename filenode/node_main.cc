@@ -26,6 +26,9 @@ struct FlagText {
   std::string downstream_timeout;
   std::string volume_max_chunk;
   std::string volume_prepare;
+  std::string volume_size;
+  std::string compact_rate;
+  std::string kill_during_compaction;
   // On one CPU while only small messages flow, spread while large chunks
   // stream: those need the event loop and libzmq's I/O thread running at
   // once (daemon/cpu_affinity.h).
@@ -65,6 +68,20 @@ void AddFlags(CLI::App& app, dfs::filenode::NodeOptions& o, FlagText& t) {
                  "synced zeros kept ahead of the volume being written, so its syncs write data only, at twice "
                  "the bytes written (e.g. 8M); 0: none (the default)")
       ->check(dfs::SizeFlag());
+  app.add_option("--volume-size", t.volume_size,
+                 "a volume file takes small chunks until it would pass this size; then a new one starts (256M)")
+      ->check(dfs::SizeFlag());
+  app.add_option("--compact-threshold", o.compaction.threshold,
+                 "compact a full volume once more than this fraction of its bytes is dead (deleted or replaced "
+                 "chunks): its live chunks are copied to the volume being written and it is removed; 0: never")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  app.add_option("--compact-rate", t.compact_rate,
+                 "bytes per second compaction copies at most, between clients' writes (default 32M)")
+      ->check(dfs::SizeFlag());
+  app.add_option("--unsafe-fault-kill-during-compaction", t.kill_during_compaction,
+                 "UNSAFE (tests): SIGKILL the node the first time a compaction reaches this step: read, written, "
+                 "synced, switched, repinned or unlinked");
   app.add_flag("--keep-written-pages", o.keep_written_pages,
                "leave a big chunk's pages in the page cache once written (default: write them out as they come "
                "and drop them, so the cache keeps what is read and writers do not crowd each other)");
@@ -91,6 +108,27 @@ bool ApplyFlags(const FlagText& t, dfs::filenode::NodeOptions& o) {
   if (!t.downstream_timeout.empty()) o.downstream_timeout = *dfs::ParseDuration(t.downstream_timeout);
   if (!t.volume_max_chunk.empty()) o.volume_max_chunk = *dfs::ParseSize(t.volume_max_chunk);
   if (!t.volume_prepare.empty()) o.volume_prepare = *dfs::ParseSize(t.volume_prepare);
+  if (!t.volume_size.empty()) o.volume_size = *dfs::ParseSize(t.volume_size);
+  if (!t.compact_rate.empty()) o.compaction.rate = *dfs::ParseSize(t.compact_rate);
+  if (!t.kill_during_compaction.empty()) {
+    auto step = dfs::filenode::ParseCompactionStep(t.kill_during_compaction);
+    if (!step || *step == dfs::filenode::CompactionStep::kNone) {
+      std::fprintf(stderr,
+                   "dfs-node: --unsafe-fault-kill-during-compaction: no step '%s' (read, written, synced, switched, "
+                   "repinned, unlinked)\n",
+                   t.kill_during_compaction.c_str());
+      return false;
+    }
+    o.compaction.kill_at = *step;
+  }
+  if (o.volume_size < (64u << 10)) {
+    std::fprintf(stderr, "dfs-node: --volume-size is at least 64K\n");
+    return false;
+  }
+  if (o.compaction.rate == 0) {
+    std::fprintf(stderr, "dfs-node: --compact-rate must be more than 0 (--compact-threshold 0 turns compaction off)\n");
+    return false;
+  }
   if (o.volume_max_chunk > dfs::filenode::kMaxVolumeChunk) {
     std::fprintf(stderr, "dfs-node: --volume-max-chunk is at most %llu bytes (64M)\n",
                  static_cast<unsigned long long>(dfs::filenode::kMaxVolumeChunk));

@@ -41,6 +41,8 @@ Status NodeServer::Start() {
   so.volume_max_chunk = options_.volume_max_chunk;
   so.volume_prepare = options_.volume_prepare;
   so.drop_behind = !options_.keep_written_pages;
+  so.volume_size = options_.volume_size;
+  so.compaction = options_.compaction;
   so.env = env;
   store_ = std::make_unique<ChunkStore>(options_.dir, so);
   DFS_RETURN_IF_ERROR(store_->Scan().status());
@@ -125,7 +127,9 @@ msg::NodeStats NodeServer::Stats() {
   msg::NodeStats st;
   boost::system::error_code ec;
   auto space = boost::filesystem::space(options_.dir, ec);
-  uint64_t used = store_->used_bytes();
+  // What the chunks take on disk, volumes whole: space deleted chunks held
+  // shows as used until compaction gives it back.
+  uint64_t used = store_->disk_bytes();
   uint64_t fs_capacity = ec ? 0 : space.capacity;
   uint64_t fs_available = ec ? 0 : space.available;
   fs_available = fs_available > options_.reserve ? fs_available - options_.reserve : 0;  // --reserve
@@ -155,6 +159,9 @@ Status NodeServer::Run(int stop_fd) {
     replicator_->Service(now);
     scrubber_->Service(now);
     for (auto& done : replicator_->Take()) link_->Replicated(done.request_id, std::move(done.response));
+    // Found by compaction on the volume thread; within a second (the
+    // loop's longest wait).
+    for (const ChunkMeta& c : store_->TakeFoundCorrupt()) link_->ReportCorrupt(ToStoredChunk(c));
     link_->Service(now);
     if (pin_) {
       // Spread at once when a large stream shows up; back on one CPU after

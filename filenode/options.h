@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/fault_env.h"
+#include "filenode/compaction.h"
 
 namespace dfs::filenode {
 
@@ -46,6 +47,11 @@ struct NodeOptions {
   // Chunks up to this size are appended to volumes with group commit instead
   // of getting two files each (ChunkStoreOptions); 0 keeps every chunk in files.
   uint64_t volume_max_chunk = 1ull << 20;
+  // A volume takes batches until the next would pass this (ChunkStoreOptions).
+  uint64_t volume_size = 256ull << 20;
+  // Background compaction of volumes (filenode/compaction.h): threshold,
+  // pace, and (UNSAFE, tests) the step it SIGKILLs the node at.
+  CompactionOptions compaction;
   // Zeroed space kept ahead of the active volume (ChunkStoreOptions); off
   // by default: it doubles the bytes small chunks write, for a gain this
   // machine showed only some of the time (volume_store.h).

@@ -84,20 +84,35 @@ void SyncWorker::FileLoop() {
 }
 
 void SyncWorker::VolumeLoop() {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point idle_due = Clock::now();
   for (;;) {
-    std::deque<Job> jobs = Take(volumes_);
-    if (jobs.empty()) return;
-    std::vector<ChunkWriter*> writers;
-    writers.reserve(jobs.size());
-    for (auto& job : jobs) writers.push_back(job.second.get());
-    std::vector<Result<ChunkMeta>> results = ChunkWriter::FinishAll(writers);
-    std::vector<Done> done;
-    done.reserve(jobs.size());
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      jobs[i].second.reset();
-      done.push_back(Done{jobs[i].first, std::move(results[i])});
+    std::deque<Job> jobs;
+    {
+      std::unique_lock lock(mu_);
+      auto ready = [&] { return stop_ || !volumes_.jobs.empty(); };
+      if (idle_work_) {
+        volumes_.cv.wait_until(lock, idle_due, ready);
+      } else {
+        volumes_.cv.wait(lock, ready);
+      }
+      if (stop_) return;  // what is queued is destroyed with the worker
+      jobs = std::exchange(volumes_.jobs, {});
     }
-    Complete(std::move(done));
+    if (!jobs.empty()) {
+      std::vector<ChunkWriter*> writers;
+      writers.reserve(jobs.size());
+      for (auto& job : jobs) writers.push_back(job.second.get());
+      std::vector<Result<ChunkMeta>> results = ChunkWriter::FinishAll(writers);
+      std::vector<Done> done;
+      done.reserve(jobs.size());
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        jobs[i].second.reset();
+        done.push_back(Done{jobs[i].first, std::move(results[i])});
+      }
+      Complete(std::move(done));
+    }
+    if (idle_work_ && Clock::now() >= idle_due) idle_due = Clock::now() + idle_work_();
   }
 }
 

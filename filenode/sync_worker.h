@@ -10,14 +10,20 @@
 //     lane takes every one queued, appends them all to a volume and syncs
 //     once. Chunks that arrive during a sync form the next batch, so the
 //     batch grows with the load and one fdatasync serves them all.
+//     Between batches the lane runs its idle work, if any (the chunk
+//     store's compaction, which appends to volumes too and so belongs on
+//     this thread): once it is due, at most once after each batch, so under
+//     load batches and idle work alternate and a batch waits for one step.
 //
 // Thread-safety: Submit and Drain belong to the poll thread; a lane's thread
 // owns a writer from Submit until its completion is pushed.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -41,6 +47,12 @@ class SyncWorker {
   ~SyncWorker();
   SyncWorker(const SyncWorker&) = delete;
   SyncWorker& operator=(const SyncWorker&) = delete;
+
+  // Work for the volume lane (see above): called when the time it last
+  // returned has passed; returns how long until it wants to run again. Set
+  // before Start.
+  using IdleWork = std::function<std::chrono::nanoseconds()>;
+  void SetIdleWork(IdleWork work) { idle_work_ = std::move(work); }
 
   Status Start();
   // Readable when Drain has something.
@@ -67,6 +79,7 @@ class SyncWorker {
   Lane volumes_;
   std::vector<Done> done_;
   bool stop_ = false;
+  IdleWork idle_work_;
 };
 
 }  // namespace dfs::filenode

@@ -273,9 +273,10 @@ Status VolumeStore::LoadVolumeLocked(uint32_t number, bool is_last, ScanState& s
     const Location here{number, p.offset};
     if (p.h.type == RecordType::kPut) {
       auto [it, inserted] = scan.last.try_emplace(p.h.key);
-      if (!inserted && it->second.live) ShadowLocked(it->second.at.volume, number);
+      if (!inserted && it->second.live) ShadowLocked(p.h.key, it->second.at, it->second.size, number);
       it->second = Last{here, p.h.size, p.h.crc32c, true, !p.data_ok};
       ++v.live;
+      v.live_bytes += PutBytes(p.h.size);
       if (!p.data_ok) {
         ++scan.corrupt;
         spdlog::warn("chunk store: {} at offset {}: the data of {} fails its checksum; kept as corrupt", path,
@@ -287,7 +288,7 @@ Status VolumeStore::LoadVolumeLocked(uint32_t number, bool is_last, ScanState& s
       auto it = scan.last.find(p.h.key);
       const Location target{p.h.target_volume, p.h.target_offset};
       if (it == scan.last.end() || !it->second.live || it->second.at != target) continue;
-      ShadowLocked(target.volume, number);
+      ShadowLocked(p.h.key, target, it->second.size, number);
       it->second.live = false;
     }
   }

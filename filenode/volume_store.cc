@@ -235,7 +235,26 @@ Status VolumeStore::Sync(ActiveFile& file) {
 }
 
 Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const Put> puts) {
-  if (puts.empty()) return std::vector<Location>();
+  DFS_ASSIGN_OR_RETURN(Batch batch, Write(puts));
+  DFS_RETURN_IF_ERROR(Commit(batch));
+  return batch.at_;
+}
+
+Status VolumeStore::MakeRoom(uint64_t bytes) {
+  {
+    std::unique_lock lock(mu_);
+    DFS_RETURN_IF_ERROR(WritableLocked(lock, bytes, 0).status());
+  }
+  WritePendingIndexes();
+  return Status::OK();
+}
+
+Result<VolumeStore::Batch> VolumeStore::Write(std::span<const Put> puts, bool may_roll_over) {
+  Batch batch;
+  if (puts.empty()) {
+    batch.done_ = true;
+    return batch;
+  }
   std::string headers;
   headers.reserve(puts.size() * RecordHeaderSize(kChunkBlockSize));
   std::vector<size_t> header_at;  // in `headers`
@@ -260,7 +279,7 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   }
 
   std::unique_lock lock(mu_);
-  DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, bytes, bytes));
+  DFS_ASSIGN_OR_RETURN(Volume * v, WritableLocked(lock, may_roll_over ? bytes : 0, bytes));
   const uint32_t number = v->number;
   const uint64_t start = v->end;
   std::shared_ptr<ActiveFile> file = v->file;
@@ -279,32 +298,45 @@ Result<std::vector<VolumeStore::Location>> VolumeStore::Append(std::span<const P
   }
   // Live from now, so no collection takes the volume while it syncs unlocked.
   v->live += puts.size();
+  v->live_bytes += bytes;
   const bool prepare = PrepareWantedLocked();
   lock.unlock();
   if (prepare) prepare_cv_.notify_all();
 
+  batch.file_ = std::move(file);
+  batch.volume_ = number;
+  batch.start_ = start;
+  batch.bytes_ = bytes;
+  batch.at_.reserve(puts.size());
+  for (uint64_t at : record_at) batch.at_.push_back(Location{number, start + at});
+  return batch;
+}
+
+Status VolumeStore::Commit(Batch& batch) {
+  if (batch.done_) return Status::OK();
+  batch.done_ = true;
+  const size_t count = batch.at_.size();
   // Unlocked: deletes keep appending tombstones behind the batch meanwhile.
-  Status s = Sync(*file);
+  Status s = Sync(*batch.file_);
   WritePendingIndexes();
+  std::unique_lock lock(mu_);
   if (!s.ok()) {
-    lock.lock();
-    if (auto it = volumes_.find(number); it != volumes_.end()) {
-      it->second.live -= std::min<uint64_t>(it->second.live, puts.size());
-      TruncateBackLocked(it->second, *file, start);
+    if (auto it = volumes_.find(batch.volume_); it != volumes_.end()) {
+      // Nothing shadows a record of a batch before it is committed (its
+      // writer, or compaction's switch, does that only after), so these
+      // counts are exactly the batch's.
+      it->second.live -= std::min<uint64_t>(it->second.live, count);
+      it->second.live_bytes -= std::min(it->second.live_bytes, batch.bytes_);
+      TruncateBackLocked(it->second, *batch.file_, batch.start_);
       if (!it->second.sealed) SealLocked(it->second);
     }
     spdlog::error("chunk store: {}; a batch of {} chunks at offset {} failed, the volume is sealed", s.message(),
-                  puts.size(), start);
-    return s.Prepend(fmt::format("batch of {} chunks at offset {}", puts.size(), start));
+                  count, batch.start_);
+    return s.Prepend(fmt::format("batch of {} chunks at offset {}", count, batch.start_));
   }
-  lock.lock();
   ++commits_;
-  records_ += puts.size();
-  lock.unlock();
-  std::vector<Location> out;
-  out.reserve(puts.size());
-  for (uint64_t at : record_at) out.push_back(Location{number, start + at});
-  return out;
+  records_ += count;
+  return Status::OK();
 }
 
 Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, bool sync) {
@@ -333,29 +365,53 @@ Result<uint32_t> VolumeStore::AppendTombstone(ChunkKey key, Location target, boo
   return number;
 }
 
-void VolumeStore::Shadow(uint32_t volume, uint32_t by) {
-  std::lock_guard lock(mu_);
-  ShadowLocked(volume, by);
+Result<uint32_t> VolumeStore::Bury(ChunkKey key, Location target, uint64_t size) {
+  std::string record;
+  EncodeTombstone(record, key, target.volume, target.offset);
+  std::unique_lock lock(mu_);
+  auto v = WritableLocked(lock, 0, record.size());
+  Status s = v.has_value() ? (*v)->file->io->PwriteAll(record.data(), record.size(), (*v)->end) : v.error();
+  if (!s.ok()) {
+    if (v.has_value()) TruncateBackLocked(**v, *(*v)->file, (*v)->end);
+    // Dead to this process all the same; its volume may go once nothing
+    // else in it lives.
+    ShadowLocked(key, target, size, target.volume);
+    return s;
+  }
+  Volume& w = **v;
+  w.records.push_back(
+      IndexedRecord{w.end, RecordHeader{RecordType::kTombstone, key, 0, 0, 0, target.volume, target.offset}});
+  w.end += record.size();
+  ShadowLocked(key, target, size, w.number);
+  return w.number;
 }
 
-void VolumeStore::ShadowLocked(uint32_t volume, uint32_t by) {
-  auto it = volumes_.find(volume);
+void VolumeStore::Shadow(ChunkKey key, Location dead, uint64_t size, uint32_t by) {
+  std::lock_guard lock(mu_);
+  ShadowLocked(key, dead, size, by);
+}
+
+void VolumeStore::ShadowLocked(ChunkKey key, Location dead, uint64_t size, uint32_t by) {
+  auto it = volumes_.find(dead.volume);
   if (it == volumes_.end()) return;
   Volume& v = it->second;
   if (v.live > 0) --v.live;
-  if (by > volume) {
+  v.live_bytes -= std::min(v.live_bytes, PutBytes(size));
+  if (by > dead.volume) {
     if (auto later = volumes_.find(by); later != volumes_.end()) {
       ++v.shadowed_into[by];
       ++later->second.pins;
+      later->second.pinned.push_back(Pin{key, dead});
     }
   }
-  if (v.live == 0) maybe_dead_.insert(volume);
+  if (v.live == 0) maybe_dead_.insert(dead.volume);
 }
 
 void VolumeStore::CollectGarbage() {
   std::lock_guard gc(gc_mu_);
   for (;;) {
     std::string path, index_path;
+    uint64_t bytes = 0;
     {
       std::lock_guard lock(mu_);
       // Each event that can make a volume removable (its last live record
@@ -367,21 +423,26 @@ void VolumeStore::CollectGarbage() {
         if (v != volumes_.end() && v->second.sealed && v->second.live == 0 && v->second.pins == 0) dead = v;
       }
       if (dead == volumes_.end()) return;
+      const uint32_t number = dead->first;
       for (const auto& [later, count] : dead->second.shadowed_into) {
         if (auto l = volumes_.find(later); l != volumes_.end()) {
           l->second.pins -= std::min(l->second.pins, count);
+          std::erase_if(l->second.pinned, [&](const Pin& p) { return p.at.volume == number; });
           if (l->second.pins == 0) maybe_dead_.insert(later);
         }
       }
-      path = Path(dead->first);
-      index_path = IndexPath(dead->first);
+      path = Path(number);
+      index_path = IndexPath(number);
+      bytes = dead->second.end;
       volumes_.erase(dead);
+      ++removed_;
+      reclaimed_bytes_ += bytes;
     }
     // The volume before its index: a lone index is removed by the next scan.
     if (Status s = trash_.Discard(path); !s.ok() && s.code() != Code::kNotFound) {
       spdlog::warn("chunk store: cannot remove dead volume {}: {}", path, s.ToString());
     } else {
-      spdlog::info("chunk store: removed {}: every record in it is dead", path);
+      spdlog::info("chunk store: removed {} ({}): every record in it is dead", path, FormatSize(bytes));
     }
     IgnoreError(env_->Remove(index_path));  // a lone index is removed by the next scan
     // A volume this removal unpinned may go next; it must never reach the
@@ -391,16 +452,61 @@ void VolumeStore::CollectGarbage() {
   }
 }
 
+void VolumeStore::RetireDeadActive() {
+  {
+    std::lock_guard lock(mu_);
+    if (active_ == 0) return;
+    Volume& a = volumes_.at(active_);
+    if (a.sealed || a.end == 0 || a.live > 0 || a.pins > 0 || a.preparing) return;
+    // A tombstone for a record of an earlier volume that is still there
+    // keeps it, whether or not its delete has counted it yet.
+    for (const IndexedRecord& r : a.records) {
+      if (r.h.type == RecordType::kTombstone && r.h.target_volume != a.number && volumes_.count(r.h.target_volume)) {
+        return;
+      }
+    }
+    if (a.prepared > a.end) {
+      if (Status s = a.file->io->Truncate(a.end); !s.ok()) spdlog::warn("chunk store: {}", s.ToString());
+      a.prepared = a.end;
+    }
+    // Its tombstones delete its own puts: durable before it may go, in case
+    // the removal fails and it stays as a sealed volume.
+    if (Status s = Sync(*a.file); !s.ok()) {
+      spdlog::warn("chunk store: retiring {}: {}", a.file->path, s.ToString());
+      return;
+    }
+    SPDLOG_DEBUG("chunk store: retiring {}: nothing in it is live", a.file->path);
+    SealLocked(a);
+  }
+  CollectGarbage();
+}
+
+void VolumeStore::NoteCompaction(uint64_t records, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  ++compactions_;
+  compacted_records_ += records;
+  compacted_bytes_ += bytes;
+}
+
 VolumeStore::Stats VolumeStore::stats() const {
   std::lock_guard lock(mu_);
   Stats s;
   s.volumes = volumes_.size();
-  for (const auto& [n, v] : volumes_) s.bytes += v.end;
+  for (const auto& [n, v] : volumes_) {
+    s.bytes += v.end;
+    s.live_bytes += v.live_bytes;
+  }
   s.commits = commits_;
   s.records = records_;
   s.indexes_used = indexes_used_;
   s.prepared = prepared_bytes_;
   s.prepare_declined = prepare_declined_;
+  s.compactions = compactions_;
+  s.compacted_records = compacted_records_;
+  s.compacted_bytes = compacted_bytes_;
+  s.repinned = repinned_;
+  s.removed = removed_;
+  s.reclaimed_bytes = reclaimed_bytes_;
   return s;
 }
 

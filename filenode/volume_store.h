@@ -15,14 +15,31 @@
 // fdatasync covers it, and a chunk that a crash brings back is reported,
 // found to be an orphan and deleted again by the master.
 //
-// Space: each volume counts its live records and the later volumes holding
-// records that shadow its dead ones (a put replaced or deleted by a record in
-// a later volume). A sealed volume with no live records is unlinked once no
-// earlier volume holds a record it shadows: removing it then changes no
-// key's last record, so nothing deleted can come back. Known weak point:
-// nothing compacts a volume that stays partly live, so the space of its dead
-// records returns only with its last live chunk (and the chunk store's
-// used_bytes counts live chunks, not that dead space).
+// Space: each volume counts its live records and bytes, and the later
+// volumes holding records that shadow its dead ones (a put replaced or
+// deleted by a record in a later volume); the later volume keeps a list of
+// those dead records ("pins", 32 bytes each, until the earlier volume goes).
+// A sealed volume with no live records is unlinked once no earlier volume
+// holds a record it shadows: removing it then changes no key's last record,
+// so nothing deleted can come back. An active volume whose records all died
+// is sealed and unlinked the same way when the node is idle
+// (RetireDeadActive), so deleted chunks give their space back without
+// waiting for the volume to fill.
+//
+// Compaction (ChunkStore::Compact drives it, one bounded step at a time on
+// the volume thread; filenode/compaction.h has the knobs): a sealed volume
+// whose dead bytes pass a threshold has its live records read and checked
+// (ReadPut), appended to the active volume through the group-commit path in
+// two halves (Write, then Commit's fdatasync) and, once durable, switched to
+// in the chunk index by Shadow(old record -> new volume); then the dead
+// records it still keeps dead in earlier volumes get tombstones of their own
+// in the active volume (Repin, synced) and it is unlinked by CollectGarbage.
+// Every step leaves the volumes a Scan reads right: a copy is a later put of
+// the same key with the same bytes, so before the switch and after it the
+// last record of each key is still the one that should be; a pin's new
+// tombstone names its record by place, so it deletes nothing else.
+// The ChunkStore guards the copies against deletes racing them (a chunk
+// deleted mid-move gets a tombstone naming its copy; chunk_store.h).
 //
 // Prepared space: a thread keeps the active volume's next few MiB written
 // with zeros and synced ahead of its end (`prepare` bytes, in segments of
@@ -62,7 +79,8 @@
 // volume. (A chunk whose own data holds a valid record image could then be
 // misread as records; only after such damage.)
 //
-// Thread-safety: thread-safe. Append runs on one thread at a time (the sync
+// Thread-safety: thread-safe. Append (and Write/Commit, compaction's
+// ReadPut/Repin/RetireDeadActive) runs on one thread at a time (the sync
 // worker's volume thread), while others append tombstones; Scan runs before
 // any of that. The preparer writes zeros only past the active volume's end,
 // through its own file descriptor (so a writeback error is reported to the
@@ -76,6 +94,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -91,6 +110,8 @@
 namespace dfs::filenode {
 
 class VolumeStore {
+  struct ActiveFile;
+
  public:
   struct Location {
     uint32_t volume = 0;
@@ -115,11 +136,47 @@ class VolumeStore {
   struct Stats {
     uint64_t volumes = 0;
     uint64_t bytes = 0;    // of every volume, dead records included
+    uint64_t live_bytes = 0;  // of live records (headers and data)
     uint64_t commits = 0;  // batches made durable (one fdatasync each)
     uint64_t records = 0;  // puts in those batches
     uint64_t indexes_used = 0;  // sealed volumes the last Scan read from their index
     uint64_t prepared = 0;      // bytes of zeros written ahead (all volumes, ever)
     uint64_t prepare_declined = 0;  // volumes not prepared for lack of free space
+    uint64_t compactions = 0;        // compactions run to their end
+    uint64_t compacted_records = 0;  // records moved by compaction
+    uint64_t compacted_bytes = 0;    // their bytes (headers and data)
+    uint64_t repinned = 0;           // tombstones written for pins of compacted volumes
+    uint64_t removed = 0;            // dead volumes unlinked
+    uint64_t reclaimed_bytes = 0;    // their bytes
+  };
+  // What compaction would gain from a sealed volume (PickForCompaction).
+  struct Candidate {
+    uint32_t volume = 0;
+    uint64_t bytes = 0;       // the file's
+    uint64_t live = 0;        // live records
+    uint64_t live_bytes = 0;  // their bytes, which a compaction copies
+    uint64_t pins = 0;        // dead records elsewhere it keeps dead (a tombstone each)
+  };
+  // A put read back whole and checked (ReadPut).
+  struct Record {
+    std::vector<std::byte> data;
+    uint32_t crc32c = 0;
+    std::vector<uint32_t> block_crcs;
+  };
+  // A batch written but not yet durable (Write, then Commit).
+  class Batch {
+   public:
+    const std::vector<Location>& at() const { return at_; }
+    uint64_t bytes() const { return bytes_; }
+
+   private:
+    friend class VolumeStore;
+    std::shared_ptr<ActiveFile> file_;  // kept open across a seal
+    uint32_t volume_ = 0;
+    uint64_t start_ = 0;
+    uint64_t bytes_ = 0;
+    std::vector<Location> at_;
+    bool done_ = false;
   };
 
   // Volumes live in `dir`; a batch starts a new one past `volume_size` bytes.
@@ -140,16 +197,63 @@ class VolumeStore {
   // caller indexes them); on failure none of them is, and the error names
   // the volume and offset.
   Result<std::vector<Location>> Append(std::span<const Put> puts);
+  // Append in two halves, for a caller that must act between them
+  // (compaction records its copies under its own lock): Write puts the
+  // batch at the end of the active volume and counts it live, not yet
+  // durable, never visible to readers; Commit makes it durable (one
+  // fdatasync), or cuts it off again and uncounts it. Every Write must be
+  // Committed before the next one. Without `may_roll_over` the batch goes
+  // into the active volume even past its size limit (after MakeRoom, a
+  // Write under a caller's lock then neither syncs nor creates a file).
+  Result<Batch> Write(std::span<const Put> puts, bool may_roll_over = true);
+  Status Commit(Batch& batch);
+  // Rolls the active volume over now when `bytes` more would not fit.
+  Status MakeRoom(uint64_t bytes);
   // Appends a tombstone for the put at `target`; with `sync`, durable before
   // it returns. Returns the volume it went to (for Shadow).
   Result<uint32_t> AppendTombstone(ChunkKey key, Location target, bool sync);
-  // A live record in `volume` is dead now, shadowed by a record in `by`.
-  void Shadow(uint32_t volume, uint32_t by);
+  // A delete: appends a tombstone for the put of `key` at `target` (`size`
+  // bytes of data; not synced, as AppendTombstone without `sync`) and
+  // counts the put dead, shadowed by it, in one step, so no collection can
+  // take the tombstone's volume between the two. Without a tombstone (an
+  // error) the put is dead to this process all the same.
+  Result<uint32_t> Bury(ChunkKey key, Location target, uint64_t size);
+  // The live put of `key` at `dead` (`size` bytes of data) is dead now,
+  // shadowed by a record in volume `by` (a later put of the key, or a
+  // tombstone naming it; `by` == dead.volume when nothing on disk kills it).
+  void Shadow(ChunkKey key, Location dead, uint64_t size, uint32_t by);
   // Unlinks sealed volumes that hold nothing live and shadow nothing left.
   void CollectGarbage();
+  // Seals the active volume when it holds nothing live and shadows nothing
+  // in earlier volumes, so CollectGarbage unlinks it (its space back without
+  // waiting for it to fill). For an idle moment: it syncs the volume.
+  void RetireDeadActive();
+
+  // Compaction (volume_compaction.cc). The sealed volume with the most dead
+  // bytes, if those are more than `threshold` of its bytes and at least
+  // `min_dead` (the bytes its pins will take again are not counted dead).
+  // Volumes in `skip` are not picked.
+  std::optional<Candidate> PickForCompaction(double threshold, uint64_t min_dead,
+                                             const std::set<uint32_t>& skip = {}) const;
+  // The records of sealed volume `volume`, in offset order: from its index
+  // file, or its headers when the index is missing or does not match.
+  Result<std::vector<IndexedRecord>> SealedRecords(uint32_t volume);
+  // The put of `key` at `at` in `file` (a volume opened for reading), read
+  // whole and checked like a read checks it: the header and its checksum,
+  // the key and size, every block's CRC32C and the whole chunk's.
+  // Corruption names the volume and offset.
+  static Result<Record> ReadPut(File& file, Location at, ChunkKey key, uint64_t size);
+  // Moves what `volume` (sealed) keeps dead in earlier volumes to the active
+  // volume: a tombstone for each such record, appended and synced, and only
+  // then the pins moved, so CollectGarbage may unlink `volume`.
+  Status Repin(uint32_t volume);
+  // A compaction of one volume is done: `records` records (`bytes` bytes) moved.
+  void NoteCompaction(uint64_t records, uint64_t bytes);
 
   std::string Path(uint32_t volume) const;
   std::string IndexPath(uint32_t volume) const;
+  // The bytes of a put of `size` bytes of data, header included.
+  static uint64_t PutBytes(uint64_t size) { return RecordHeaderSize(size) + size; }
   const std::string& dir() const { return dir_; }
   Stats stats() const;
 
@@ -159,6 +263,11 @@ class VolumeStore {
     std::unique_ptr<File> io;
     std::string path;
     std::atomic<bool> failed{false};  // an fdatasync failed: never trust it again
+  };
+  // A dead record of an earlier volume that a record in this one shadows.
+  struct Pin {
+    ChunkKey key;
+    Location at;
   };
   struct Volume {
     uint32_t number = 0;
@@ -172,7 +281,9 @@ class VolumeStore {
     uint64_t cuts = 0;            // truncations, so the preparer knows its zeros may be gone
     bool sealed = false;
     uint64_t live = 0;
+    uint64_t live_bytes = 0;                     // of the live records, headers included
     uint64_t pins = 0;                           // dead records of earlier volumes that this one shadows
+    std::vector<Pin> pinned;                     // which (may list records of volumes gone since)
     std::map<uint32_t, uint64_t> shadowed_into;  // later volume -> how many of our records it shadows
     std::shared_ptr<ActiveFile> file;                  // while active
     std::vector<IndexedRecord> records;          // while active: its index, once sealed
@@ -196,7 +307,7 @@ class VolumeStore {
   // Cuts a failed append off `v` through `file` (its file while active; a
   // concurrent seal may have dropped v.file already).
   void TruncateBackLocked(Volume& v, ActiveFile& file, uint64_t to);
-  void ShadowLocked(uint32_t volume, uint32_t by);
+  void ShadowLocked(ChunkKey key, Location dead, uint64_t size, uint32_t by);
   // The records of a sealed volume: from its index when that matches the
   // file, else from its headers (then the index is written for next time).
   // Start-up (volume_scan.cc).
@@ -232,6 +343,12 @@ class VolumeStore {
   uint64_t indexes_used_ = 0;
   uint64_t commits_ = 0;
   uint64_t records_ = 0;
+  uint64_t compactions_ = 0;
+  uint64_t compacted_records_ = 0;
+  uint64_t compacted_bytes_ = 0;
+  uint64_t repinned_ = 0;
+  uint64_t removed_ = 0;
+  uint64_t reclaimed_bytes_ = 0;
   std::mutex sync_mu_;  // after mu_ when both are held
   std::mutex gc_mu_;    // before mu_: one collection at a time, in order
 };

@@ -35,7 +35,11 @@ WritePipeline::WritePipeline(bus::Context& ctx, bus::Outbox& router, ChunkStore&
 
 WritePipeline::~WritePipeline() = default;
 
-Status WritePipeline::Start() { return sync_.Start(); }
+Status WritePipeline::Start() {
+  // Compaction appends to volumes: on the volume lane, between batches.
+  sync_.SetIdleWork([this] { return store_.Compact(); });
+  return sync_.Start();
+}
 
 WriteStream* WritePipeline::Find(uint64_t id, const std::string& route) {
   auto it = streams_.find(id);

@@ -47,6 +47,9 @@ class MiniCluster {
   // node_args on this and every later start; returns its index.
   int AddNode(std::vector<std::string> args = {});
   bool StartNode(int i);
+  // Node `i`'s own flags (after ClusterOptions' node_args) from its next
+  // start on.
+  void SetNodeArgs(int i, std::vector<std::string> args) { nodes_.at(static_cast<size_t>(i)).args = std::move(args); }
   int StopNode(int i);
   void KillNode(int i);
   Process& node(int i) { return nodes_.at(static_cast<size_t>(i)).process; }
