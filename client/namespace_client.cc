@@ -124,7 +124,7 @@ Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
   return FromProto(r.info());
 }
 
-Result<std::vector<FileStatus>> Client::List(std::string_view path) {
+Result<std::vector<FileStatus>> Client::List(std::string_view path, bool names_only) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
   std::vector<FileStatus> out;
   std::string start_after;
@@ -134,6 +134,7 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path) {
     l->set_path(p);
     l->set_start_after(start_after);
     l->set_limit(impl_->options.list_page_size);
+    l->set_names_only(names_only);
     DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_list_response,
                                         &msg::ClientEnvelope::mutable_list_response, "ls"));
     out.reserve(out.size() + static_cast<size_t>(page.entries_size()));

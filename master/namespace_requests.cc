@@ -122,8 +122,15 @@ void NamespaceRequests::List(const ClientMessage& m, bus::Outbox& out) const {
   const uint32_t limit = req.limit() ? std::min(req.limit(), kMaxListPage) : kListPage;
   const auto& children = *(*n)->children;
   auto it = req.start_after().empty() ? children.begin() : children.upper_bound(req.start_after());
+  const bool names_only = req.names_only();
   for (; it != children.end() && static_cast<uint32_t>(r->entries_size()) < limit; ++it) {
-    ns.Describe(*it, true, false, r->add_entries());
+    auto* e = r->add_entries();
+    if (names_only) {
+      e->mutable_path()->assign((*it)->name.view());
+      e->set_type((*it)->is_dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
+    } else {
+      ns.Describe(*it, true, false, e);
+    }
   }
   r->set_more(it != children.end());
   AnswerQuery(out, m, Status::OK(), std::move(reply));

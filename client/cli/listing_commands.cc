@@ -89,7 +89,7 @@ void Ls(Context& ctx, const LsArgs& a) {
   while (!pending.empty()) {
     std::string dir = std::move(pending.back());
     pending.pop_back();
-    auto listed = c->List(dir);
+    auto listed = c->List(dir, /*names_only=*/!a.long_format && !ctx.out.json);
     if (!listed) {
       ctx.Fail(listed.error());  // e.g. removed meanwhile; the rest is still worth showing
       continue;
