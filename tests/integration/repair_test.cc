@@ -664,5 +664,56 @@ TEST(RepairAcrossRestart, AMasterKilledDuringReReplicationRepairsAfterItsRestart
   EXPECT_TRUE(cat.out == data);
 }
 
+// The source of a copy dies while it sends (node writes capped so copies
+// take a while): the copy is placed again from another replica, and every
+// chunk ends with its three replicas on the three nodes left.
+TEST(RepairSourceDeath, ACopyWhoseSourceDiesIsRetriedFromAnotherReplica) {
+  MiniCluster c({.nodes = 5,
+                 .dead_after = "60s",
+                 .master_args = {"--repair-holdoff", "500ms", "--free-grace", "0s"},
+                 .node_args = {"--volume-max-chunk", "0", "--max-write-rate", "6M"}});
+  ASSERT_TRUE(c.Start());
+  const std::string data = RandomBytes(12 * kChunk, 41);
+  WriteLocal(c.root() + "/in", data);
+  ASSERT_EQ(c.Cli({"-q", "put", "-r", "3", "--chunk-size", "1M", c.root() + "/in", "/f"}, 120s).exit_code, 0);
+  auto fsck = [&] {
+    auto j = nlohmann::json::parse(c.Cli({"--json", "fsck", "/"}).out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  };
+  int first = 0;
+  for (int i = 1; i < c.node_count(); ++i) {
+    if (ChunkFiles(c.node_dir(i)).size() > ChunkFiles(c.node_dir(first)).size()) first = i;
+  }
+  c.KillNode(first);
+  // A node sending a copy now: kill it mid-copy.
+  std::string source;
+  ASSERT_TRUE(WaitFor([&] {
+    auto b = nlohmann::json::parse(c.Cli({"--json", "balancer"}).out, nullptr, false);
+    if (b.is_discarded()) return false;
+    for (const auto& n : b["nodes"]) {
+      if (n.value("copies_out", 0) > 0 && n.value("state", "") == "alive") source = n.value("id", "");
+    }
+    return !source.empty();
+  }, 30s)) << "no copy was seen under way";
+  int second = -1;
+  for (int i = 0; i < c.node_count(); ++i) {
+    if (c.node_id(i) == source) second = i;
+  }
+  ASSERT_GE(second, 0);
+  c.KillNode(second);
+  ASSERT_TRUE(WaitFor([&] { return fsck().value("healthy", false); }, 120s)) << fsck().dump();
+  size_t replicas = 0;
+  EXPECT_TRUE(WaitFor([&] {
+    replicas = 0;
+    for (int i = 0; i < c.node_count(); ++i) {
+      if (c.node(i).running()) replicas += ChunkFiles(c.node_dir(i)).size();
+    }
+    return replicas == 12u * 3;
+  }, 30s)) << replicas << " replicas on the three nodes left";
+  auto cat = c.Cli({"cat", "/f"});
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_TRUE(cat.out == data);
+}
+
 }  // namespace
 }  // namespace dfs::test
