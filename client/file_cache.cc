@@ -25,7 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kBlock = 4 << 20;
+// Small enough to stay in the L2 cache and cost few page faults (a 4 MiB
+// buffer was 1,024 first-touch faults, 10-25 ms on this VM, per serve).
+constexpr size_t kBlock = 256 << 10;
 constexpr const char* kPathFile = "path";
 
 std::string HashName(const std::string& path) {
