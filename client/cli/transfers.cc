@@ -181,8 +181,9 @@ void PutTree(Context& ctx, const std::string& local, const std::string& remote_a
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     const fs::directory_entry& e = *it;
-    const std::string rel = fs::relative(e.path(), local, ec).generic_string();
-    if (ec) break;
+    // Lexical: fs::relative would follow a link to where it points, and a
+    // link to /etc/hosts would be stored as /etc/hosts, not ROOT/link.
+    const std::string rel = e.path().lexically_relative(local).generic_string();
     const std::string target = root + "/" + rel;
     std::error_code sec;
     if (e.is_symlink(sec) && e.is_directory(sec)) {
@@ -257,6 +258,11 @@ void GetTree(Context& ctx, const std::string& remote_arg, const std::string& loc
     auto entries = c->List(rdir);
     if (!entries) return ctx.Fail(entries.error());
     for (const client::FileStatus& e : *entries) {
+      // A name is one component; anything else (a master that lies) must
+      // not steer a write outside LOCAL.
+      if (e.path.empty() || e.path == "." || e.path == ".." || e.path.find('/') != std::string::npos) {
+        return ctx.Fail(Status(Code::kProtocolError, fmt::format("the master listed a bad name in {}: '{}'", rdir, e.path)));
+      }
       const std::string r = JoinPath(rdir, e.path);
       const std::string l = (fs::path(ldir) / e.path).string();
       if (e.is_dir()) {

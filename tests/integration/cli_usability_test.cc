@@ -382,12 +382,16 @@ TEST_F(CliUsabilityTest, PutAndGetATree) {
   for (const auto& [name, bytes] : files) WriteLocal((src / name).string(), bytes);
   // A dangling link: the one file that cannot be read (as root, no mode bits stop a read).
   fs::create_symlink(Local("nowhere"), src / "a" / "broken");
+  // A link to a file outside the tree is stored under the link's name.
+  WriteLocal(Local("outside.txt"), "from outside");
+  fs::create_symlink(Local("outside.txt"), src / "a" / "link.txt");
 
   auto put = cluster_.Cli({"put", "-r", src.string(), "/tree", "-j", "3", "--chunk-size", "1M"});
   EXPECT_EQ(put.exit_code, 1) << put.err;
   EXPECT_NE(put.err.find("cannot open " + (src / "a" / "broken").string() + ": No such file or directory"),
             std::string::npos) << put.err;
-  EXPECT_NE(put.err.find("put -r: 1 of 18 files failed"), std::string::npos) << put.err;
+  EXPECT_NE(put.err.find("put -r: 1 of 19 files failed"), std::string::npos) << put.err;
+  EXPECT_EQ(cluster_.Cli({"cat", "/tree/a/link.txt"}).out, "from outside");
   // /tree did not exist: it is the copy of src (cp -r's rule).
   for (const auto& [name, bytes] : files) EXPECT_EQ(cluster_.Cli({"cat", "/tree/" + name}).out, bytes) << name;
   EXPECT_EQ(Json({"stat", "/tree/empty"})["type"], "dir");
