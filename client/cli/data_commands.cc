@@ -172,6 +172,7 @@ Cached FromCache(Context& ctx, const std::string& remote_arg,
   auto entry = cache->Lookup(*path);
   Status why;
   if (c) {
+    if (!entry) return Cached::kFetch;  // nothing to confirm: no extra round trip
     auto st = (*c)->Stat(*path);
     if (st && entry && entry->Matches(*st)) {
       Status s = write(*entry);
