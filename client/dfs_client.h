@@ -354,9 +354,18 @@ class Client {
   // their bare name in `path`. Pages through the master's answers. A file
   // lists as itself: one entry with its bare name (Stat tells that apart
   // from a directory holding one file of the same name).
-  // `names_only`: each entry's path and type alone (plain ls; a tenth of
-  // the bytes to send and parse).
-  Result<std::vector<FileStatus>> List(std::string_view path, bool names_only = false);
+  Result<std::vector<FileStatus>> List(std::string_view path);
+  // The names in a directory and which are folders, and nothing else (plain
+  // ls): one buffer for them all, a fraction of List's work for a large
+  // directory. Sorted as List's.
+  struct NameList {
+    std::string bytes;              // every name, each followed by '\0'
+    std::vector<uint32_t> offsets;  // where each name starts in `bytes`
+    std::vector<bool> dirs;
+    size_t size() const { return offsets.size(); }
+    std::string_view name(size_t i) const { return std::string_view(bytes.data() + offsets[i]); }
+  };
+  Result<NameList> ListNames(std::string_view path);
   Result<SpaceUsage> DiskUsage(std::string_view path);
   Result<FsStats> StatFs();
   // fsck: chunk health below `path`, listing up to `limit` unhealthy files.

@@ -124,7 +124,7 @@ Result<FileStatus> Client::Stat(std::string_view path, bool with_chunks) {
   return FromProto(r.info());
 }
 
-Result<std::vector<FileStatus>> Client::List(std::string_view path, bool names_only) {
+Result<std::vector<FileStatus>> Client::List(std::string_view path) {
   DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
   std::vector<FileStatus> out;
   std::string start_after;
@@ -134,7 +134,6 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path, bool names_o
     l->set_path(p);
     l->set_start_after(start_after);
     l->set_limit(impl_->options.list_page_size);
-    l->set_names_only(names_only);
     DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_list_response,
                                         &msg::ClientEnvelope::mutable_list_response, "ls"));
     out.reserve(out.size() + static_cast<size_t>(page.entries_size()));
@@ -151,6 +150,58 @@ Result<std::vector<FileStatus>> Client::List(std::string_view path, bool names_o
       return Status::ProtocolError(fmt::format("the master sent an empty page of {} with more to come", p));
     }
     start_after = out.back().path;
+  }
+  return out;
+}
+
+Result<Client::NameList> Client::ListNames(std::string_view path) {
+  DFS_ASSIGN_OR_RETURN(std::string p, impl_->Resolve(path));
+  NameList out;
+  std::string_view last;
+  for (;;) {
+    msg::ClientEnvelope req;
+    auto* l = req.mutable_list_request();
+    l->set_path(p);
+    l->set_start_after(std::string(last));
+    l->set_limit(impl_->options.list_page_size);
+    l->set_names_only(true);
+    DFS_ASSIGN_OR_RETURN(auto page, Ask(*impl_, std::move(req), &msg::ClientEnvelope::has_list_response,
+                                        &msg::ClientEnvelope::mutable_list_response, "ls"));
+    const std::string& names = page.names();
+    if (page.entries_size() > 0) {
+      // A file lists as itself, one entry (List's rule): its name and type.
+      for (const auto& e : page.entries()) {
+        out.offsets.push_back(static_cast<uint32_t>(out.bytes.size()));
+        out.bytes.append(e.path());
+        out.bytes.push_back('\0');
+        out.dirs.push_back(e.type() == msg::FileInfo::DIRECTORY);
+      }
+      return out;
+    }
+    if (!names.empty() && names.back() != '\0') {
+      return Status::ProtocolError(fmt::format("the master's names of {} do not end a name", p));
+    }
+    const size_t base = out.offsets.size();
+    const size_t start = out.bytes.size();
+    out.bytes.append(names);
+    for (size_t at = start; at < out.bytes.size();) {
+      const std::string_view name(out.bytes.data() + at);
+      // Sorted, one component each: the next page starts after the last.
+      if (name.empty() || name.find('/') != std::string_view::npos ||
+          (!out.offsets.empty() && name <= out.name(out.offsets.size() - 1))) {
+        return Status::ProtocolError(fmt::format("the master listed {} out of order or with a bad name", p));
+      }
+      out.offsets.push_back(static_cast<uint32_t>(at));
+      at += name.size() + 1;
+    }
+    const size_t got = out.offsets.size() - base;
+    if (page.dirs().size() != (got + 7) / 8) {
+      return Status::ProtocolError(fmt::format("the master's folder marks of {} do not match its names", p));
+    }
+    for (size_t i = 0; i < got; ++i) out.dirs.push_back((static_cast<uint8_t>(page.dirs()[i / 8]) >> (i % 8)) & 1);
+    if (!page.more()) break;
+    if (got == 0) return Status::ProtocolError(fmt::format("the master sent an empty page of {} with more to come", p));
+    last = out.name(out.size() - 1);
   }
   return out;
 }

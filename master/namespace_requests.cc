@@ -122,14 +122,18 @@ void NamespaceRequests::List(const ClientMessage& m, bus::Outbox& out) const {
   const uint32_t limit = req.limit() ? std::min(req.limit(), kMaxListPage) : kListPage;
   const auto& children = *(*n)->children;
   auto it = req.start_after().empty() ? children.begin() : children.upper_bound(req.start_after());
-  const bool names_only = req.names_only();
-  for (; it != children.end() && static_cast<uint32_t>(r->entries_size()) < limit; ++it) {
-    auto* e = r->add_entries();
-    if (names_only) {
-      e->mutable_path()->assign((*it)->name.view());
-      e->set_type((*it)->is_dir ? msg::FileInfo::DIRECTORY : msg::FileInfo::FILE);
-    } else {
-      ns.Describe(*it, true, false, e);
+  if (req.names_only()) {
+    std::string* names = r->mutable_names();
+    std::string* dirs = r->mutable_dirs();
+    for (uint32_t i = 0; it != children.end() && i < limit; ++it, ++i) {
+      names->append((*it)->name.view());
+      names->push_back('\0');
+      if (i % 8 == 0) dirs->push_back('\0');
+      if ((*it)->is_dir) dirs->back() = static_cast<char>(dirs->back() | (1 << (i % 8)));
+    }
+  } else {
+    for (; it != children.end() && static_cast<uint32_t>(r->entries_size()) < limit; ++it) {
+      ns.Describe(*it, true, false, r->add_entries());
     }
   }
   r->set_more(it != children.end());

@@ -86,10 +86,34 @@ void Ls(Context& ctx, const LsArgs& a) {
   // so a tree can be 2048 levels deep.
   std::vector<std::string> pending{*root};
   bool first_block = true;
+  const bool names_only = !a.long_format && !ctx.out.json;
   while (!pending.empty()) {
     std::string dir = std::move(pending.back());
     pending.pop_back();
-    auto listed = c->List(dir, /*names_only=*/!a.long_format && !ctx.out.json);
+    if (names_only) {
+      // Names alone: one buffer from the master, one write to stdout.
+      auto names = c->ListNames(dir);
+      if (!names) {
+        ctx.Fail(names.error());
+        continue;
+      }
+      std::string out;
+      if (a.recursive) out = fmt::format("{}{}:\n", first_block ? "" : "\n", dir);
+      out.reserve(out.size() + names->bytes.size() + names->size());
+      for (size_t i = 0; i < names->size(); ++i) {
+        out += names->name(i);
+        if (names->dirs[i]) out += '/';
+        out += '\n';
+      }
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      first_block = false;
+      if (!a.recursive) break;
+      for (size_t i = names->size(); i-- > 0;) {
+        if (names->dirs[i]) pending.push_back(JoinPath(dir, names->name(i)));
+      }
+      continue;
+    }
+    auto listed = c->List(dir);
     if (!listed) {
       ctx.Fail(listed.error());  // e.g. removed meanwhile; the rest is still worth showing
       continue;

@@ -524,6 +524,24 @@ TEST_F(NamespaceCli, ListPagesThroughLargeDirectories) {
   ASSERT_TRUE(listed.has_value()) << listed.error().message();
   ASSERT_EQ(listed->size(), static_cast<size_t>(kEntries));
   for (int i = 0; i < kEntries; ++i) EXPECT_EQ((*listed)[static_cast<size_t>(i)].path, Numbered(i));
+  // Names alone, in the same pages, with which are folders (a file among them).
+  ASSERT_TRUE(File("/big/zz-file"));
+  auto bare = (*c)->ListNames("/big");
+  ASSERT_TRUE(bare.has_value()) << bare.error().message();
+  ASSERT_EQ(bare->size(), static_cast<size_t>(kEntries) + 1);
+  for (int i = 0; i < kEntries; ++i) {
+    EXPECT_EQ(bare->name(static_cast<size_t>(i)), Numbered(i));
+    EXPECT_TRUE(bare->dirs[static_cast<size_t>(i)]);
+  }
+  EXPECT_EQ(bare->name(kEntries), "zz-file");
+  EXPECT_FALSE(bare->dirs[kEntries]);
+  // The CLI's plain ls lists names alone: folders marked with '/'.
+  auto plain = cluster_.Cli({"ls", "/big"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out.substr(0, 8), "d00000/\n");
+  EXPECT_EQ(CountLines(plain.out), static_cast<size_t>(kEntries) + 1);
+  EXPECT_TRUE(plain.out.ends_with("/\nzz-file\n")) << plain.out.substr(plain.out.size() - 30);
+  ASSERT_EQ((*c)->Remove("/big/zz-file").has_value(), true);
 
   auto names = Ls("/big");  // the CLI: the master's page size
   ASSERT_EQ(names.size(), static_cast<size_t>(kEntries));
