@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <atomic>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -310,29 +311,26 @@ TEST_F(RepairTest, APutAtReplicationThreeWithOneOfThreeNodesStoppedCompletesOnTw
 
 // A reader that located a file's chunks before the file was deleted (or
 // overwritten) reads it whole: the chunks stay on the nodes for
-// --free-grace (30 s by default) after the delete.
-TEST_F(RepairTest, AReaderThatStartedBeforeADeleteReadsTheWholeOldVersion) {
-  ASSERT_TRUE(cluster_.Start());
-  const std::string data = RandomBytes(8 * kChunk, 9);
-  Put(data, "/f");
-  const size_t files_before = LiveReplicaFiles();
-  auto reader = ConnectClient(cluster_.master_address());
-  auto remover = ConnectClient(cluster_.master_address());
-  ASSERT_TRUE(reader && remover);
+// --free-grace (30 s by default) after the change. `change` runs (on
+// another client) once the first bytes arrived, and the reader waits
+// until every node heartbeated since, so any delete has reached them.
+void ReadAcrossAChange(MiniCluster& cluster, const std::string& data,
+                       const std::function<Status(client::Client&)>& change) {
+  auto reader = ConnectClient(cluster.master_address());
+  auto changer = ConnectClient(cluster.master_address());
+  ASSERT_TRUE(reader && changer);
   std::string got(data.size(), '\0');
-  bool removed = false;
+  bool changed = false;
   client::GetOptions o;
   o.parallel = 1;
-  o.window = 1;  // a chunk at a time: most of the file is read after the delete
+  o.window = 1;  // a chunk at a time: most of the file is read after the change
   auto r = reader->Read("/f", o, true, [&](uint64_t offset, std::span<const std::byte> bytes) {
-    if (!removed) {
-      removed = true;
+    if (!changed) {
+      changed = true;
       const auto at = std::chrono::steady_clock::now();
-      auto gone = remover->Remove("/f");
-      if (!gone) return gone.error();
-      // Every node heartbeats (and would get its deletes) after the delete.
+      DFS_RETURN_IF_ERROR(change(*changer));
       WaitFor([&] {
-        auto j = nlohmann::json::parse(cluster_.Cli({"--json", "nodes"}).out, nullptr, false);
+        auto j = nlohmann::json::parse(cluster.Cli({"--json", "nodes"}).out, nullptr, false);
         if (j.is_discarded()) return false;
         const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - at).count();
@@ -346,8 +344,19 @@ TEST_F(RepairTest, AReaderThatStartedBeforeADeleteReadsTheWholeOldVersion) {
     return Status::OK();
   });
   ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_TRUE(removed);
+  EXPECT_TRUE(changed);
   EXPECT_TRUE(got == data);
+}
+
+TEST_F(RepairTest, AReaderThatStartedBeforeADeleteReadsTheWholeOldVersion) {
+  ASSERT_TRUE(cluster_.Start());
+  const std::string data = RandomBytes(8 * kChunk, 9);
+  Put(data, "/f");
+  const size_t files_before = LiveReplicaFiles();
+  ASSERT_NO_FATAL_FAILURE(ReadAcrossAChange(cluster_, data, [](client::Client& c) {
+    auto gone = c.Remove("/f");
+    return gone ? Status::OK() : gone.error();
+  }));
   EXPECT_EQ(cluster_.Cli({"stat", "/f"}).exit_code, 1);
   EXPECT_EQ(LiveReplicaFiles(), files_before) << "freed before the grace period ended";
 }
@@ -360,40 +369,12 @@ TEST_F(RepairTest, AReaderThatStartedBeforeAnOverwriteReadsTheWholeOldVersion) {
   const std::string next = RandomBytes(3 * kChunk + 7, 10);
   Put(data, "/f");
   const size_t files_before = LiveReplicaFiles();
-  auto reader = ConnectClient(cluster_.master_address());
-  auto remover = ConnectClient(cluster_.master_address());
-  ASSERT_TRUE(reader && remover);
-  std::string got(data.size(), '\0');
-  bool removed = false;
-  client::GetOptions o;
-  o.parallel = 1;
-  o.window = 1;  // a chunk at a time: most of the file is read after the delete
-  auto r = reader->Read("/f", o, true, [&](uint64_t offset, std::span<const std::byte> bytes) {
-    if (!removed) {
-      removed = true;
-      const auto at = std::chrono::steady_clock::now();
-      client::PutOptions po;
-      po.overwrite = true;
-      auto replaced = remover->Put(std::as_bytes(std::span(next)), "/f", po);
-      if (!replaced) return replaced.error();
-      // Every node heartbeats (and would get its deletes) after the delete.
-      WaitFor([&] {
-        auto j = nlohmann::json::parse(cluster_.Cli({"--json", "nodes"}).out, nullptr, false);
-        if (j.is_discarded()) return false;
-        const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - at).count();
-        for (const auto& n : j["nodes"]) {
-          if (n["last_heartbeat_ms_ago"].get<int64_t>() >= since) return false;
-        }
-        return true;
-      }, 10s);
-    }
-    std::memcpy(got.data() + offset, bytes.data(), bytes.size());
-    return Status::OK();
-  });
-  ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_TRUE(removed);
-  EXPECT_TRUE(got == data);
+  ASSERT_NO_FATAL_FAILURE(ReadAcrossAChange(cluster_, data, [&](client::Client& c) {
+    client::PutOptions po;
+    po.overwrite = true;
+    auto replaced = c.Put(std::as_bytes(std::span(next)), "/f", po);
+    return replaced ? Status::OK() : replaced.error();
+  }));
   ExpectContent("/f", next);  // the overwrite is whole too
   EXPECT_GE(LiveReplicaFiles(), files_before) << "the old version freed before the grace period ended";
 }

@@ -370,8 +370,8 @@ say "converged: $total chunk files on the nodes, 3 per chunk, each listed by the
 stop_pid() {
   local pid="$1" what="$2" rc=0
   kill -TERM "$pid" 2>/dev/null || fail "$what was not running at the end"
-  for _ in $(seq 300); do running "$pid" || break; sleep 0.1; done
-  running "$pid" && fail "$what did not exit within 30 s of SIGTERM"
+  exited() { ! running "$1"; }
+  wait_for 30 "$what exits on SIGTERM" exited "$pid"
   wait "$pid" || rc=$?
   [ "$rc" = 0 ] || fail "$what exited with status $rc on SIGTERM (see its log)"
 }
